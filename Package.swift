@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "billa",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "billa", targets: ["billa"]),
+        .library(name: "BillaKit", targets: ["BillaKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+    ],
+    targets: [
+        // The system libzstd (Debian: libzstd-dev). The pack format compresses with it.
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .target(
+            name: "BillaKit",
+            dependencies: [
+                "CZstd",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "billa",
+            dependencies: [
+                "BillaKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "BillaKitTests",
+            dependencies: ["BillaKit"],
+            exclude: []
+        ),
+    ]
+)

@@ -1,0 +1,67 @@
+/// The architecture numbers of a LLaMA-family model, whichever layout they were read from.
+public struct ModelParameters: Codable, Sendable, Equatable {
+    public var dim: Int
+    public var nLayers: Int
+    public var nHeads: Int
+    public var nKVHeads: Int
+    public var ffnDim: Int?
+    /// Rows of the embedding: params.json says -1, so this always comes from the tensor.
+    public var vocabSize: Int?
+    public var normEps: Double
+    public var ropeTheta: Double
+
+    public var headDim: Int { nHeads > 0 ? dim / nHeads : 0 }
+
+    enum CodingKeys: String, CodingKey {
+        case dim, nLayers = "n_layers", nHeads = "n_heads", nKVHeads = "n_kv_heads", ffnDim = "ffn_dim"
+        case vocabSize = "vocab_size", normEps = "norm_eps", ropeTheta = "rope_theta"
+    }
+}
+
+/// The four vocabulary sizes that must agree before a model can be trusted, and whether they do.
+public struct VocabCheck: Codable, Sendable, Equatable {
+    public var embedding: Int?
+    public var lmHead: Int?
+    public var config: Int?
+    public var tokenizer: Int?
+
+    public var consistent: Bool {
+        let known = [embedding, lmHead, config, tokenizer].compactMap { $0 }
+        return Set(known).count <= 1
+    }
+
+    enum CodingKeys: String, CodingKey { case embedding, lmHead = "lm_head", config, tokenizer, consistent }
+
+    public init(embedding: Int? = nil, lmHead: Int? = nil, config: Int? = nil, tokenizer: Int? = nil) {
+        self.embedding = embedding
+        self.lmHead = lmHead
+        self.config = config
+        self.tokenizer = tokenizer
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        embedding = try c.decodeIfPresent(Int.self, forKey: .embedding)
+        lmHead = try c.decodeIfPresent(Int.self, forKey: .lmHead)
+        config = try c.decodeIfPresent(Int.self, forKey: .config)
+        tokenizer = try c.decodeIfPresent(Int.self, forKey: .tokenizer)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(embedding, forKey: .embedding)
+        try c.encode(lmHead, forKey: .lmHead)
+        try c.encode(config, forKey: .config)
+        try c.encode(tokenizer, forKey: .tokenizer)
+        try c.encode(consistent, forKey: .consistent)
+    }
+
+    /// A sentence a person can act on, or nil when everything agrees.
+    public var warning: String? {
+        guard !consistent else { return nil }
+        func show(_ v: Int?) -> String { v.map(String.init) ?? "absent" }
+        return "vocabulary sizes disagree: embedding \(show(embedding)), lm_head \(show(lmHead)), config \(show(config)), tokenizer \(show(tokenizer)). "
+            + "The tokenizer must match the embedding rows (extended Chinese vocabularies have 46943, 49953 or 49954 pieces; LLaMA has 32000): "
+            + "pair the weights with the tokenizer they were trained with, or resize the embedding to the tokenizer."
+    }
+}

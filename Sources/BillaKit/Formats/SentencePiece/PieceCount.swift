@@ -1,0 +1,62 @@
+import Foundation
+
+/// Counts a tokenizer's pieces without a full parse: `tokenizer.model` is a SentencePiece ModelProto whose field 1
+/// repeats once per piece; `tokenizer.json` lists its vocabulary and added tokens.
+public enum TokenizerPieceCount {
+    public static func count(at path: String) throws -> Int {
+        if path.hasSuffix(".json") { return try countJSON(path) }
+        let file = try MappedFile(path: path)
+        var r = ByteReader(file.all, file: path)
+        var pieces = 0
+        func bad() -> BillaError {
+            BillaError(.invalidHeader, file: path, "not a SentencePiece model (bad protobuf)",
+                       remedy: "download tokenizer.model again")
+        }
+        while !r.isAtEnd {
+            let key = try varint(&r)
+            let field = key >> 3
+            switch key & 7 {
+            case 0: _ = try varint(&r)
+            case 1: try r.skip(8, "a fixed64 field")
+            case 2:
+                let n = try varint(&r)
+                guard n <= UInt64(r.remaining) else { throw bad() }
+                try r.skip(Int(n), "a length-delimited field")
+                if field == 1 { pieces += 1 }
+            case 5: try r.skip(4, "a fixed32 field")
+            default: throw bad()
+            }
+        }
+        return pieces
+    }
+
+    static func varint(_ r: inout ByteReader) throws -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try r.readU8("a varint")
+            v |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { return v }
+            shift += 7
+            if shift >= 64 {
+                throw BillaError(.invalidHeader, file: r.file, "a protobuf varint is too long", remedy: "the file is corrupt")
+            }
+        }
+    }
+
+    private static func countJSON(_ path: String) throws -> Int {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let model = root["model"] as? [String: Any] else {
+            throw BillaError(.invalidHeader, file: path, "not a tokenizers JSON file", remedy: "download tokenizer.json again")
+        }
+        var ids = Set<Int>()
+        if let vocab = model["vocab"] as? [String: Any] {
+            for v in vocab.values { if let i = v as? Int { ids.insert(i) } }
+        } else if let vocab = model["vocab"] as? [Any] {
+            ids.formUnion(0..<vocab.count)
+        }
+        for t in (root["added_tokens"] as? [[String: Any]]) ?? [] { if let i = t["id"] as? Int { ids.insert(i) } }
+        return ids.count
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import BillaKit
+import Foundation
+
+@main
+struct Billa: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "billa",
+        abstract: "Read, check and convert LLaMA-family weights, streaming and verifiable.",
+        version: BillaVersion.string,
+        subcommands: [Inspect.self, Checksum.self]
+    )
+}
+
+/// Options every report command shares.
+struct ReportOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print the report as JSON on stdout.")
+    var json = false
+
+    @Flag(name: .long, help: "No progress output, even on a terminal.")
+    var quiet = false
+}
+
+/// Runs a command body, turning billa's errors into a message on stderr and a non-zero exit.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as BillaError {
+        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    let data = try encoder.encode(value)
+    FileHandle.standardOutput.write(data)
+    FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+func warn(_ text: String) {
+    FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
+}

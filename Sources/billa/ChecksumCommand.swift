@@ -1,0 +1,88 @@
+import ArgumentParser
+import BillaKit
+import Foundation
+
+extension HashAlgorithm: ExpressibleByArgument {}
+
+struct Checksum: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Hash files (on both cores), verify a checklist.chk or sha256sum manifest, or hash each tensor.",
+        discussion: """
+            Output lines are in md5sum/sha256sum format, so they can be checked with those tools.
+            --per-tensor hashes each tensor's dense little-endian bytes, so the same weights give the same digest
+            whether they are stored as .pth or safetensors.
+            """)
+
+    @Argument(help: "Files, or model directories with --per-tensor.")
+    var paths: [String] = []
+
+    @Option(name: .long, help: "sha256 or md5.")
+    var algorithm: HashAlgorithm = .sha256
+
+    @Flag(name: .long, help: "Hash each tensor's bytes instead of whole files.")
+    var perTensor = false
+
+    @Option(name: .long, help: "Verify a manifest (Meta's checklist.chk, md5sum or sha256sum output).")
+    var check: String?
+
+    @OptionGroup var report: ReportOptions
+
+    func validate() throws {
+        if check == nil && paths.isEmpty { throw ValidationError("give files to hash, or --check MANIFEST") }
+        if check != nil && perTensor { throw ValidationError("--check verifies files; it does not combine with --per-tensor") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            if let check { try runCheck(check) } else if perTensor { try runPerTensor() } else { try runFiles() }
+        }
+    }
+
+    private func runFiles() throws {
+        let sizes = paths.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
+        let meter = ProgressMeter(label: algorithm.rawValue, total: sizes.reduce(0, +), quiet: report.quiet)
+        let results = Checksummer.hashFiles(paths, algorithm: algorithm, progress: meter)
+        meter.finish()
+        var failed = false
+        var digests = [FileDigest]()
+        for r in results {
+            switch r {
+            case .success(let d): digests.append(d)
+            case .failure(let e): failed = true; FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            }
+        }
+        if report.json { try printJSON(digests) } else { for d in digests { print("\(d.digest)  \(d.path)") } }
+        if failed { throw ExitCode(1) }
+    }
+
+    private func runPerTensor() throws {
+        var all = [TensorDigest]()
+        for path in paths {
+            let release = try Release.open(path)
+            let total = release.tensors.reduce(0) { $0 + $1.tensor.byteCount }
+            let meter = ProgressMeter(label: "\(algorithm.rawValue) per tensor", total: total, quiet: report.quiet)
+            all += try Checksummer.hashTensors(release, algorithm: algorithm, progress: meter)
+            meter.finish()
+        }
+        if report.json {
+            try printJSON(all)
+        } else {
+            for d in all { print("\(d.digest)  \(d.name)") }
+        }
+    }
+
+    private func runCheck(_ manifest: String) throws {
+        let quiet = report.quiet
+        let results = try Manifest.check(manifest) { ProgressMeter(label: "checking", total: $0, quiet: quiet) }
+        if report.json {
+            try printJSON(results)
+        } else {
+            for r in results { print("\(r.name): \(r.status.rawValue)") }
+        }
+        let bad = results.filter { $0.status != .ok }
+        if !bad.isEmpty {
+            FileHandle.standardError.write(Data("billa: \(bad.count) of \(results.count) files did not match \(manifest)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

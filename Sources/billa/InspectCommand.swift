@@ -1,0 +1,74 @@
+import ArgumentParser
+import BillaKit
+import Foundation
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a checkpoint's format, architecture, tensors and vocabulary cross-check (reads headers only).")
+
+    @Argument(help: "A model directory (Meta or Hugging Face) or a single .pth/.bin/.safetensors file.")
+    var path: String
+
+    @OptionGroup var report: ReportOptions
+
+    func run() throws {
+        try reportingErrors {
+            let release = try Release.open(path)
+            let r = InspectReport(release)
+            if report.json {
+                try printJSON(r)
+            } else {
+                print(InspectText.render(r), terminator: "")
+            }
+            for w in r.warnings { warn(w) }
+        }
+    }
+}
+
+/// The human-readable form of an inspect report.
+enum InspectText {
+    static func render(_ r: InspectReport) -> String {
+        var out = ""
+        let kind = ["meta": "Meta original release", "hf": "Hugging Face directory"][r.format] ?? r.format
+        out += "\(r.path): \(kind), \(r.files.count) file(s), \(ByteFormat.human(r.files.reduce(0) { $0 + $1.bytes }))\n"
+        if let p = r.parameters {
+            out += "architecture: dim \(p.dim), layers \(p.nLayers), heads \(p.nHeads) (kv \(p.nKVHeads)), ffn \(p.ffnDim.map(String.init) ?? "?"), "
+            out += "vocab \(p.vocabSize.map(String.init) ?? "?"), norm eps \(p.normEps), rope theta \(p.ropeTheta)\n"
+        }
+        out += "parameters: \(grouped(r.parameterCount))\n"
+        let mix = r.dtypes.sorted { $0.value.parameters > $1.value.parameters }
+            .map { "\($0.key) \($0.value.tensors) tensors / \(grouped($0.value.parameters)) values" }
+        out += "dtypes: \(mix.joined(separator: ", "))\n"
+        func show(_ v: Int?) -> String { v.map(String.init) ?? "-" }
+        out += "vocab: embedding \(show(r.vocab.embedding)), lm_head \(show(r.vocab.lmHead)), config \(show(r.vocab.config)), "
+        out += "tokenizer \(show(r.vocab.tokenizer)): \(r.vocab.consistent ? "consistent" : "MISMATCH")\n"
+        out += "\n"
+        let rows = r.tensors.map { [$0.name, $0.dtype.rawValue, Shape.describe($0.shape), grouped($0.bytes), $0.shard + ($0.contiguous ? "" : " (strided)")] }
+        out += Table.render(header: ["tensor", "dtype", "shape", "bytes", "file"], rows: rows, rightAligned: [3])
+        return out
+    }
+
+    static func grouped(_ n: Int) -> String {
+        let s = String(n)
+        var out = ""
+        for (i, c) in s.reversed().enumerated() {
+            if i > 0, i % 3 == 0, c != "-" { out.append(",") }
+            out.append(c)
+        }
+        return String(out.reversed())
+    }
+}
+
+enum Table {
+    static func render(header: [String], rows: [[String]], rightAligned: Set<Int> = []) -> String {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in
+                let pad = String(repeating: " ", count: widths[i] - c.count)
+                return rightAligned.contains(i) ? pad + c : c + pad
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces) + "\n"
+        }
+        return line(header) + rows.map(line).joined()
+    }
+}
