@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// End-to-end: the built `billa` binary, its exit codes and its JSON.
+@Suite("billa command line")
+struct CLITests {
+    struct Run {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static let binary: String? = {
+        let root = URL(fileURLWithPath: Fixtures.root).deletingLastPathComponent().deletingLastPathComponent().path
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/billa",
+            root + "/.build/debug/billa",
+        ]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+
+    func billa(_ args: String...) throws -> Run {
+        let exe = try #require(CLITests.binary, "the billa binary was not built next to the tests")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    @Test("inspect --json has format, parameters, tensors and the vocabulary check")
+    func inspectJSON() throws {
+        let r = try billa("inspect", Fixtures.path("tiny-meta"), "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(json["format"] as? String == "meta")
+        let params = try #require(json["parameters"] as? [String: Any])
+        #expect(params["dim"] as? Int == 64 && params["n_kv_heads"] as? Int == 2)
+        #expect(json["parameter_count"] as? Int == Fixtures.manifest.models["tiny-meta"]?.parameters)
+        let tensors = try #require(json["tensors"] as? [[String: Any]])
+        #expect(tensors.count == 44)
+        #expect(tensors.allSatisfy { $0["name"] is String && $0["dtype"] is String && $0["shape"] is [Int] && $0["bytes"] is Int })
+        let vocab = try #require(json["vocab"] as? [String: Any])
+        #expect(vocab["embedding"] as? Int == 512 && vocab["tokenizer"] as? Int == 512 && vocab["consistent"] as? Bool == true)
+    }
+
+    @Test("inspect warns on a vocabulary mismatch")
+    func inspectMismatch() throws {
+        let r = try billa("inspect", Fixtures.path("mismatch"))
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("MISMATCH"))
+        #expect(r.stderr.contains("warning: vocabulary sizes disagree"))
+    }
+
+    @Test("hostile input exits non-zero with the file named and no crash")
+    func hostileExit() throws {
+        let r = try billa("inspect", Fixtures.path("hostile/pickle-os-system.pth"))
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("pickle-os-system.pth") && r.stderr.contains("os.system") && r.stderr.contains("remedy"))
+    }
+
+    @Test("checksum output is what md5sum prints, and --check exits non-zero on a failure")
+    func checksumCommands() throws {
+        let e = try #require(Fixtures.manifest.files["tiny-meta/consolidated.00.pth"])
+        let r = try billa("checksum", "--algorithm", "md5", Fixtures.path("tiny-meta/consolidated.00.pth"))
+        #expect(r.stdout == "\(e.md5)  \(Fixtures.path("tiny-meta/consolidated.00.pth"))\n")
+        let ok = try billa("checksum", "--check", Fixtures.path("tiny-meta/checklist.chk"))
+        #expect(ok.status == 0 && ok.stdout.contains("consolidated.01.pth: OK"))
+
+        let dir = try TemporaryDirectory()
+        try "\(String(repeating: "0", count: 32))  \(Fixtures.path("tiny-meta/params.json"))\n".write(toFile: dir.path + "/c.chk", atomically: true, encoding: .utf8)
+        let bad = try billa("checksum", "--check", dir.path + "/c.chk", "--json")
+        #expect(bad.status == 1)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(bad.stdout.utf8)) as? [[String: Any]])
+        #expect(json.first?["status"] as? String == "FAILED")
+    }
+
+    @Test("checksum --per-tensor --json lists each tensor")
+    func perTensorJSON() throws {
+        let r = try billa("checksum", "--per-tensor", Fixtures.path("views/views.pth"), "--json")
+        #expect(r.status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        let expected = try #require(Fixtures.manifest.files["views/views.pth"]?.tensors)
+        for item in json {
+            let name = try #require(item["name"] as? String)
+            #expect(item["digest"] as? String == expected[name]?.sha256, "\(name)")
+        }
+    }
+}
