@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// TorchWriter against torch.save: the generator (scripts/fixtures/make_convert_fixtures.py) saved each case with
+/// torch 2.15; billa writes the same tensors in the same order to a file of the same name.
+@Suite("PyTorch zip writer")
+struct TorchWriterTests {
+    static let cases = ["mixed", "many", "batch", "single"]
+
+    static func tempDir() throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("billa-tw-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    static func plans(_ c: String) throws -> [TensorPlan] {
+        let dir = Fixtures.path("convert/torchwriter")
+        let source = try SafetensorsReader.open(dir + "/\(c).safetensors")
+        let order = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/\(c).order.json"))) as? [String] ?? []
+        return try order.map { name in
+            TensorPlan(copying: try #require(source.tensor(named: name), "\(c): \(name) missing"))
+        }
+    }
+
+    @Test("byte-identical to torch.save of the same OrderedDict", arguments: cases)
+    func identical(_ c: String) throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/\(c).pth"
+        try TorchWriter.write(try Self.plans(c), to: out)
+        let mine = try Data(contentsOf: URL(fileURLWithPath: out))
+        let torch = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("convert/torchwriter/\(c).pth")))
+        let diff = mine.withUnsafeBytes { a in torch.withUnsafeBytes { b in firstDifference(a, b, elementSize: 1) } }
+        #expect(diff == nil, "\(c).pth: \(diff ?? "")")
+    }
+
+    @Test("what billa writes reads back through billa's own reader with the same bytes")
+    func roundTrip() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plans = try Self.plans("mixed")
+        try TorchWriter.write(plans, to: dir + "/x.bin")
+        let back = try TorchCheckpoint.open(dir + "/x.bin")
+        #expect(back.tensors.map(\.name) == plans.map(\.name))
+        let source = try SafetensorsReader.open(Fixtures.path("convert/torchwriter/mixed.safetensors"))
+        for t in back.tensors {
+            let r = try #require(source.tensor(named: t.name))
+            #expect(t.shape == r.shape && t.dtype == r.dtype, "\(t.name)")
+            let diff = try t.withBytes { a in try r.withBytes { b in firstDifference(a, b, elementSize: t.dtype.size) } }
+            #expect(diff == nil, "\(t.name): \(diff ?? "")")
+        }
+        let archive = try ZipArchive(file: try MappedFile(path: dir + "/x.bin"))
+        for e in archive.entries {
+            #expect(e.name.hasPrefix("x/"))
+            if e.name.contains("/data/") { #expect(e.dataOffset % 64 == 0, "\(e.name) at \(e.dataOffset)") }
+            var crc = CRC32()
+            crc.update(try archive.bytes(of: e))
+            #expect(crc.value == e.crc32, "\(e.name): CRC in the directory does not match the data")
+        }
+    }
+
+    @Test("a tensor whose source comes up short is an error and leaves no file")
+    func shortSource() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bad = TensorPlan(name: "w", dtype: .f32, shape: [4], provenance: "test") { body in
+            try [UInt8](repeating: 0, count: 8).withUnsafeBytes { try body($0) }
+        }
+        #expect(throws: BillaError.self) { try TorchWriter.write([bad], to: dir + "/w.pth") }
+        #expect((try FileManager.default.contentsOfDirectory(atPath: dir)).isEmpty)
+    }
+
+    @Test("CRC-32 of the standard check string")
+    func crcCheckValue() {
+        var c = CRC32()
+        Array("123456789".utf8).withUnsafeBytes { c.update($0) }
+        #expect(c.value == 0xCBF4_3926)
+    }
+}
+
+@Suite("CRC-32 on two cores")
+struct CRCCombineTests {
+    @Test("the two-thread CRC equals the one-pass CRC at odd sizes")
+    func combine() {
+        var rng = SystemRandomNumberGenerator()
+        for size in [1 << 20, (1 << 20) + 7, 3_000_001] {
+            let bytes = (0..<size).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            var a = CRC32(), b = CRC32()
+            bytes.withUnsafeBytes { a.update($0); b.updateUsingBothCores($0) }
+            #expect(a.value == b.value, "size \(size)")
+        }
+    }
+}
