@@ -1,0 +1,145 @@
+import Foundation
+
+/// What `billa convert` should produce.
+public struct ConvertOptions: Sendable {
+    public enum Target: String, Sendable, CaseIterable { case hf, meta }
+    public enum WeightFormat: String, Sendable, CaseIterable { case safetensors, pth }
+
+    public var target: Target
+    /// HF output only; Meta's layout is always consolidated.NN.pth.
+    public var format: WeightFormat = .safetensors
+    public var dtype: DType? = nil
+    /// HF shard limit in bytes (huggingface_hub's rule). Default 5 GB, what transformers 4 used.
+    public var maxShardSize: Int = 5_000_000_000
+    /// Meta model-parallel shard count.
+    public var shards: Int = 1
+    /// params.json does not say; LLaMA 1 used 2048, LLaMA 2 4096.
+    public var maxPositionEmbeddings: Int = 2048
+
+    public init(target: Target) { self.target = target }
+}
+
+/// Plans Meta <-> Hugging Face conversions as views over the source (merge, rename, rotary permutation, cast,
+/// split), so executing the plan streams each output tensor once, a chunk at a time.
+public enum Converter {
+    public static func plan(source: String, destination: String, options: ConvertOptions) throws -> OutputPlan {
+        let release = try Release.open(source)
+        switch (release.layout, options.target) {
+        case (.meta, .hf): return try metaToHF(release, destination, options)
+        case (.huggingFace, .meta): return try hfToMeta(release, destination, options)
+        case (.meta, .meta), (.huggingFace, .hf):
+            throw BillaError(.invalidArgument, file: source, "the source is already in the \(options.target.rawValue) layout",
+                             remedy: "use billa reshard to change the shard count or size")
+        case (.file, _):
+            throw BillaError(.invalidArgument, file: source, "convert works on model directories (a Meta release or an HF directory)",
+                             remedy: "pass the directory holding params.json or config.json")
+        }
+    }
+
+    static func requireParameters(_ release: Release) throws -> ModelParameters {
+        guard let p = release.parameters, p.nHeads > 0, p.nKVHeads > 0, p.dim % p.nHeads == 0, (p.dim / p.nHeads) % 2 == 0 else {
+            throw BillaError(.invalidHeader, file: release.path, "the architecture (dim, heads) is missing or inconsistent",
+                             remedy: "restore params.json / config.json from the original release")
+        }
+        return p
+    }
+
+    /// Rows of wq/wk in HF's rotary order: with grouped-query attention wk has n_kv_heads heads.
+    static func rotaryHeads(_ r: LlamaNames.Rotary, _ p: ModelParameters) -> Int? {
+        switch r {
+        case .none: return nil
+        case .queries: return p.nHeads
+        case .keys: return p.nKVHeads
+        }
+    }
+
+    static func checkRotary(_ source: RowSource, heads: Int, name: String, file: String) throws {
+        guard source.shape.count == 2, heads > 0, source.rows % heads == 0, (source.rows / heads) % 2 == 0 else {
+            throw BillaError(.shapeMismatch, file: file, tensor: name,
+                             "\(Shape.describe(source.shape)) cannot be split into \(heads) rotary heads of even size",
+                             remedy: "n_heads / n_kv_heads in the config does not match the weights; fix the config")
+        }
+    }
+
+    // MARK: Meta -> HF
+
+    static func metaToHF(_ release: Release, _ destination: String, _ o: ConvertOptions) throws -> OutputPlan {
+        let p = try requireParameters(release)
+        var planned = [(Int, Int, Int, TensorPlan)]()
+        var skipped = [String]()
+        for (name, whole) in try MetaMerge.merged(release) {
+            if LlamaNames.metaBuffers.contains(name) { skipped.append(name); continue }
+            guard let (hfName, rotary) = LlamaNames.hf(fromMeta: name) else {
+                throw BillaError(.unsupported, file: release.path, tensor: name, "no Hugging Face LLaMA name for this tensor",
+                                 remedy: "only LLaMA-architecture checkpoints convert; remove extra tensors first")
+            }
+            var src = whole
+            if let heads = rotaryHeads(rotary, p) {
+                try checkRotary(src, heads: heads, name: name, file: release.path)
+                src = src.permutingRows(LlamaNames.metaToHFRows(heads: heads, rows: src.rows), note: "rotary-hf")
+            }
+            if let d = o.dtype { src = src.casting(to: d) }
+            let key = LlamaNames.hfOrder(hfName)
+            planned.append((key.0, key.1, key.2, src.plan(named: hfName)))
+        }
+        planned.sort { ($0.0, $0.1, $0.2) < ($1.0, $1.1, $1.2) }
+        let tensors = planned.map(\.3)
+        var files = HFLayout.weightFiles(tensors, format: o.format, maxShardSize: o.maxShardSize)
+        let dtype = o.dtype ?? tensors.first(where: { $0.dtype.isFloatingPoint })?.dtype ?? .f16
+        let embeddingRows = tensors.first { $0.name == "model.embed_tokens.weight" }?.shape.first ?? p.vocabSize ?? 0
+        let ffn = tensors.first { $0.name == "model.layers.0.mlp.gate_proj.weight" }?.shape.first ?? p.ffnDim ?? 0
+        files.append(PlannedFile(name: "config.json", content: .text(HFLayout.config(p, vocab: embeddingRows, ffn: ffn, dtype: dtype,
+                                                                                     maxPositions: o.maxPositionEmbeddings))))
+        files.append(PlannedFile(name: "generation_config.json", content: .text(HFLayout.generationConfig)))
+        if let tok = release.tokenizerPath {
+            files.append(PlannedFile(name: "tokenizer.model", content: .link(from: tok)))
+            files.append(PlannedFile(name: "tokenizer_config.json", content: .text(HFLayout.tokenizerConfig(maxLength: o.maxPositionEmbeddings))))
+            files.append(PlannedFile(name: "special_tokens_map.json", content: .text(HFLayout.specialTokensMap)))
+        }
+        var notes = skipped.map { "\($0) is not converted: transformers recomputes it from the config" }
+        if release.tokenizerPath == nil { notes.append("the source has no tokenizer.model; copy one into the output before loading it") }
+        return OutputPlan(destination: destination, files: files, notes: notes)
+    }
+
+    // MARK: HF -> Meta
+
+    static func hfToMeta(_ release: Release, _ destination: String, _ o: ConvertOptions) throws -> OutputPlan {
+        let p = try requireParameters(release)
+        guard o.shards >= 1 else {
+            throw BillaError(.invalidArgument, "--shards must be at least 1", remedy: "pass --shards 1 for a single consolidated.00.pth")
+        }
+        var wholes = [(String, RowSource)]()
+        var skipped = [String]()
+        for (file, t) in release.tensors {
+            if t.name.hasSuffix(LlamaNames.hfBufferSuffix) { skipped.append(t.name); continue }
+            guard let (metaName, rotary) = LlamaNames.meta(fromHF: t.name) else {
+                throw BillaError(.unsupported, file: file.path, tensor: t.name, "no Meta LLaMA name for this tensor",
+                                 remedy: "only LLaMA-architecture checkpoints convert; remove extra tensors first")
+            }
+            var src = RowSource(t)
+            if let heads = rotaryHeads(rotary, p) {
+                try checkRotary(src, heads: heads, name: t.name, file: file.path)
+                src = src.permutingRows(LlamaNames.hfToMetaRows(heads: heads, rows: src.rows), note: "rotary-meta")
+            }
+            if let d = o.dtype { src = src.casting(to: d) }
+            wholes.append((metaName, src))
+        }
+        wholes.append(("rope.freqs", MetaLayout.ropeFreqs(p)))
+        wholes.sort { LlamaNames.metaOrder($0.0) < LlamaNames.metaOrder($1.0) }
+        var files = [PlannedFile]()
+        for k in 0..<o.shards {
+            let name = String(format: "consolidated.%02d.pth", k)
+            let plans = try wholes.map { n, whole in
+                try MetaMerge.piece(n, whole, k, of: o.shards, file: release.path).plan(named: n)
+            }
+            files.append(PlannedFile(name: name, content: .torch(plans)))
+        }
+        files.append(PlannedFile(name: "params.json", content: .text(MetaLayout.params(p, ffn: release.parameters?.ffnDim))))
+        if let tok = release.tokenizerPath, tok.hasSuffix("tokenizer.model") {
+            files.append(PlannedFile(name: "tokenizer.model", content: .link(from: tok)))
+        }
+        var notes = skipped.map { "\($0) is not converted: Meta's code recomputes it" }
+        notes.append("rope.freqs is computed from params.json (theta \(p.ropeTheta)) as LLaMA 1's checkpoints carry it")
+        return OutputPlan(destination: destination, files: files, notes: notes)
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+
+/// The files of a Hugging Face LLaMA directory as transformers writes them: weight shards split by
+/// huggingface_hub's rule, the index json, config.json, generation_config.json and the tokenizer's json files.
+public enum HFLayout {
+    /// huggingface_hub's `split_state_dict_into_shards`: in state-dict order, a tensor larger than the limit gets
+    /// a shard of its own, otherwise a new shard starts when the next tensor would cross the limit.
+    public static func split(_ tensors: [TensorPlan], maxShardSize: Int) -> [[TensorPlan]] {
+        var shards = [[TensorPlan]]()
+        var current = [TensorPlan]()
+        var size = 0
+        for t in tensors {
+            if t.byteCount > maxShardSize { shards.append([t]); continue }
+            if size + t.byteCount > maxShardSize, !current.isEmpty {
+                shards.append(current)
+                current = []
+                size = 0
+            }
+            current.append(t)
+            size += t.byteCount
+        }
+        if !current.isEmpty { shards.append(current) }
+        return shards
+    }
+
+    /// Shard files plus, when there is more than one, the index.
+    public static func weightFiles(_ tensors: [TensorPlan], format: ConvertOptions.WeightFormat, maxShardSize: Int) -> [PlannedFile] {
+        let shards = split(tensors, maxShardSize: maxShardSize)
+        let (stem, ext) = format == .safetensors ? ("model", "safetensors") : ("pytorch_model", "bin")
+        func content(_ t: [TensorPlan]) -> PlannedFile.Content {
+            format == .safetensors ? .safetensors(t, metadata: ["format": "pt"]) : .torch(t)
+        }
+        if shards.count <= 1 { return [PlannedFile(name: "\(stem).\(ext)", content: content(shards.first ?? []))] }
+        var files = [PlannedFile]()
+        var map = [(String, Any?)]()
+        for (i, s) in shards.enumerated() {
+            let name = String(format: "%@-%05d-of-%05d.%@", stem, i + 1, shards.count, ext)
+            files.append(PlannedFile(name: name, content: content(s)))
+            for t in s { map.append((t.name, name)) }
+        }
+        files.append(PlannedFile(name: "\(stem).\(ext).index.json", content: .text(index(tensors, map: map, format: format))))
+        return files
+    }
+
+    public static func index(_ tensors: [TensorPlan], map: [(String, Any?)], format: ConvertOptions.WeightFormat) -> String {
+        var metadata: [(String, Any?)] = [("total_size", tensors.reduce(0) { $0 + $1.byteCount })]
+        if format == .safetensors { metadata.append(("total_parameters", tensors.reduce(0) { $0 + $1.shape.reduce(1, *) })) }
+        let root = PythonJSON.Object([("metadata", PythonJSON.Object(metadata)), ("weight_map", PythonJSON.Object(map))])
+        return PythonJSON.indented(root) + "\n"
+    }
+
+    static func torchDTypeName(_ d: DType) -> String {
+        switch d {
+        case .f32: return "float32"
+        case .bf16: return "bfloat16"
+        default: return "float16"
+        }
+    }
+
+    /// config.json for LlamaForCausalLM with the keys transformers 5 writes (rope theta nested in rope_parameters).
+    public static func config(_ p: ModelParameters, vocab: Int, ffn: Int, dtype: DType, maxPositions: Int) -> String {
+        let o = PythonJSON.Object([
+            ("architectures", ["LlamaForCausalLM"] as [Any?]),
+            ("attention_bias", false), ("attention_dropout", 0.0), ("bos_token_id", 1),
+            ("dtype", torchDTypeName(dtype)), ("eos_token_id", 2), ("head_dim", p.headDim), ("hidden_act", "silu"),
+            ("hidden_size", p.dim), ("initializer_range", 0.02), ("intermediate_size", ffn),
+            ("max_position_embeddings", maxPositions), ("mlp_bias", false), ("model_type", "llama"),
+            ("num_attention_heads", p.nHeads), ("num_hidden_layers", p.nLayers), ("num_key_value_heads", p.nKVHeads),
+            ("pad_token_id", nil), ("pretraining_tp", 1), ("rms_norm_eps", p.normEps),
+            ("rope_parameters", PythonJSON.Object([("rope_theta", p.ropeTheta), ("rope_type", "default")])),
+            ("tie_word_embeddings", false), ("use_cache", true), ("vocab_size", vocab),
+        ])
+        return PythonJSON.indented(o) + "\n"
+    }
+
+    static let generationConfig = PythonJSON.indented(PythonJSON.Object([
+        ("_from_model_config", true), ("bos_token_id", 1), ("eos_token_id", 2), ("use_cache", true),
+    ])) + "\n"
+
+    static func tokenizerConfig(maxLength: Int) -> String {
+        PythonJSON.indented(PythonJSON.Object([
+            ("add_bos_token", true), ("add_eos_token", false), ("bos_token", "<s>"), ("clean_up_tokenization_spaces", false),
+            ("eos_token", "</s>"), ("legacy", true), ("model_max_length", maxLength), ("pad_token", nil),
+            ("sp_model_kwargs", PythonJSON.Object([])), ("tokenizer_class", "LlamaTokenizer"), ("unk_token", "<unk>"),
+        ])) + "\n"
+    }
+
+    static let specialTokensMap = PythonJSON.indented(PythonJSON.Object([
+        ("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>"),
+    ])) + "\n"
+}
+
+/// Meta's layout: params.json and the rope.freqs buffer LLaMA 1's consolidated files carry.
+public enum MetaLayout {
+    /// Meta's ffn rule is multiple_of * ceil(int(8 * dim / 3) / multiple_of); the largest power of two up to 256
+    /// that reproduces the weights' ffn size is written (LLaMA 1 and 2 used 256).
+    static func multipleOf(dim: Int, ffn: Int) -> Int? {
+        let base = 8 * dim / 3
+        for m in [256, 128, 64, 32, 16, 8, 4, 2, 1] where (base + m - 1) / m * m == ffn { return m }
+        return nil
+    }
+
+    public static func params(_ p: ModelParameters, ffn: Int?) -> String {
+        var pairs: [(String, Any?)] = [("dim", p.dim)]
+        if let ffn {
+            if let m = multipleOf(dim: p.dim, ffn: ffn) {
+                pairs.append(("multiple_of", m))
+            } else {
+                // No multiple_of reproduces it: Meta's ffn_dim_multiplier with multiple_of 1 does.
+                pairs.append(("multiple_of", 1))
+                pairs.append(("ffn_dim_multiplier", Double(ffn) / Double(8 * p.dim / 3)))
+            }
+        }
+        pairs.append(("n_heads", p.nHeads))
+        if p.nKVHeads != p.nHeads { pairs.append(("n_kv_heads", p.nKVHeads)) }
+        pairs.append(("n_layers", p.nLayers))
+        pairs.append(("norm_eps", p.normEps))
+        if p.ropeTheta != 10000 { pairs.append(("rope_theta", p.ropeTheta)) }
+        pairs.append(("vocab_size", -1))
+        return PythonJSON.compact(PythonJSON.Object(pairs))
+    }
+
+    /// 1 / theta^(2i / head_dim) in f32, i < head_dim / 2, computed as torch does in float32.
+    static func ropeFreqs(_ p: ModelParameters) -> RowSource {
+        let hd = p.headDim
+        let theta = Float(p.ropeTheta)
+        let values: [Float] = (0..<(hd / 2)).map { i in 1.0 / powf(theta, Float(2 * i) / Float(hd)) }
+        return RowSource(dtype: .f32, shape: [hd / 2], provenance: "computed from params.json", fill: { r, dst in
+            for i in r { dst.storeBytes(of: values[i], toByteOffset: (i - r.lowerBound) * 4, as: Float.self) }
+        })
+    }
+}

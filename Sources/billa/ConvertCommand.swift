@@ -1,0 +1,92 @@
+import ArgumentParser
+import BillaKit
+import Foundation
+
+extension ConvertOptions.Target: ExpressibleByArgument {}
+extension ConvertOptions.WeightFormat: ExpressibleByArgument {}
+
+/// --dtype values as people type them.
+enum DTypeArgument: String, ExpressibleByArgument, CaseIterable {
+    case f16, bf16, f32
+    var dtype: DType { self == .f16 ? .f16 : (self == .bf16 ? .bf16 : .f32) }
+}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a Meta release to a Hugging Face directory or back, streaming tensor by tensor.",
+        discussion: """
+            Meta -> HF merges the model-parallel shards, renames, permutes wq/wk into HF's rotary layout (wk with
+            n_kv_heads), skips rope.freqs, and writes config.json, the tokenizer files and safetensors (or .bin)
+            shards with their index. HF -> Meta is the exact inverse into --shards N consolidated.NN.pth files.
+            The output directory is written under a temporary name and renamed when complete.
+            """)
+
+    @Argument(help: "A Meta release directory or a Hugging Face directory.")
+    var source: String
+
+    @Option(name: .shortAndLong, help: "The directory to create.")
+    var output: String
+
+    @Option(name: .long, help: "hf, meta or gguf (a single GGUF file; see billa quantize for the types).")
+    var to: ConvertTarget
+
+    @Option(name: .long, help: "HF weight files: safetensors (default) or pth (pytorch_model*.bin).")
+    var format: ConvertOptions.WeightFormat = .safetensors
+
+    @Option(name: .long, help: "Cast floating-point weights: f16, bf16 or f32 (round to nearest even); with --to gguf also q8_0, q4_0, q4_k_m, q5_k_m, q6_k, ...")
+    var dtype: ConvertDType?
+
+    @Option(name: .long, help: "Meta output: number of model-parallel shards.")
+    var shards: Int = 1
+
+    @Option(name: .long, help: "HF output: largest shard, e.g. 5GB, 500MB, 2GiB.")
+    var maxShardSize: String = "5GB"
+
+    @Option(name: .long, help: "HF output: max_position_embeddings for config.json (2048 for LLaMA 1, 4096 for LLaMA 2).")
+    var maxPositionEmbeddings: Int = 2048
+
+    @Flag(name: .long, help: "Print every output tensor and where it comes from; write nothing.")
+    var dryRun = false
+
+    @OptionGroup var report: ReportOptions
+
+    func run() throws {
+        try reportingErrors {
+            // --to gguf: GGUFExport (QuantizeCommand.swift) writes one GGUF file.
+            guard let layout = to.layout else {
+                try runConvertToGGUF(source: source, output: output, dtype: dtype, dryRun: dryRun, report: report)
+                return
+            }
+            var o = ConvertOptions(target: layout)
+            o.format = format
+            o.dtype = try dtype?.floatDType()
+            o.shards = shards
+            guard let limit = ByteFormat.parse(maxShardSize), limit > 0 else {
+                throw BillaError(.invalidArgument, "--max-shard-size '\(maxShardSize)' is not a size", remedy: "write it like 5GB, 500MB or 2GiB")
+            }
+            o.maxShardSize = limit
+            o.maxPositionEmbeddings = maxPositionEmbeddings
+            let plan = try Converter.plan(source: source, destination: output, options: o)
+            try runPlan(plan, label: "convert", dryRun: dryRun, report: report)
+        }
+    }
+}
+
+/// Shows or executes a plan, with progress on a terminal and a text or JSON report.
+func runPlan(_ plan: OutputPlan, label: String, dryRun: Bool, report: ReportOptions) throws {
+    if dryRun {
+        if report.json { try printJSON(plan.report(dryRun: true)) } else { print(plan.describe(), terminator: "") }
+        return
+    }
+    let meter = ProgressMeter(label: label, total: plan.tensorBytes, quiet: report.quiet)
+    let start = Date()
+    try plan.execute(progress: meter)
+    meter.finish()
+    let seconds = Date().timeIntervalSince(start)
+    if report.json {
+        try printJSON(plan.report(dryRun: false, seconds: seconds))
+    } else {
+        print("wrote \(plan.destination): \(plan.files.count) files, \(ByteFormat.human(plan.tensorBytes)) of tensors in \(String(format: "%.2f", seconds)) s")
+        for n in plan.notes { print("note: \(n)") }
+    }
+}

@@ -1,0 +1,213 @@
+import ArgumentParser
+import BillaKit
+import Foundation
+
+struct Recover: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Recover usable weights from a release published as a difference to LLaMA.",
+        subcommands: [RecoverBilla.self, RecoverDelta.self, RecoverWeightDiff.self, RecoverXor.self])
+}
+
+struct RecoverBilla: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "billa",
+        abstract: "Recover BiLLa's embedding with the original LLaMA weights (embedding_convert.py, streaming).",
+        discussion: """
+            Rows [0, n) of model.embed_tokens.weight become fp32(released) - fp32(LLaMA tok_embeddings), n being
+            LLaMA's vocabulary; the whole embedding is then cast to fp16 (round to nearest even). Only LLaMA's
+            embedding is read. The output is a complete HF directory (other files hard-linked where possible).
+            The sum of the recovered embedding (accumulated in double) is reported and, with --expect-sum or for
+            BiLLa-7B-SFT, checked: a mismatch means the LLaMA copy is not the original one.
+            """)
+
+    @Option(name: .long, help: "The BiLLa release directory (config.json + pytorch_model-*.bin).")
+    var release: String
+
+    @Option(name: .long, help: "LLaMA-7B's consolidated.00.pth, its Meta directory, or an HF LLaMA directory.")
+    var llama: String
+
+    @Option(name: .shortAndLong, help: "The directory to create (not with --in-place).")
+    var output: String?
+
+    @Option(name: .long, help: "The expected sum of the recovered embedding (BiLLa-7B-SFT: -3756.942626953125).")
+    var expectSum: Double?
+
+    @Option(name: .long, help: "Tolerance for --expect-sum (absolute).")
+    var tolerance: Double = 1e-2
+
+    @Flag(name: .long, help: "Rewrite only the embedding shard inside --release, after keeping <shard>.backup-<time>.")
+    var inPlace = false
+
+    @Flag(name: .long, help: "The inverse: add LLaMA's embedding (fp32 result), producing a publishable release.")
+    var encrypt = false
+
+    @Flag(name: .long, help: "Print the plan; write nothing.")
+    var dryRun = false
+
+    @OptionGroup var report: ReportOptions
+
+    func validate() throws {
+        if inPlace == (output != nil) { throw ValidationError("give either -o OUT or --in-place") }
+    }
+
+    struct Result: Encodable {
+        var shard: String
+        var rows: Int
+        var changedRows: Int
+        var sum: Double
+        var expectedSum: Double?
+        var matches: Bool?
+        var output: OutputReport
+        var backups: [String]
+    }
+
+    func run() throws {
+        try reportingErrors {
+            var o = BillaRecovery.Options(release: release, llama: llama)
+            o.output = output
+            o.inPlace = inPlace
+            o.encrypt = encrypt
+            o.expectSum = expectSum
+            let job = try BillaRecovery.plan(o)
+            var plan = job.plan
+            if dryRun {
+                if report.json { try printJSON(plan.report(dryRun: true)) } else { print(plan.describe(), terminator: "") }
+                return
+            }
+            let sum = job.sum
+            let tol = tolerance
+            if let expected = job.expectedSum {
+                plan.verify = {
+                    guard abs(sum.value - expected) <= tol else {
+                        throw BillaError(.checksumMismatch, file: job.shard, tensor: BillaRecovery.embeddingName,
+                                         "the recovered embedding sums to \(sum.value), not \(expected)",
+                                         remedy: "the LLaMA weights given with --llama are not the original LLaMA-7B (a converted, re-saved or different copy was used); nothing was written. Use Meta's original consolidated.00.pth, checked with billa checksum --check checklist.chk")
+                    }
+                }
+            }
+            let meter = ProgressMeter(label: "recover", total: plan.tensorBytes, quiet: report.quiet)
+            let start = Date()
+            var backups = [String]()
+            if inPlace { backups = try plan.executeInPlace(progress: meter) } else { try plan.execute(progress: meter) }
+            meter.finish()
+            let matches = job.expectedSum.map { abs(sum.value - $0) <= tol }
+            let r = Result(shard: job.shard, rows: job.rows, changedRows: job.changedRows, sum: sum.value,
+                           expectedSum: job.expectedSum, matches: matches,
+                           output: plan.report(dryRun: false, seconds: Date().timeIntervalSince(start)), backups: backups)
+            if report.json {
+                try printJSON(r)
+            } else {
+                print("\(encrypt ? "encrypted" : "recovered") \(BillaRecovery.embeddingName): rows [0, \(job.changedRows)) of \(job.rows) changed")
+                print("sum of the \(encrypt ? "encrypted" : "recovered") embedding (double): \(sum.value)")
+                if let e = job.expectedSum { print("expected \(e): match") }
+                print("wrote \(inPlace ? job.shard : plan.destination)")
+                for b in backups { print("backup: \(b)") }
+            }
+        }
+    }
+}
+
+struct RecoverDelta: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delta",
+        abstract: "Apply a FastChat/Vicuna delta: target = base + delta (fp16), as fastchat.model.apply_delta.")
+
+    @Option(name: .long, help: "The base model (HF directory, e.g. LLaMA-7B converted with billa convert --to hf).")
+    var base: String
+
+    @Option(name: .long, help: "The delta directory (e.g. vicuna-7b-delta-v1.1).")
+    var delta: String
+
+    @Option(name: .shortAndLong, help: "The directory to create.")
+    var output: String
+
+    @Flag(name: .long, help: "Print the plan; write nothing.")
+    var dryRun = false
+
+    @OptionGroup var report: ReportOptions
+
+    func run() throws {
+        try reportingErrors {
+            try runPlan(try DeltaRecovery.plan(base: base, delta: delta, output: output), label: "apply delta", dryRun: dryRun, report: report)
+        }
+    }
+}
+
+struct RecoverXor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xor",
+        abstract: "Decrypt BELLE .enc files with LLaMA-7B's consolidated.00.pth, as BELLE's models/decrypt.py, checking the SHA-256 header.")
+
+    @Argument(help: "One or more <name>.<sha256>.enc files.")
+    var inputs: [String]
+
+    @Option(name: .long, help: "The key: LLaMA-7B's original consolidated.00.pth.")
+    var key: String
+
+    @Option(name: .shortAndLong, help: "The directory to write the decrypted files into.")
+    var output: String
+
+    @Option(name: .long, help: ArgumentHelp("Chunk size of the scheme (decrypt.py uses 10 MiB).", visibility: .hidden))
+    var chunkSize: Int = XorRecovery.chunkSize
+
+    @OptionGroup var report: ReportOptions
+
+    func run() throws {
+        try reportingErrors {
+            var results = [XorRecovery.Result]()
+            for input in inputs {
+                let size = ((try? FileManager.default.attributesOfItem(atPath: input)[.size]) as? Int) ?? 0
+                let meter = ProgressMeter(label: (input as NSString).lastPathComponent, total: size, quiet: report.quiet)
+                results.append(try XorRecovery.decrypt(input: input, key: key, outputDir: output, chunk: chunkSize, progress: meter))
+                meter.finish()
+            }
+            if report.json { try printJSON(results) } else {
+                for r in results { print("\(r.output): sha256 \(r.sha256) matches the header") }
+            }
+        }
+    }
+}
+
+struct RecoverWeightDiff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weight-diff",
+        abstract: "Recover a Stanford Alpaca weight diff: fp32(diff) + fp32(raw LLaMA, with a [PAD] mean row), as weight_diff.py recover.")
+
+    @Option(name: .long, help: "The raw LLaMA in Hugging Face format.")
+    var raw: String
+
+    @Option(name: .long, help: "The weight diff directory.")
+    var diff: String
+
+    @Option(name: .shortAndLong, help: "The directory to create.")
+    var output: String
+
+    @Option(name: .long, help: "Expected sum of all recovered tensors (Alpaca-7B: 50637.1836).")
+    var expectSum: Double?
+
+    @Option(name: .long, help: "Tolerance for --expect-sum (weight_diff.py uses atol 1e-2).")
+    var tolerance: Double = 1e-2
+
+    @Flag(name: .long, help: "Print the plan; write nothing.")
+    var dryRun = false
+
+    @OptionGroup var report: ReportOptions
+
+    func run() throws {
+        try reportingErrors {
+            let job = try WeightDiffRecovery.plan(raw: raw, diff: diff, output: output)
+            var plan = job.plan
+            if let expected = expectSum {
+                let sum = job.sum, tol = tolerance
+                plan.verify = {
+                    guard abs(sum.value - expected) <= tol else {
+                        throw BillaError(.checksumMismatch, file: diff, "the recovered weights sum to \(sum.value), not \(expected)",
+                                         remedy: "the raw LLaMA is not the one the diff was made from (or was converted differently); nothing was written")
+                    }
+                }
+            }
+            try runPlan(plan, label: "weight diff", dryRun: dryRun, report: report)
+            if !dryRun && !report.json { print("sum of the recovered weights (double): \(job.sum.value)") }
+        }
+    }
+}
