@@ -1,0 +1,96 @@
+import Foundation
+
+/// Turning a release into a pack and a pack back into a release, so every command that takes a model takes a pack.
+public enum Packer {
+    /// Side files a pack carries as blobs, in the order they are stored.
+    static let blobNames = ["config.json", "generation_config.json", "params.json", "tokenizer.model", "tokenizer.json",
+                            "tokenizer_config.json", "special_tokens_map.json", "model.safetensors.index.json"]
+
+    /// Packs `release` into `path`. The source files are hashed on all cores first, for the provenance record.
+    public static func pack(_ release: Release, options: PackOptions, to path: String, quiet: Bool = true) throws {
+        var blobPaths = [String]()
+        if release.layout != .file {
+            for name in blobNames where FileManager.default.fileExists(atPath: release.path + "/" + name) {
+                blobPaths.append(release.path + "/" + name)
+            }
+            if let t = release.tokenizerPath, !blobPaths.contains(where: { $0.hasSuffix("/" + (t.split(separator: "/").last.map(String.init) ?? t)) }) {
+                blobPaths.append(t)
+            }
+        }
+        let weightPaths = release.files.map(\.path)
+        let sourcePaths = weightPaths + blobPaths
+        let sizes = sourcePaths.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
+        let hashMeter = ProgressMeter(label: "hashing source", total: sizes.reduce(0, +), quiet: quiet)
+        var files = [PackMetadata.SourceFile]()
+        for r in Checksummer.hashFiles(sourcePaths, algorithm: .sha256, progress: hashMeter) {
+            let d = try r.get()
+            files.append(.init(name: base(d.path), bytes: d.bytes, sha256: d.digest))
+        }
+        hashMeter.finish()
+
+        var inputs = [PackInput]()
+        for (g, f) in release.files.enumerated() {
+            for t in f.tensors { inputs.append(PackInput(plan: TensorPlan(copying: t), group: g)) }
+        }
+        let groups = release.files.map { f in
+            PackMetadata.Group(name: base(f.path), format: f.format.rawValue, safetensorsMetadata: f.format == .safetensors ? f.metadata : nil)
+        }
+        var transforms = [String: String]()
+        for dtype in Set(inputs.map(\.plan.dtype)) { transforms[dtype.rawValue] = PlaneTransform.preferred(for: dtype).name }
+        let compression = options.raw
+            ? PackMetadata.Compression(raw: true)
+            : PackMetadata.Compression(zstd: Zstd.versionString, level: Int(options.level), chunkBytes: options.chunkBytes, transforms: transforms)
+        let metadata = PackMetadata(billaVersion: BillaVersion.string,
+                                    source: .init(layout: release.layout.rawValue, name: base(release.path), files: files),
+                                    groups: groups, model: release.parameters, vocab: release.vocab, compression: compression)
+        var blobs = [PackBlobInput]()
+        for p in blobPaths {
+            guard let data = FileManager.default.contents(atPath: p) else {
+                throw BillaError(.io, file: p, "cannot read", remedy: "check the file's permissions")
+            }
+            blobs.append(PackBlobInput(name: base(p), bytes: Array(data)))
+        }
+        let total = inputs.reduce(0) { $0 + $1.plan.byteCount }
+        let meter = ProgressMeter(label: "packing", total: total, quiet: quiet)
+        try PackWriter.write(inputs, blobs: blobs, metadata: metadata, options: options, to: path) { meter.add($0) }
+        meter.finish()
+    }
+
+    static func base(_ path: String) -> String {
+        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+        return trimmed.split(separator: "/").last.map(String.init) ?? trimmed
+    }
+}
+
+extension PackFile {
+    /// The tensors grouped by the source file they came from, as `TensorFile`s. With one group the file's path is
+    /// the pack's; with several it is `PACK#group` so shard columns and errors still say which source file.
+    public var tensorFiles: [TensorFile] {
+        let groups = metadata.groups
+        if groups.count <= 1 {
+            return [TensorFile(path: path, format: .billaPack, tensors: tensors, metadata: groups.first?.safetensorsMetadata ?? [:])]
+        }
+        return groups.enumerated().map { g, group in
+            TensorFile(path: path + "#" + group.name, format: .billaPack,
+                       tensors: zip(entries, tensors).filter { $0.0.group == g }.map(\.1),
+                       metadata: group.safetensorsMetadata ?? [:])
+        }
+    }
+
+    /// The pack as the release it was made from: same layout, files (one per group), parameters and vocabulary
+    /// check. There is no tokenizer path (the tokenizer is a blob inside the pack).
+    public func release() -> Release {
+        let files = tensorFiles
+        // The source release's check (it knew the config, the tokenizer and how Meta shards split the head); a pack
+        // of a bare tensor file has none, so it is recomputed from the tensors the way `Release.openFile` does.
+        var vocab = metadata.vocab ?? VocabCheck()
+        if metadata.vocab == nil {
+            let all = files.flatMap(\.tensors)
+            vocab.embedding = all.first { $0.name == "model.embed_tokens.weight" || $0.name == "tok_embeddings.weight" }?.shape.first
+            vocab.lmHead = all.first { $0.name == "lm_head.weight" || $0.name == "output.weight" }?.shape.first
+        }
+        let layout = ReleaseLayout(rawValue: metadata.source.layout) ?? .file
+        return Release(path: path, layout: layout, files: files, parameters: metadata.model, tokenizerPath: nil, vocab: vocab,
+                       warnings: vocab.warning.map { [$0] } ?? [])
+    }
+}

@@ -1,0 +1,260 @@
+import CZstd
+import Crypto
+import Foundation
+
+/// How `billa pack` stores tensors. The defaults are what formats/pack.md 5.2 calls the writer policy.
+public struct PackOptions: Sendable {
+    public var level: Int32 = 3
+    public var raw = false
+    public var chunkBytes = PackLayout.defaultChunkBytes
+    public var alignment = PackLayout.defaultAlignment
+    /// Chunks compressed per parallel batch: bounds memory at about 2 x this x chunkBytes.
+    public var window = 8
+
+    public init(level: Int32 = 3, raw: Bool = false, chunkBytes: Int = PackLayout.defaultChunkBytes, alignment: Int = PackLayout.defaultAlignment) {
+        self.level = level
+        self.raw = raw
+        self.chunkBytes = chunkBytes
+        self.alignment = alignment
+    }
+}
+
+/// A tensor to pack and the source file (metadata group) it came from.
+public struct PackInput: Sendable {
+    public var plan: TensorPlan
+    public var group: Int
+    public init(plan: TensorPlan, group: Int) { self.plan = plan; self.group = group }
+}
+
+public struct PackBlobInput: Sendable {
+    public var name: String
+    public var bytes: [UInt8]
+    public init(name: String, bytes: [UInt8]) { self.name = name; self.bytes = bytes }
+}
+
+/// Writes a pack front to back (data, then table, then footer), so it streams through `AtomicFileWriter` and
+/// holds at most one window of chunks, compressed on all cores.
+public enum PackWriter {
+    final class Box<T>: @unchecked Sendable { var value: T; init(_ v: T) { value = v } }
+
+    struct CompressedChunk {
+        var bytes: [UInt8]
+        var planeLengths: [Int]
+        var hash: UInt64
+    }
+
+    /// Splits, compresses (or keeps raw) each plane of one chunk.
+    static func compressChunk(_ src: UnsafeRawBufferPointer, transform t: PlaneTransform, elementSize: Int, level: Int32) throws -> CompressedChunk {
+        let hash = XXH64.hash(src)
+        let planeSize = t.planeSize(chunkBytes: src.count, elementSize: elementSize)
+        let planes = UnsafeMutableRawPointer.allocate(byteCount: max(src.count, 1), alignment: 64)
+        defer { planes.deallocate() }
+        PlaneCodec.split(t, src, into: planes)
+        let capacity = ZSTD_compressBound(planeSize)
+        let frame = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        defer { frame.deallocate() }
+        guard let cctx = PackZstd.compressors.take() else {
+            throw BillaError(.io, "cannot create a zstd compression context", remedy: "free some memory and try again")
+        }
+        defer { PackZstd.compressors.give(cctx) }
+        var out = [UInt8]()
+        out.reserveCapacity(src.count)
+        var lengths = [Int](repeating: 0, count: PackLayout.maxPlanes)
+        for p in 0..<t.planeCount {
+            let plane = UnsafeRawBufferPointer(start: planes + p * planeSize, count: planeSize)
+            let exponent = p == 0 && t != .none
+            var n: Int?
+            // The exponent plane always shrinks; the others are tested first, since noise costs a full match search.
+            if exponent || PlaneCodec.entropy(plane) < 7.9 {
+                n = cctx.compress(plane, exponent: exponent, level: level, into: frame, capacity: capacity)
+            }
+            if let n {
+                out.append(contentsOf: UnsafeRawBufferPointer(start: frame, count: n))
+                lengths[p] = n
+            } else {
+                out.append(contentsOf: plane)
+                lengths[p] = planeSize
+            }
+        }
+        return CompressedChunk(bytes: out, planeLengths: lengths, hash: hash)
+    }
+
+    public static func write(_ inputs: [PackInput], blobs: [PackBlobInput], metadata: PackMetadata, options: PackOptions = PackOptions(),
+                             to path: String, progress: ((Int) -> Void)? = nil) throws {
+        var seen = Set<String>()
+        for i in inputs where !seen.insert("\(i.group)/\(i.plan.name)").inserted {
+            throw BillaError(.invalidArgument, file: path, tensor: i.plan.name, "two tensors of one source file share this name",
+                             remedy: "rename one of them")
+        }
+        guard options.chunkBytes > 0, options.chunkBytes <= PackLayout.maxChunkBytes, options.chunkBytes % 8 == 0,
+              options.alignment >= 64, options.alignment <= 1 << 20, options.alignment & (options.alignment - 1) == 0 else {
+            throw BillaError(.invalidArgument, file: path, "chunk size \(options.chunkBytes) or alignment \(options.alignment) is outside the format's limits",
+                             remedy: "use a chunk size that is a multiple of 8 up to 256 MiB and a power-of-two alignment 64...1 MiB")
+        }
+        let out = try AtomicFileWriter(path: path)
+
+        var planHash = SHA256()
+        for i in inputs {
+            planHash.update(data: Array("\(i.plan.name)\u{0}\(i.plan.dtype.rawValue)\u{0}\(i.plan.shape)\u{0}".utf8))
+        }
+        var header = PackLayout.headerMagic
+        header.appendLE(PackLayout.major); header.appendLE(PackLayout.minor)
+        header.appendLE(UInt32(options.alignment)); header.appendLE(UInt32(0)); header.appendLE(UInt32(1))
+        header += Array(planHash.finalize()).prefix(16)
+        header.appendZeros(PackLayout.headerSize - header.count)
+        try out.write(header)
+
+        func pad(to a: Int) throws {
+            let n = (a - out.bytesWritten % a) % a
+            if n > 0 { try out.write([UInt8](repeating: 0, count: n)) }
+        }
+
+        var strings = [UInt8]()
+        func addString(_ s: String) -> (UInt32, UInt32) {
+            let at = strings.count
+            strings += Array(s.utf8)
+            return (UInt32(at), UInt32(s.utf8.count))
+        }
+
+        var blobEntries = [UInt8]()
+        for b in blobs {
+            try pad(to: 8)
+            let (o, l) = addString(b.name)
+            blobEntries.appendLE(o); blobEntries.appendLE(l)
+            blobEntries.appendLE(UInt64(out.bytesWritten)); blobEntries.appendLE(UInt64(b.bytes.count))
+            blobEntries += Array(SHA256.hash(data: b.bytes))
+            blobEntries.appendZeros(8)
+            try out.write(b.bytes)
+        }
+
+        var entries = [UInt8]()
+        var dims = [UInt8]()
+        var dimsCount = 0
+        for input in inputs {
+            let plan = input.plan
+            guard let byteCount = Shape.byteCount(plan.shape, plan.dtype), plan.shape.count <= PackLayout.maxNDim else {
+                throw BillaError(.invalidArgument, file: path, tensor: plan.name, "shape \(Shape.describe(plan.shape)) cannot be stored",
+                                 remedy: "the source tensor is malformed")
+            }
+            guard let dtypeCode = PackLayout.dtypeCodes[plan.dtype] else {
+                throw BillaError(.unsupported, file: path, tensor: plan.name, "dtype \(plan.dtype.rawValue) has no pack code", remedy: "")
+            }
+            let chunked = !options.raw && byteCount > 0 && !plan.dtype.isQuantized   // blocks shrink ~4%: raw (5.2)
+            let transform = chunked ? PlaneTransform.preferred(for: plan.dtype) : .none
+            // Chunks hold whole elements so no element straddles two chunks.
+            let chunkBytes = options.chunkBytes / plan.dtype.size * plan.dtype.size
+            var sha = [UInt8]()
+            var dataOffset = 0, dataLength = 0, chunkCount = 0, indexOffset = 0
+            var indexHash: UInt64 = 0
+            if !chunked {
+                try pad(to: options.alignment)
+                dataOffset = out.bytesWritten
+                try plan.bytes { src in
+                    guard src.count == byteCount else {
+                        throw BillaError(.shapeMismatch, file: path, tensor: plan.name, "the source gave \(src.count) bytes, expected \(byteCount)", remedy: "")
+                    }
+                    var h = SHA256()
+                    var at = 0
+                    repeat {
+                        let end = min(src.count, at + (8 << 20))
+                        let piece = UnsafeRawBufferPointer(rebasing: src[at..<end])
+                        h.update(bufferPointer: piece)
+                        try out.write(piece)
+                        progress?(end - at)
+                        at = end
+                    } while at < src.count
+                    sha = Array(h.finalize())
+                }
+                dataLength = byteCount
+            } else {
+                dataOffset = out.bytesWritten
+                var index = [UInt8]()
+                try plan.bytes { src in
+                    guard src.count == byteCount else {
+                        throw BillaError(.shapeMismatch, file: path, tensor: plan.name, "the source gave \(src.count) bytes, expected \(byteCount)", remedy: "")
+                    }
+                    chunkCount = (byteCount - 1) / chunkBytes + 1
+                    let hasher = Box(SHA256())
+                    let indexBox = Box([UInt8]())
+                    let writer = Box(out), report = Box(progress)
+                    // Window k is compressed (with the SHA-256 of its bytes) while window k-1 is written, so the
+                    // file I/O overlaps the codec instead of stalling both cores between windows.
+                    var pending = [CompressedChunk]()
+                    var pendingBytes = 0
+                    var first = 0
+                    while first < chunkCount || !pending.isEmpty {
+                        let n = min(options.window, chunkCount - first)
+                        let results = Box([CompressedChunk?](repeating: nil, count: n))
+                        let errors = FirstError()
+                        let lock = NSLock()
+                        let windowStart = first * chunkBytes, windowEnd = min(byteCount, (first + n) * chunkBytes)
+                        let start = first, shared = SharedBytes(base: src), toWrite = pending, written = pendingBytes
+                        DispatchQueue.concurrentPerform(iterations: n + 2) { j in
+                            if j == n {
+                                if n > 0 { hasher.value.update(bufferPointer: UnsafeRawBufferPointer(rebasing: shared.base[windowStart..<windowEnd])) }
+                                return
+                            }
+                            if j == n + 1 {
+                                do {
+                                    for c in toWrite {
+                                        indexBox.value.appendLE(UInt64(writer.value.bytesWritten)); indexBox.value.appendLE(c.hash)
+                                        for l in c.planeLengths { indexBox.value.appendLE(UInt32(l)) }
+                                        try writer.value.write(c.bytes)
+                                    }
+                                    if written > 0 { report.value?(written) }
+                                } catch { errors.set(error) }
+                                return
+                            }
+                            let lo = (start + j) * chunkBytes, hi = min(byteCount, lo + chunkBytes)
+                            do {
+                                let c = try compressChunk(UnsafeRawBufferPointer(rebasing: shared.base[lo..<hi]), transform: transform,
+                                                          elementSize: plan.dtype.size, level: options.level)
+                                lock.lock(); results.value[j] = c; lock.unlock()
+                            } catch { errors.set(error) }
+                        }
+                        if let e = errors.value { throw e }
+                        pending = results.value.compactMap { $0 }
+                        pendingBytes = windowEnd - windowStart
+                        first += n
+                    }
+                    index = indexBox.value
+                    sha = Array(hasher.value.finalize())
+                }
+                dataLength = out.bytesWritten - dataOffset
+                try pad(to: 8)
+                indexOffset = out.bytesWritten
+                indexHash = index.withUnsafeBytes { XXH64.hash($0) }
+                try out.write(index)
+            }
+            let (o, l) = addString(plan.name)
+            entries.appendLE(o); entries.appendLE(l)
+            entries.appendLE(UInt32(dimsCount)); entries.appendLE(UInt16(plan.shape.count)); entries.appendLE(dtypeCode)
+            entries.append(chunked ? 1 : 0); entries.append(transform.rawValue); entries.appendLE(UInt16(0))
+            entries.appendLE(UInt32(input.group))
+            entries.appendLE(UInt64(dataOffset)); entries.appendLE(UInt64(dataLength))
+            entries.appendLE(UInt64(chunked ? chunkBytes : 0)); entries.appendLE(UInt64(chunkCount))
+            entries.appendLE(UInt64(indexOffset)); entries.appendLE(indexHash)
+            entries += sha
+            entries.appendZeros(24)
+            for d in plan.shape { dims.appendLE(UInt64(d)) }
+            dimsCount += plan.shape.count
+        }
+
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let meta = Array(try encoder.encode(metadata))
+        var table = [UInt8]()
+        table.appendLE(UInt32(inputs.count)); table.appendLE(UInt32(blobs.count)); table.appendLE(UInt32(dimsCount))
+        table.appendLE(UInt32(strings.count)); table.appendLE(UInt32(meta.count)); table.appendZeros(12)
+        table += entries + blobEntries + dims + strings + meta
+        let tableOffset = out.bytesWritten
+        try out.write(table)
+        var footer = [UInt8]()
+        footer.appendLE(UInt64(tableOffset)); footer.appendLE(UInt64(table.count))
+        footer += Array(SHA256.hash(data: table))
+        footer.appendLE(PackLayout.major); footer.appendLE(PackLayout.minor); footer.appendZeros(4)
+        footer += PackLayout.footerMagic
+        try out.write(footer)
+        try out.commit()
+    }
+}

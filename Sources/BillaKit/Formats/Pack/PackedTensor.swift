@@ -1,0 +1,185 @@
+import Foundation
+
+/// A chunked (compressed) tensor of a pack: decodes the whole tensor for `Tensor.withBytes`, or just the chunks a
+/// byte or row range touches. The chunk index is validated on first use, so opening a pack reads only its table.
+public final class PackedTensor: @unchecked Sendable, Equatable {
+    let file: MappedFile
+    let entry: PackTensorEntry
+    private let lock = NSLock()
+    private var records: [ChunkRecord]?
+    private var decoded = 0
+
+    init(file: MappedFile, entry: PackTensorEntry) {
+        self.file = file
+        self.entry = entry
+    }
+
+    public static func == (a: PackedTensor, b: PackedTensor) -> Bool { a === b }
+
+    public var name: String { entry.name }
+    public var transform: PlaneTransform { entry.transform }
+    public var chunkBytes: Int { entry.chunkBytes }
+    public var chunkCount: Int { entry.chunkCount }
+    /// Bytes the tensor occupies in the file: chunks plus index.
+    public var storedBytes: Int { entry.extent.end - entry.extent.start }
+    /// Chunks decoded so far through this object: tests use it to prove a range read touched only its chunks.
+    public var chunksDecoded: Int { lock.lock(); defer { lock.unlock() }; return decoded }
+
+    func error(_ code: BillaError.Code, _ message: String) -> BillaError {
+        BillaError(code, file: file.path, tensor: entry.name, message,
+                   remedy: "the pack is damaged; run `billa verify --checksums \(file.path)` and re-create it with `billa pack` from the source")
+    }
+
+    /// The validated chunk index (formats/pack.md 5.1): hash, then exact tiling of the data range, then plane sizes.
+    func index() throws -> [ChunkRecord] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let records { return records }
+        let e = entry
+        let raw = try file.bytes(at: e.indexOffset, count: e.chunkCount * PackLayout.chunkRecordSize, what: "chunk index of '\(e.name)'")
+        let h = XXH64.hash(raw)
+        guard h == e.indexXXH64 else {
+            throw error(.checksumMismatch, "the chunk index hashes to \(String(h, radix: 16)), the table says \(String(e.indexXXH64, radix: 16))")
+        }
+        var r = ByteReader(raw, file: file.path)
+        var out = [ChunkRecord]()
+        out.reserveCapacity(e.chunkCount)
+        var next = e.dataOffset
+        for i in 0..<e.chunkCount {
+            let offset = try r.readLE(UInt64.self, "chunk offset")
+            let hash = try r.readLE(UInt64.self, "chunk hash")
+            var lengths = [Int]()
+            for _ in 0..<PackLayout.maxPlanes { lengths.append(Int(try r.readLE(UInt32.self, "plane length"))) }
+            guard offset == UInt64(next) else {
+                throw error(.corruptContainer, "chunk \(i) starts at \(offset), but chunks must be back to back from \(next)")
+            }
+            let size = chunkSize(i)
+            let planeSize = e.transform.planeSize(chunkBytes: size, elementSize: e.dtype.size)
+            for p in 0..<PackLayout.maxPlanes {
+                let inUse = p < e.transform.planeCount
+                guard inUse ? (lengths[p] > 0 && lengths[p] <= planeSize) : lengths[p] == 0 else {
+                    throw error(.corruptContainer, "chunk \(i) plane \(p) has stored length \(lengths[p]); it must be \(inUse ? "1...\(planeSize)" : "0")")
+                }
+            }
+            next += lengths.reduce(0, +)   // at most 4 x 2^32 per chunk: no overflow
+            out.append(ChunkRecord(offset: Int(offset), xxh64: hash, planeLengths: lengths))
+        }
+        guard next == e.dataOffset + e.dataLength else {
+            throw error(.corruptContainer, "the chunks end at \(next), the table says the data ends at \(e.dataOffset + e.dataLength)")
+        }
+        records = out
+        return out
+    }
+
+    func chunkSize(_ i: Int) -> Int { min(entry.chunkBytes, entry.byteCount - i * entry.chunkBytes) }
+
+    /// Decodes chunk `i` into `dst` (chunkSize(i) bytes) and checks its XXH64.
+    func decodeChunk(_ i: Int, _ records: [ChunkRecord], into dst: UnsafeMutableRawPointer) throws {
+        let rec = records[i]
+        let size = chunkSize(i)
+        let t = entry.transform
+        let planeSize = t.planeSize(chunkBytes: size, elementSize: entry.dtype.size)
+        let stored = try file.bytes(at: rec.offset, count: rec.storedLength, what: "chunk \(i) of '\(entry.name)'")
+        var scratch: UnsafeMutableRawPointer?
+        defer { scratch?.deallocate() }
+        var planes = [UnsafeRawPointer]()
+        var at = 0
+        let dctx = PackZstd.decompressors.take()
+        defer { if let dctx { PackZstd.decompressors.give(dctx) } }
+        for p in 0..<t.planeCount {
+            let len = rec.planeLengths[p]
+            let src = UnsafeRawBufferPointer(rebasing: stored[at..<(at + len)])
+            at += len
+            if len == planeSize {
+                planes.append(src.baseAddress ?? UnsafeRawPointer(dst))
+                continue
+            }
+            guard let dctx else { throw error(.io, "cannot create a zstd context (out of memory)") }
+            let target: UnsafeMutableRawPointer
+            if t == .none {
+                target = dst
+            } else {
+                if scratch == nil { scratch = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64) }
+                target = scratch! + p * planeSize
+            }
+            if let why = dctx.decompress(src, into: target, size: planeSize) {
+                throw error(.checksumMismatch, "chunk \(i) of \(entry.chunkCount), plane \(p): \(why)")
+            }
+            planes.append(UnsafeRawPointer(target))
+        }
+        if !(t == .none && planes[0] == UnsafeRawPointer(dst)) {
+            PlaneCodec.merge(t, planes: planes, into: dst, count: size)
+        }
+        let h = XXH64.hash(UnsafeRawBufferPointer(start: dst, count: size))
+        lock.lock(); decoded += 1; lock.unlock()
+        guard h == rec.xxh64 else {
+            throw error(.checksumMismatch,
+                        "chunk \(i) of \(entry.chunkCount) (tensor bytes \(i * entry.chunkBytes)..<\(i * entry.chunkBytes + size)) decodes to xxh64 \(String(h, radix: 16)), the index says \(String(rec.xxh64, radix: 16))")
+        }
+    }
+
+    /// The whole tensor, decoded on all cores, checked chunk by chunk.
+    public func decodeAll() throws -> [UInt8] {
+        let records = try index()
+        var out = [UInt8](repeating: 0, count: entry.byteCount)
+        let errors = FirstError()
+        out.withUnsafeMutableBytes { buf in
+            guard let base = buf.baseAddress else { return }
+            let shared = SharedMutableBytes(base: base)
+            let step = entry.chunkBytes
+            DispatchQueue.concurrentPerform(iterations: records.count) { i in
+                if errors.isSet { return }
+                do { try decodeChunk(i, records, into: shared.base + i * step) } catch { errors.set(error) }
+            }
+        }
+        if let e = errors.value { throw e }
+        return out
+    }
+
+    /// Bytes `range` of the dense tensor, decoding only the chunks the range overlaps.
+    public func read(bytes range: Range<Int>) throws -> [UInt8] {
+        guard range.lowerBound >= 0, range.upperBound <= entry.byteCount else {
+            throw BillaError(.outOfBounds, file: file.path, tensor: entry.name,
+                             "bytes \(range) are outside the tensor's \(entry.byteCount) bytes", remedy: "ask for a range inside the tensor")
+        }
+        if range.isEmpty { return [] }
+        let records = try index()
+        let first = range.lowerBound / entry.chunkBytes, last = (range.upperBound - 1) / entry.chunkBytes
+        var out = [UInt8](repeating: 0, count: range.count)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: entry.chunkBytes, alignment: 64)
+        defer { scratch.deallocate() }
+        try out.withUnsafeMutableBytes { dst in
+            for i in first...last {
+                let start = i * entry.chunkBytes
+                try decodeChunk(i, records, into: scratch)
+                let lo = max(range.lowerBound, start), hi = min(range.upperBound, start + chunkSize(i))
+                (dst.baseAddress! + (lo - range.lowerBound)).copyMemory(from: scratch + (lo - start), byteCount: hi - lo)
+            }
+        }
+        return out
+    }
+}
+
+/// The first error any worker of a parallel loop hit.
+final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Error?
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return stored != nil }
+    var value: Error? { lock.lock(); defer { lock.unlock() }; return stored }
+    func set(_ e: Error) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
+}
+
+extension Tensor {
+    /// Rows `rows` of the first dimension as dense bytes. For a chunked pack tensor only the touched chunks are
+    /// decoded; for every other layout it is a slice of `withBytes`.
+    public func readRows(_ rows: Range<Int>) throws -> [UInt8] {
+        guard let n = shape.first, rows.lowerBound >= 0, rows.upperBound <= n else {
+            throw BillaError(.outOfBounds, file: file.path, tensor: name,
+                             "rows \(rows) are outside the tensor's shape \(Shape.describe(shape))", remedy: "ask for rows inside the first dimension")
+        }
+        let rowBytes = n == 0 ? 0 : byteCount / n
+        let range = rows.lowerBound * rowBytes..<rows.upperBound * rowBytes
+        if case .packed(let p) = layout { return try p.read(bytes: range) }
+        return try withBytes { Array($0[range]) }
+    }
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import BillaKit
+import Foundation
+
+struct Pack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Store a model as a billa pack: zstd-compressed, checksummed, random-access (formats/pack.md).",
+        discussion: """
+            SRC is a Meta or Hugging Face directory or a single .pth/.bin/.safetensors file. Floats are split into
+            byte planes so their exponents compress; every chunk and tensor is hashed. The pack is written to a
+            temporary file and renamed into place.
+            """)
+
+    @Argument(help: "A model directory or tensor file.")
+    var source: String
+
+    @Option(name: .shortAndLong, help: "The pack file to write (conventionally NAME.billa).")
+    var output: String
+
+    @Option(name: .long, help: "zstd level for the non-exponent planes (1-19).")
+    var level: Int32 = 3
+
+    @Option(name: .long, help: "Uncompressed bytes per chunk, e.g. 1MiB (the default) or 64KiB.")
+    var chunkSize: String?
+
+    @Flag(name: .long, help: "Store every tensor uncompressed and page-aligned, for zero-copy mmap.")
+    var raw = false
+
+    @Option(name: .long, help: "Quantize while packing (needs the quantization work; not available in this build).")
+    var quantize: String?
+
+    @Flag(name: .long, help: "Overwrite OUTPUT if it exists.")
+    var force = false
+
+    @OptionGroup var report: ReportOptions
+
+    func validate() throws {
+        guard (1...22).contains(level) else { throw ValidationError("--level must be 1...22") }
+        if let chunkSize {
+            guard let n = ByteFormat.parse(chunkSize), n >= 64, n <= PackLayout.maxChunkBytes, n % 8 == 0 else {
+                throw ValidationError("--chunk-size must be a multiple of 8 bytes between 64 B and 256 MiB")
+            }
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            if let quantize {
+                throw BillaError(.unsupported, "--quantize \(quantize): quantized packs are not available yet in this build (the format reserves the block dtypes)",
+                                 remedy: "pack without --quantize")
+            }
+            if FileManager.default.fileExists(atPath: output) && !force {
+                throw BillaError(.invalidArgument, file: output, "already exists", remedy: "choose another name or pass --force")
+            }
+            let release = try Release.open(source)
+            let start = Date()
+            var options = PackOptions(level: level, raw: raw)
+            if let chunkSize, let n = ByteFormat.parse(chunkSize) { options.chunkBytes = n }
+            try Packer.pack(release, options: options, to: output, quiet: report.quiet)
+            let seconds = Date().timeIntervalSince(start)
+            let pack = try PackReader.open(output)
+            let original = pack.tensors.reduce(0) { $0 + $1.byteCount }
+            let summary = PackSummary(path: output, tensors: pack.tensors.count, tensorBytes: original, fileBytes: pack.file.size,
+                                      ratio: original > 0 ? Double(pack.file.size) / Double(original) : 1, seconds: seconds)
+            if report.json { try printJSON(summary) } else {
+                print("\(output): \(summary.tensors) tensors, \(ByteFormat.human(original)) -> \(ByteFormat.human(pack.file.size)) "
+                      + String(format: "(%.3f) in %.1f s", summary.ratio, seconds))
+            }
+            for w in release.warnings { warn(w) }
+        }
+    }
+}
+
+struct PackSummary: Encodable {
+    var path: String
+    var tensors: Int
+    var tensorBytes: Int
+    var fileBytes: Int
+    var ratio: Double
+    var seconds: Double
+
+    enum CodingKeys: String, CodingKey { case path, tensors, tensorBytes = "tensor_bytes", fileBytes = "file_bytes", ratio, seconds }
+}
+
+extension DType: ExpressibleByArgument {
+    public init?(argument: String) {
+        let names: [String: DType] = ["bf16": .bf16, "fp16": .f16, "f16": .f16, "fp32": .f32, "f32": .f32]
+        guard let d = names[argument.lowercased()] ?? DType(rawValue: argument.uppercased()) else { return nil }
+        self = d
+    }
+}
+
+/// Measurement helpers for scripts/bench/pack (hidden: not a user command).
+struct PackBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pack-bench", abstract: "Benchmark helpers for scripts/bench/pack.", shouldDisplay: false)
+
+    @Argument(help: "synth | codec | read")
+    var mode: String
+
+    @Option var dtype: DType = .bf16
+    @Option var layers = 1
+    @Option var level: Int32 = 3
+    @Option(name: .shortAndLong) var output: String?
+    @Option var pack: String?
+    @Option var tensor: String?
+
+    func run() throws {
+        try reportingErrors {
+            switch mode {
+            case "synth":
+                guard let output else { throw ValidationError("synth needs -o") }
+                try PackBenchmark.writeLayers(dtype, layers: layers, to: output)
+            case "codec":
+                // One q_proj-sized tensor plus one gate_proj-sized: 64 + 176 M elements would be too slow per run,
+                // so the codec is timed on the q_proj shape (16.8 M elements).
+                let data = PackBenchmark.synthetic(dtype, count: 4096 * 4096, seed: 1)
+                let r = try PackBenchmark.codecOneCore(data, dtype: dtype, options: PackOptions(level: level))
+                try printJSON(r)
+            case "read":
+                guard let pack, let tensor else { throw ValidationError("read needs --pack and --tensor") }
+                try printJSON(["seconds": try PackBenchmark.oneTensorSeconds(pack, tensor: tensor)])
+            default:
+                throw ValidationError("mode must be synth, codec or read")
+            }
+        }
+    }
+}

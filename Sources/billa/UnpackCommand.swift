@@ -1,0 +1,37 @@
+import ArgumentParser
+import BillaKit
+import Foundation
+
+extension Unpacker.Target: ExpressibleByArgument {}
+
+struct Unpack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a billa pack back out as safetensors or a Hugging Face directory, bit-exact.",
+        discussion: "Every chunk is checked against its hash while decoding; nothing is written if one fails.")
+
+    @Argument(help: "A .billa pack.")
+    var pack: String
+
+    @Option(name: .shortAndLong, help: "Output: a .safetensors file (--to safetensors) or a new directory (--to hf).")
+    var output: String
+
+    @Option(name: .long, help: "safetensors, hf or meta.")
+    var to: Unpacker.Target
+
+    @OptionGroup var report: ReportOptions
+
+    func run() throws {
+        try reportingErrors {
+            let p = try PackReader.open(pack)
+            if to == .safetensors, FileManager.default.fileExists(atPath: output) {
+                throw BillaError(.invalidArgument, file: output, "already exists", remedy: "choose another output path or remove it")
+            }
+            try Unpacker.unpack(p, to: to, output: output, quiet: report.quiet)
+            if report.json {
+                try printJSON(["path": output, "target": to.rawValue, "tensors": String(p.tensors.count)])
+            } else {
+                print("\(output): \(p.tensors.count) tensors written as \(to.rawValue)")
+            }
+        }
+    }
+}
