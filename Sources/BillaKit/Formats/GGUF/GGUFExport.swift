@@ -1,0 +1,282 @@
+import Foundation
+
+/// What `billa quantize` and `billa convert --to gguf` ask for.
+public struct GGUFExportOptions: Sendable {
+    public var recipe: QuantRecipe
+    /// --tensor-type PATTERN=TYPE, as (regex source, type); first match wins, as in llama-quantize.
+    public var overrides: [(pattern: String, type: DType)] = []
+    /// Quantize tensors that are already quantized (dequantize first), like llama-quantize --allow-requantize.
+    public var allowRequantize = false
+    public var threads = 2
+    /// llama.context_length for Meta sources, which do not record it (HF sources use max_position_embeddings).
+    public var contextLength: Int? = nil
+    public var name: String? = nil
+
+    public init(recipe: QuantRecipe) { self.recipe = recipe }
+}
+
+/// One output tensor: where it comes from and what it becomes.
+public struct GGUFTensorChoice: Codable, Sendable {
+    public var name: String
+    public var shape: [Int]
+    public var source: DType
+    public var target: DType
+    public var provenance: String
+}
+
+/// A planned GGUF file: nothing is read or written until `write`.
+public struct GGUFExportPlan {
+    public let source: String
+    public let metadata: GGUFMetadata
+    public let tensors: [TensorPlan]
+    public let choices: [GGUFTensorChoice]
+    public let notes: [String]
+    /// Bytes of tensor data the writer will read from the source.
+    public let inputBytes: Int
+
+    public var outputDataBytes: Int { tensors.reduce(0) { $0 + (Shape.byteCount($1.shape, $1.dtype) ?? 0) } }
+
+    public func write(to path: String, progress: ((Int) -> Void)? = nil) throws {
+        try GGUFWriter.write(metadata: metadata, tensors: tensors, to: path, progress: progress)
+    }
+}
+
+/// Turns any source billa reads — a GGUF file, a Meta release, a Hugging Face directory — into a LLaMA GGUF file:
+/// llama.cpp's tensor names and row layout, its metadata and SentencePiece vocabulary, and each tensor in the type
+/// llama-quantize would choose for the recipe.
+public enum GGUFExport {
+    /// A source tensor in GGUF naming and layout, readable as f32 rows (the last dimension is the row).
+    struct Source: @unchecked Sendable {
+        let name: String
+        let shape: [Int]
+        let dtype: DType
+        let provenance: String
+        /// Reads rows [r, r+n) as little-endian bytes of `dtype` into the destination.
+        let rawRows: (_ r: Int, _ n: Int, _ dst: UnsafeMutableRawPointer) throws -> Void
+
+        var cols: Int { shape.last ?? 1 }
+        var rows: Int { cols == 0 ? 0 : shape.reduce(1, *) / cols }
+        var rowBytes: Int { dtype.byteCount(elements: cols) ?? 0 }
+    }
+
+    public static func plan(source path: String, options: GGUFExportOptions) throws -> GGUFExportPlan {
+        let mapped = try MappedFile(path: path, orDirectory: true)
+        if let f = mapped, FormatSniffer.detect(f) == .gguf {
+            return try planFromGGUF(GGUFReader.open(f), options: options)
+        }
+        return try planFromRelease(Release.open(path), options: options)
+    }
+
+    // MARK: sources
+
+    static func planFromGGUF(_ g: GGUFFile, options: GGUFExportOptions) throws -> GGUFExportPlan {
+        let sources = g.tensors.map { t in
+            let base = g.dataOffset + t.offset
+            let rowBytes = t.dtype.byteCount(elements: t.dims[0]) ?? 0
+            return Source(name: t.name, shape: t.shape, dtype: t.dtype, provenance: t.name) { r, n, dst in
+                let b = try g.file.bytes(at: base + r * rowBytes, count: n * rowBytes, what: "tensor '\(t.name)'")
+                if let p = b.baseAddress, n > 0 { dst.copyMemory(from: p, byteCount: b.count) }
+            }
+        }
+        var metadata = g.metadata
+        metadata[GGUFKeys.quantizationVersion] = nil
+        metadata[GGUFKeys.fileType] = nil
+        let layers = metadata[GGUFKeys.blockCount]?.intValue ?? 0
+        let heads = metadata[GGUFKeys.headCount]?.intValue ?? 0
+        let kvHeads = metadata[GGUFKeys.headCountKV]?.intValue ?? heads
+        return try finish(source: g.path, sources: sources, metadata: metadata, layers: layers, heads: heads, kvHeads: kvHeads,
+                          keepUnquantized: true, options: options, notes: [])
+    }
+
+    static func planFromRelease(_ release: Release, options: GGUFExportOptions) throws -> GGUFExportPlan {
+        guard let p = release.parameters else {
+            throw BillaError(.invalidArgument, file: release.path, "a single weights file carries no architecture",
+                             remedy: "pass the model directory (params.json or config.json next to the weights)")
+        }
+        var wholes: [(String, RowSource)]
+        var notes = [String]()
+        switch release.layout {
+        case .meta:
+            wholes = try MetaMerge.merged(release)
+        case .huggingFace:
+            wholes = []
+            for (file, t) in release.tensors {
+                if t.name.hasSuffix(LlamaNames.hfBufferSuffix) { continue }
+                guard let (metaName, rotary) = LlamaNames.meta(fromHF: t.name) else {
+                    throw BillaError(.unsupported, file: file.path, tensor: t.name, "no llama.cpp name for this tensor",
+                                     remedy: "only LLaMA-architecture checkpoints convert to GGUF; remove extra tensors first")
+                }
+                var src = RowSource(t)
+                // GGUF keeps Meta's interleaved rotary rows: undo HF's permute, as convert_hf_to_gguf does.
+                if let heads = Converter.rotaryHeads(rotary, p) {
+                    try Converter.checkRotary(src, heads: heads, name: t.name, file: file.path)
+                    src = src.permutingRows(LlamaNames.hfToMetaRows(heads: heads, rows: src.rows), note: "rotary-gguf")
+                }
+                wholes.append((metaName, src))
+            }
+        case .file:
+            throw BillaError(.invalidArgument, file: release.path, "a single weights file carries no architecture",
+                             remedy: "pass the model directory")
+        }
+        var sources = [Source]()
+        for (metaName, src) in wholes {
+            if LlamaNames.metaBuffers.contains(metaName) { continue }
+            guard let name = GGUFNames.gguf(fromMeta: metaName) else {
+                throw BillaError(.unsupported, file: release.path, tensor: metaName, "no llama.cpp name for this tensor",
+                                 remedy: "only LLaMA-architecture checkpoints convert to GGUF")
+            }
+            guard [.f32, .f16, .bf16].contains(src.dtype) else {
+                throw BillaError(.unsupported, file: release.path, tensor: metaName, "\(src.dtype.rawValue) weights cannot be converted",
+                                 remedy: "convert from an f32, f16 or bf16 checkpoint")
+            }
+            let perRow = src.shape.count <= 1 ? src.rows : 1     // RowSource rows per GGUF row (1-D: one row)
+            sources.append(Source(name: name, shape: src.shape, dtype: src.dtype, provenance: src.provenance) { r, n, dst in
+                if n > 0 { try src.fill((r * perRow)..<((r + n) * perRow), dst) }
+            })
+        }
+        guard let embedding = sources.first(where: { $0.name == "token_embd.weight" }) else {
+            throw BillaError(.notFound, file: release.path, "no token embedding in the checkpoint", remedy: "download the release again")
+        }
+        let vocabRows = embedding.shape[0]
+        let ffn = sources.first(where: { $0.name == "blk.0.ffn_gate.weight" })?.shape[0] ?? p.ffnDim ?? 0
+        guard let tokenizer = release.tokenizerPath, tokenizer.hasSuffix(".model") else {
+            throw BillaError(.notFound, file: release.path, "no tokenizer.model next to the weights; GGUF needs the vocabulary",
+                             remedy: "copy the release's tokenizer.model into the model directory")
+        }
+        let vocab = try GGUFVocabulary.load(tokenizer, rows: vocabRows)
+        if vocab.tokens.count > (try SentencePieceModel.load(tokenizer).pieceCount) {
+            notes.append("the embedding has \(vocabRows) rows; tokens past the tokenizer's pieces are written as [PAD<id>] (unused)")
+        }
+        var hfConfig = [String: Any]()
+        if release.layout == .huggingFace { hfConfig = (try? Release.readJSON(release.path + "/config.json")) ?? [:] }
+        let context = options.contextLength ?? hfConfig.int("max_position_embeddings") ?? 2048
+        let name = options.name ?? (release.path.split(separator: "/").last.map(String.init) ?? "model")
+
+        var m = GGUFMetadata()
+        m[GGUFKeys.architecture] = .text("llama")
+        m[GGUFKeys.name] = .text(name)
+        m[GGUFKeys.contextLength] = .u32(UInt32(context))
+        m[GGUFKeys.embeddingLength] = .u32(UInt32(p.dim))
+        m[GGUFKeys.blockCount] = .u32(UInt32(p.nLayers))
+        m[GGUFKeys.feedForwardLength] = .u32(UInt32(ffn))
+        m[GGUFKeys.ropeDimensionCount] = .u32(UInt32(p.headDim))
+        m[GGUFKeys.headCount] = .u32(UInt32(p.nHeads))
+        m[GGUFKeys.headCountKV] = .u32(UInt32(p.nKVHeads))
+        m[GGUFKeys.rmsEpsilon] = .f32(Float(p.normEps))
+        m[GGUFKeys.ropeFreqBase] = .f32(Float(p.ropeTheta))
+        m[GGUFKeys.vocabSize] = .u32(UInt32(vocabRows))
+        vocab.write(into: &m, addBOS: (hfTokenizerFlag(release, "add_bos_token") ?? true),
+                    addEOS: hfTokenizerFlag(release, "add_eos_token") ?? false)
+        return try finish(source: release.path, sources: sources, metadata: m, layers: p.nLayers, heads: p.nHeads,
+                          kvHeads: p.nKVHeads, keepUnquantized: false, options: options, notes: notes)
+    }
+
+    static func hfTokenizerFlag(_ release: Release, _ key: String) -> Bool? {
+        guard release.layout == .huggingFace,
+              let cfg = try? Release.readJSON(release.path + "/tokenizer_config.json") else { return nil }
+        return cfg[key] as? Bool
+    }
+
+    // MARK: type choice and tensor plans
+
+    static func finish(source: String, sources: [Source], metadata: GGUFMetadata, layers: Int, heads: Int, kvHeads: Int,
+                       keepUnquantized: Bool, options: GGUFExportOptions, notes: [String]) throws -> GGUFExportPlan {
+        var overrides = [(NSRegularExpression, DType)]()
+        for (pattern, type) in options.overrides {
+            guard let re = try? NSRegularExpression(pattern: pattern) else {
+                throw BillaError(.invalidArgument, "--tensor-type pattern '\(pattern)' is not a valid regular expression",
+                                 remedy: "pass PATTERN=TYPE, e.g. --tensor-type 'attn_v=q8_0'")
+            }
+            overrides.append((re, type))
+        }
+        let ordered = sources.sorted { QuantPolicy.order($0.name, $1.name) }
+        var policy = QuantPolicy(recipe: options.recipe, tensorNames: ordered.map(\.name), layers: layers, heads: heads,
+                                 kvHeads: kvHeads, overrides: overrides)
+        var plans = [TensorPlan]()
+        var choices = [GGUFTensorChoice]()
+        var input = 0
+        for s in ordered {
+            var target = policy.type(for: s.name, shape: s.shape, current: s.dtype)
+            if !QuantPolicy.allowsQuantization(s.name, shape: s.shape) && !keepUnquantized { target = .f32 }
+            if target != s.dtype && s.dtype.isQuantized && !options.allowRequantize {
+                throw BillaError(.invalidArgument, file: source, tensor: s.name,
+                                 "the tensor is already \(s.dtype.rawValue); quantizing it again loses more than quantizing the original",
+                                 remedy: "quantize from the f16/f32 model, or pass --allow-requantize")
+            }
+            if target.isQuantized, s.cols % target.blockSize != 0 {
+                throw BillaError(.shapeMismatch, file: source, tensor: s.name,
+                                 "rows of \(s.cols) values are not whole \(target.rawValue) blocks of \(target.blockSize)",
+                                 remedy: "choose another type for it with --tensor-type '\(s.name)=f16'")
+            }
+            choices.append(GGUFTensorChoice(name: s.name, shape: s.shape, source: s.dtype, target: target, provenance: s.provenance))
+            plans.append(plan(s, to: target, threads: options.threads, file: source))
+            input += s.rows * s.rowBytes
+        }
+        var m = metadata
+        if options.recipe.defaultType.isQuantized || m[GGUFKeys.quantizationVersion] != nil {
+            m[GGUFKeys.quantizationVersion] = .u32(GGUFLayout.quantizationVersion)
+        }
+        m[GGUFKeys.fileType] = .u32(options.recipe.fileType)
+        return GGUFExportPlan(source: source, metadata: m, tensors: plans, choices: choices,
+                              notes: notes + policy.fallbacks, inputBytes: input)
+    }
+
+    /// Rows per chunk: about 4 MiB of f32, so memory stays bounded whatever the tensor.
+    static let chunkValues = 1 << 20
+
+    static func plan(_ s: Source, to target: DType, threads: Int, file: String) -> TensorPlan {
+        TensorPlan(name: s.name, dtype: target, shape: s.shape, provenance: s.provenance) { sink in
+            let cols = s.cols, rows = s.rows
+            guard rows > 0, cols > 0 else { return }
+            let chunkRows = Swift.max(1, chunkValues / cols)
+            var raw = [UInt8](repeating: 0, count: Swift.min(chunkRows, rows) * s.rowBytes)
+            if target == s.dtype {
+                for r in stride(from: 0, to: rows, by: chunkRows) {
+                    let n = Swift.min(chunkRows, rows - r)
+                    try raw.withUnsafeMutableBytes { b in
+                        try s.rawRows(r, n, b.baseAddress!)
+                        try sink(UnsafeRawBufferPointer(rebasing: b[0..<(n * s.rowBytes)]))
+                    }
+                }
+                return
+            }
+            let outRowBytes = target.byteCount(elements: cols) ?? 0
+            var values = [Float](repeating: 0, count: Swift.min(chunkRows, rows) * cols)
+            var out = [UInt8](repeating: 0, count: Swift.min(chunkRows, rows) * outRowBytes)
+            for r in stride(from: 0, to: rows, by: chunkRows) {
+                let n = Swift.min(chunkRows, rows - r)
+                try raw.withUnsafeMutableBytes { rb in
+                    try values.withUnsafeMutableBufferPointer { vb in
+                        try out.withUnsafeMutableBytes { ob in
+                            try s.rawRows(r, n, rb.baseAddress!)
+                            _ = FloatRows.toF32(rb.baseAddress!, s.dtype, count: n * cols, into: vb.baseAddress!)
+                            if let q = target.quantType {
+                                if let bad = (0..<(n * cols)).first(where: { !vb[$0].isFinite }) {
+                                    throw BillaError(.invalidArgument, file: file, tensor: s.name,
+                                                     "row \(r + bad / cols) holds \(vb[bad]); llama.cpp refuses non-finite weights",
+                                                     remedy: "the source is corrupt; download it again and check its checksum")
+                                }
+                                Quantizer.quantize(vb.baseAddress!, rows: n, cols: cols, to: q, into: ob.baseAddress!, threads: threads)
+                            } else {
+                                FloatRows.fromF32(vb.baseAddress!, count: n * cols, to: target, into: ob.baseAddress!)
+                            }
+                            try sink(UnsafeRawBufferPointer(rebasing: ob[0..<(n * outRowBytes)]))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension MappedFile {
+    /// Maps `path` when it is a regular file; nil for a directory.
+    convenience init?(path: String, orDirectory: Bool) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw BillaError(.notFound, file: path, "no such file or directory", remedy: "check the path")
+        }
+        if isDir.boolValue { return nil }
+        try self.init(path: path)
+    }
+}

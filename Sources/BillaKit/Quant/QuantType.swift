@@ -1,0 +1,45 @@
+/// The block-quantized types billa reads and writes, with ggml's facts about each: one table, so the GGUF reader,
+/// the writer, the pack format and the quantizers never disagree about a block's size.
+///
+/// Layouts (ggml-common.h): Q4_0 {f16 d; u8 qs[16]}, Q4_1 {f16 d, m; u8 qs[16]}, Q5_0 {f16 d; u8 qh[4]; u8 qs[16]},
+/// Q5_1 {f16 d, m; u8 qh[4]; u8 qs[16]}, Q8_0 {f16 d; i8 qs[32]}, Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]},
+/// Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}, Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}.
+public enum QuantType: String, Sendable, CaseIterable, Codable {
+    case q4_0 = "Q4_0"
+    case q4_1 = "Q4_1"
+    case q5_0 = "Q5_0"
+    case q5_1 = "Q5_1"
+    case q8_0 = "Q8_0"
+    case q4_K = "Q4_K"
+    case q5_K = "Q5_K"
+    case q6_K = "Q6_K"
+
+    /// (ggml type id, elements per block, bytes per block).
+    private static let table: [QuantType: (ggml: UInt32, block: Int, bytes: Int)] = [
+        .q4_0: (2, 32, 18), .q4_1: (3, 32, 20), .q5_0: (6, 32, 22), .q5_1: (7, 32, 24), .q8_0: (8, 32, 34),
+        .q4_K: (12, 256, 144), .q5_K: (13, 256, 176), .q6_K: (14, 256, 210),
+    ]
+
+    public var ggmlType: UInt32 { Self.table[self]?.ggml ?? 0 }
+    public var blockSize: Int { Self.table[self]?.block ?? 1 }
+    public var bytesPerBlock: Int { Self.table[self]?.bytes ?? 0 }
+    public var dtype: DType { DType(rawValue: rawValue) ?? .u8 }
+
+    public init?(dtype: DType) { self.init(rawValue: dtype.rawValue) }
+
+    public init?(ggmlType: UInt32) {
+        guard let t = Self.table.first(where: { $0.value.ggml == ggmlType })?.key else { return nil }
+        self = t
+    }
+
+    /// Accepts "q4_k", "Q4_K", "q8_0".
+    public init?(name: String) {
+        guard let t = QuantType.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else { return nil }
+        self = t
+    }
+
+    /// Bytes of one row of `cols` elements, or nil when the row is not whole blocks.
+    public func rowBytes(_ cols: Int) -> Int? {
+        cols % blockSize == 0 ? cols / blockSize * bytesPerBlock : nil
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+
+/// Entry points for quantizing and dequantizing rows of f32 values, and for the plain float element types a GGUF
+/// tensor can also be stored in. Rows are split across threads; the bytes do not depend on the split, because
+/// every block is quantized on its own.
+public enum Quantizer {
+    typealias RowQuantizer = (UnsafePointer<Float>, UnsafeMutableRawPointer, Int) -> Void
+    typealias RowDequantizer = (UnsafeRawPointer, UnsafeMutablePointer<Float>, Int) -> Void
+
+    static func quantizer(_ t: QuantType) -> RowQuantizer {
+        switch t {
+        case .q4_0: return LegacyQuants.quantizeQ4_0
+        case .q4_1: return LegacyQuants.quantizeQ4_1
+        case .q5_0: return LegacyQuants.quantizeQ5_0
+        case .q5_1: return LegacyQuants.quantizeQ5_1
+        case .q8_0: return LegacyQuants.quantizeQ8_0
+        case .q4_K: return KQuants.quantizeQ4_K
+        case .q5_K: return KQuants.quantizeQ5_K
+        case .q6_K: return KQuants.quantizeQ6_K
+        }
+    }
+
+    static func dequantizer(_ t: QuantType) -> RowDequantizer {
+        switch t {
+        case .q4_0: return LegacyQuants.dequantizeQ4_0
+        case .q4_1: return LegacyQuants.dequantizeQ4_1
+        case .q5_0: return LegacyQuants.dequantizeQ5_0
+        case .q5_1: return LegacyQuants.dequantizeQ5_1
+        case .q8_0: return LegacyQuants.dequantizeQ8_0
+        case .q4_K: return KQuants.dequantizeQ4_K
+        case .q5_K: return KQuants.dequantizeQ5_K
+        case .q6_K: return KQuants.dequantizeQ6_K
+        }
+    }
+
+    /// Quantizes `rows` rows of `cols` values (cols a multiple of the block size) into `dst`, which must hold
+    /// rows × rowBytes(cols) bytes.
+    public static func quantize(_ src: UnsafePointer<Float>, rows: Int, cols: Int, to type: QuantType,
+                                into dst: UnsafeMutableRawPointer, threads: Int = 1) {
+        let rowBytes = type.rowBytes(cols) ?? 0
+        let q = quantizer(type)
+        parallelRows(rows, threads: threads) { r0, r1 in
+            for r in r0..<r1 { q(src + r * cols, dst + r * rowBytes, cols) }
+        }
+    }
+
+    public static func quantize(_ values: [Float], cols: Int, to type: QuantType, threads: Int = 1) -> [UInt8] {
+        let rows = cols > 0 ? values.count / cols : 0
+        var out = [UInt8](repeating: 0, count: rows * (type.rowBytes(cols) ?? 0))
+        values.withUnsafeBufferPointer { s in
+            out.withUnsafeMutableBytes { d in
+                guard let sp = s.baseAddress, let dp = d.baseAddress else { return }
+                quantize(sp, rows: rows, cols: cols, to: type, into: dp, threads: threads)
+            }
+        }
+        return out
+    }
+
+    /// Dequantizes `count` values (whole blocks).
+    public static func dequantize(_ src: UnsafeRawPointer, count: Int, from type: QuantType, into dst: UnsafeMutablePointer<Float>) {
+        dequantizer(type)(src, dst, count)
+    }
+
+    public static func dequantize(_ bytes: [UInt8], from type: QuantType) -> [Float] {
+        let count = bytes.count / type.bytesPerBlock * type.blockSize
+        var out = [Float](repeating: 0, count: count)
+        bytes.withUnsafeBytes { s in
+            out.withUnsafeMutableBufferPointer { d in
+                guard let sp = s.baseAddress, let dp = d.baseAddress else { return }
+                dequantize(sp, count: count, from: type, into: dp)
+            }
+        }
+        return out
+    }
+
+    /// Runs `body(firstRow, endRow)` over `threads` contiguous row ranges.
+    static func parallelRows(_ rows: Int, threads: Int, _ body: (Int, Int) -> Void) {
+        let n = Swift.max(1, Swift.min(threads, rows))
+        if n == 1 { body(0, rows); return }
+        // The ranges are disjoint and concurrentPerform returns only when all are done, so the non-Sendable body
+        // (it captures the caller's buffers) is safe to share.
+        withoutActuallyEscaping(body) { b in
+            let shared = UncheckedSendable(b)
+            DispatchQueue.concurrentPerform(iterations: n) { t in
+                shared.value(rows * t / n, rows * (t + 1) / n)
+            }
+        }
+    }
+}
+
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Plain float element conversions to and from f32, with the rounding GGUF converters use.
+public enum FloatRows {
+    /// Reads `count` elements of a plain float dtype as f32; nil for dtypes that are not f32/f16/bf16.
+    public static func toF32(_ src: UnsafeRawPointer, _ dtype: DType, count: Int, into dst: UnsafeMutablePointer<Float>) -> Bool {
+        switch dtype {
+        case .f32:
+            for i in 0..<count { dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
+        case .f16:
+            for i in 0..<count { dst[i] = HalfFloat.toFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
+        case .bf16:
+            for i in 0..<count {
+                dst[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) << 16)
+            }
+        default:
+            if let q = dtype.quantType {
+                Quantizer.dequantize(src, count: count, from: q, into: dst)
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// f32 → bf16 as gguf-py and ggml do it: round to nearest even, NaN kept quiet.
+    @inline(__always) public static func bf16(_ f: Float) -> UInt16 {
+        var n = f.bitPattern
+        if n & 0x7FFF_FFFF > 0x7F80_0000 { n = (n & 0xFFFF_0000) | (64 << 16) }
+        return UInt16(truncatingIfNeeded: (UInt64(n) + UInt64(0x7FFF + ((n >> 16) & 1))) >> 16)
+    }
+
+    /// Writes f32 values as f32, f16 or bf16 little-endian bytes.
+    public static func fromF32(_ src: UnsafePointer<Float>, count: Int, to dtype: DType, into dst: UnsafeMutableRawPointer) {
+        switch dtype {
+        case .f16:
+            for i in 0..<count { dst.storeBytes(of: HalfFloat.fromFloat(src[i]).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
+        case .bf16:
+            for i in 0..<count { dst.storeBytes(of: bf16(src[i]).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
+        default:
+            for i in 0..<count { dst.storeBytes(of: src[i].bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
+        }
+    }
+}

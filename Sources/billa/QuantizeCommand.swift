@@ -1,0 +1,164 @@
+import ArgumentParser
+import BillaKit
+import Foundation
+
+extension QuantRecipe: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+}
+
+/// Output formats of `billa quantize`.
+enum QuantizeFormat: String, ExpressibleByArgument, CaseIterable { case gguf, pack }
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize a model to llama.cpp's types, byte-identical to llama-quantize (no importance matrix).",
+        discussion: """
+            SRC is a GGUF file (f32/f16/bf16), a Meta release or a Hugging Face directory. TYPE is a llama-quantize
+            file type: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k_s, q4_k_m (= q4_k), q5_k_s, q5_k_m (= q5_k), q6_k, f16, bf16,
+            f32. Each tensor gets the type llama-quantize would give it: 1-D and norm tensors stay as they are (f32
+            from Meta/HF sources), output.weight becomes Q6_K, q4_k_m/q5_k_m give some attn_v and ffn_down layers
+            Q6_K, and rows that are not whole blocks fall back to a 32-element type.
+            --tensor-type PATTERN=TYPE overrides the choice for GGUF tensor names matching the regular expression,
+            e.g. --tensor-type 'attn_v=q8_0' --tensor-type 'token_embd=q8_0'.
+            Rows are split across --threads threads.
+            """)
+
+    @Argument(help: "A GGUF file, a Meta release directory or a Hugging Face directory.")
+    var source: String
+
+    @Option(name: .shortAndLong, help: "The file to write.")
+    var output: String
+
+    @Option(name: .long, help: "The llama-quantize type (q4_k_m, q5_k_m, q8_0, q6_k, q4_0, ...).")
+    var type: QuantRecipe
+
+    @Option(name: .long, help: "gguf (default) or pack.")
+    var format: QuantizeFormat = .gguf
+
+    @Option(name: .customLong("tensor-type"), help: "PATTERN=TYPE: give tensors whose GGUF name matches PATTERN this type.")
+    var tensorTypes: [String] = []
+
+    @Flag(name: .long, help: "Allow quantizing tensors that are already quantized.")
+    var allowRequantize = false
+
+    @Option(name: .long, help: "Threads for quantizing rows.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(name: .long, help: "Print each tensor's chosen type; write nothing.")
+    var dryRun = false
+
+    @OptionGroup var report: ReportOptions
+
+    func run() throws {
+        try reportingErrors {
+            guard format == .gguf else {
+                throw BillaError(.unsupported, "--format pack cannot hold quantized tensors yet",
+                                 remedy: "write --format gguf, or pack the f16 model with billa pack")
+            }
+            var o = GGUFExportOptions(recipe: type)
+            o.overrides = try tensorTypes.map(parseOverride)
+            o.allowRequantize = allowRequantize
+            o.threads = max(1, threads)
+            try runGGUFExport(source: source, output: output, options: o, dryRun: dryRun, report: report, label: "quantize")
+        }
+    }
+}
+
+func parseOverride(_ text: String) throws -> (pattern: String, type: DType) {
+    guard let eq = text.lastIndex(of: "="), let t = parseTensorType(String(text[text.index(after: eq)...])),
+          eq != text.startIndex else {
+        throw BillaError(.invalidArgument, "--tensor-type '\(text)' is not PATTERN=TYPE",
+                         remedy: "write e.g. --tensor-type 'attn_v=q8_0' (types: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k)")
+    }
+    return (String(text[..<eq]), t)
+}
+
+/// What `quantize --json` and `convert --to gguf --json` print.
+struct GGUFExportReport: Encodable {
+    var source: String
+    var output: String
+    var type: String
+    var dryRun: Bool
+    var tensors: [GGUFTensorChoice]
+    var inputBytes: Int
+    var outputBytes: Int
+    var seconds: Double?
+    var notes: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case source, output, type, tensors, notes, seconds
+        case dryRun = "dry_run", inputBytes = "input_bytes", outputBytes = "output_bytes"
+    }
+}
+
+/// Plans, then writes, a GGUF file; shared by `billa quantize` and `billa convert --to gguf`.
+func runGGUFExport(source: String, output: String, options: GGUFExportOptions, dryRun: Bool, report: ReportOptions,
+                   label: String) throws {
+    let plan = try GGUFExport.plan(source: source, options: options)
+    var r = GGUFExportReport(source: source, output: output, type: options.recipe.rawValue, dryRun: dryRun,
+                             tensors: plan.choices, inputBytes: plan.inputBytes, outputBytes: plan.outputDataBytes,
+                             seconds: nil, notes: plan.notes)
+    if dryRun {
+        if report.json { try printJSON(r); return }
+        let rows = plan.choices.map { [$0.name, Shape.describe($0.shape), $0.source.rawValue, $0.target.rawValue] }
+        print(Table.render(header: ["tensor", "shape", "from", "to"], rows: rows), terminator: "")
+        print("\(plan.choices.count) tensors, \(ByteFormat.human(plan.inputBytes)) -> \(ByteFormat.human(plan.outputDataBytes))")
+        for n in plan.notes { print("note: \(n)") }
+        return
+    }
+    let meter = ProgressMeter(label: label, total: plan.outputDataBytes, quiet: report.quiet)
+    let start = Date()
+    try plan.write(to: output) { meter.add($0) }
+    meter.finish()
+    r.seconds = Date().timeIntervalSince(start)
+    if report.json {
+        try printJSON(r)
+    } else {
+        let s = r.seconds ?? 0
+        print("wrote \(output): \(plan.choices.count) tensors, \(ByteFormat.human(plan.inputBytes)) -> \(ByteFormat.human(plan.outputDataBytes)) in \(String(format: "%.2f", s)) s (\(ByteFormat.human(Int(Double(plan.inputBytes) / max(s, 1e-9))))/s read)")
+        for n in plan.notes { print("note: \(n)") }
+    }
+}
+
+// MARK: billa convert --to gguf
+
+/// `billa convert --to` targets: ConvertOptions' Meta/HF layouts, plus gguf (written by GGUFExport).
+enum ConvertTarget: String, ExpressibleByArgument, CaseIterable {
+    case hf, meta, gguf
+
+    var layout: ConvertOptions.Target? {
+        switch self {
+        case .hf: return .hf
+        case .meta: return .meta
+        case .gguf: return nil
+        }
+    }
+}
+
+/// `billa convert --dtype`: f16, bf16, f32, or (with --to gguf) any llama-quantize type (q8_0, q4_k_m, ...).
+struct ConvertDType: ExpressibleByArgument {
+    let recipe: QuantRecipe
+
+    init?(argument: String) {
+        guard let r = QuantRecipe(name: argument) else { return nil }
+        recipe = r
+    }
+
+    static var allValueStrings: [String] { QuantRecipe.allCases.map(\.rawValue) }
+
+    /// The cast for Meta/HF outputs, which hold float tensors only.
+    func floatDType() throws -> DType {
+        guard !recipe.defaultType.isQuantized else {
+            throw BillaError(.invalidArgument, "--dtype \(recipe.rawValue) is a quantized type; Meta and HF files hold f16, bf16 or f32",
+                             remedy: "use --to gguf for quantized output, or --dtype f16")
+        }
+        return recipe.defaultType
+    }
+}
+
+/// `billa convert SRC -o OUT.gguf --to gguf [--dtype TYPE]`: f16 unless --dtype says otherwise; norms stay f32.
+func runConvertToGGUF(source: String, output: String, dtype: ConvertDType?, dryRun: Bool, report: ReportOptions) throws {
+    var o = GGUFExportOptions(recipe: dtype?.recipe ?? .f16)
+    o.threads = ProcessInfo.processInfo.activeProcessorCount
+    try runGGUFExport(source: source, output: output, options: o, dryRun: dryRun, report: report, label: "convert")
+}
