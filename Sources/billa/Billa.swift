@@ -8,7 +8,7 @@ struct Billa: ParsableCommand {
         commandName: "billa",
         abstract: "Read, check and convert LLaMA-family weights, streaming and verifiable.",
         version: BillaVersion.string,
-        subcommands: [Inspect.self, Checksum.self]
+        subcommands: [Inspect.self, Checksum.self, Pack.self, Unpack.self, Verify.self, PackBench.self, Convert.self, Recover.self, Reshard.self, Quantize.self]
     )
 }
 

@@ -16,15 +16,39 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     case u16 = "U16"
     case u8 = "U8"
     case bool = "BOOL"
+    /// llama.cpp's block-quantized types (GGUF and pack). Their facts live in `QuantType` (Quant/QuantType.swift).
+    case q4_0 = "Q4_0"
+    case q4_1 = "Q4_1"
+    case q5_0 = "Q5_0"
+    case q5_1 = "Q5_1"
+    case q8_0 = "Q8_0"
+    case q4_K = "Q4_K"
+    case q5_K = "Q5_K"
+    case q6_K = "Q6_K"
 
-    /// Bytes per element.
+    /// Bytes per element; for block-quantized types, bytes per block of `blockSize` elements. Sizes of whole tensors
+    /// should come from `byteCount(elements:)`, which is right for both.
     public var size: Int {
         switch self {
         case .f64, .i64, .u64: return 8
         case .f32, .i32, .u32: return 4
         case .f16, .bf16, .i16, .u16: return 2
         case .f8e4m3, .f8e5m2, .i8, .u8, .bool: return 1
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K: return quantType?.bytesPerBlock ?? 0
         }
+    }
+
+    /// The block-quantization facts, or nil for plain element types.
+    public var quantType: QuantType? { QuantType(dtype: self) }
+    public var isQuantized: Bool { quantType != nil }
+    /// Elements per block: 1 for plain types.
+    public var blockSize: Int { quantType?.blockSize ?? 1 }
+
+    /// Bytes of `elements` values, or nil when a block type's count is not whole blocks or the product overflows.
+    public func byteCount(elements: Int) -> Int? {
+        guard elements >= 0, elements % blockSize == 0 else { return nil }
+        let (b, o) = (elements / blockSize).multipliedReportingOverflow(by: size)
+        return o ? nil : b
     }
 
     public var isFloatingPoint: Bool {

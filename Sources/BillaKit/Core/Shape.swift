@@ -12,11 +12,11 @@ public enum Shape {
         return n
     }
 
-    /// Bytes of a dense tensor, or nil on overflow.
+    /// Bytes of a dense tensor, or nil on overflow (or, for a block-quantized dtype, when rows are not whole blocks).
     public static func byteCount(_ shape: [Int], _ dtype: DType) -> Int? {
         guard let n = elementCount(shape) else { return nil }
-        let (b, o) = n.multipliedReportingOverflow(by: dtype.size)
-        return o ? nil : b
+        if dtype.isQuantized, let cols = shape.last, cols % dtype.blockSize != 0 { return nil }
+        return dtype.byteCount(elements: n)
     }
 
     /// Row-major (C order) strides in elements.

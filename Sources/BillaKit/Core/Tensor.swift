@@ -5,6 +5,8 @@ public enum TensorLayout: Sendable, Equatable {
     case dense(byteOffset: Int)
     /// A view into a storage that starts at `storageByteOffset` in the file; offset and strides count elements.
     case strided(storageByteOffset: Int, elementOffset: Int, strides: [Int])
+    /// A chunked, compressed tensor of a billa pack; `withBytes` decodes it (checking every chunk's hash).
+    case packed(PackedTensor)
 }
 
 /// One tensor of one file: what it is, and how to reach its bytes without reading anything else.
@@ -25,8 +27,9 @@ public struct Tensor: Sendable {
 
     /// Elements; readers validated the product on open, so it cannot overflow here.
     public var elementCount: Int { shape.reduce(1, *) }
-    /// Bytes of the dense, row-major form.
-    public var byteCount: Int { elementCount * dtype.size }
+    /// Bytes of the dense, row-major form: rows × (cols / block) × bytes per block for block-quantized types, whose
+    /// readers checked on open that each row is whole blocks.
+    public var byteCount: Int { dtype.byteCount(elements: elementCount) ?? 0 }
     public var isDense: Bool { if case .dense = layout { return true } else { return false } }
 
     /// Calls `body` with the tensor's dense row-major bytes: the mapped bytes themselves when the tensor is dense,
@@ -38,6 +41,8 @@ public struct Tensor: Sendable {
         case .strided(let storageOffset, let elementOffset, let strides):
             let gathered = try gather(storageOffset: storageOffset, elementOffset: elementOffset, strides: strides)
             return try gathered.withUnsafeBytes(body)
+        case .packed(let packed):
+            return try packed.decodeAll().withUnsafeBytes(body)
         }
     }
 
@@ -77,6 +82,7 @@ public enum ContainerFormat: String, Sendable, Codable {
     case legacyTorch = "pytorch-legacy"
     case gguf = "gguf"
     case sentencePiece = "sentencepiece"
+    case billaPack = "billa-pack"
 }
 
 /// The tensors of one file, in file order.

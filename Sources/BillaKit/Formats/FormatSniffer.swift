@@ -12,6 +12,7 @@ public enum FormatSniffer {
         // The pre-pickle tar format of torch < 0.4.
         if b.count > 262, Array(b[257..<262]) == Array("ustar".utf8) { return .legacyTorch }
         if b.count >= 4, Array(b[0..<4]) == Array("GGUF".utf8) { return .gguf }
+        if b.count >= 8, Array(b[0..<8]) == PackLayout.headerMagic { return .billaPack }
         // safetensors: a u64 header length, then the JSON header's '{'. The reader judges the length.
         if b.count >= 9, at(8) == UInt8(ascii: "{") { return .safetensors }
         if b.count >= 2, at(0) == 0x0A { return .sentencePiece }   // ModelProto opens with field 1 (pieces)
@@ -24,12 +25,13 @@ public enum FormatSniffer {
         switch detect(file) {
         case .torchZip: return try TorchCheckpoint.open(file)
         case .safetensors: return try SafetensorsReader.open(file)
+        case .billaPack:
+            let pack = try PackReader.open(file)
+            return TensorFile(path: path, format: .billaPack, tensors: pack.tensors, metadata: pack.tensorFiles.first?.metadata ?? [:])
         case .legacyTorch:
             throw BillaError(.unsupported, file: path, "this is a legacy (pre-1.6, non-zip) torch.save file",
                              remedy: "re-save it with a current torch: torch.save(torch.load(path, weights_only=True), new_path)")
-        case .gguf:
-            throw BillaError(.unsupported, file: path, "GGUF files are not read yet",
-                             remedy: "use the safetensors or PyTorch source the GGUF was made from")
+        case .gguf: return try GGUFReader.open(file).tensorFile
         case .sentencePiece:
             throw BillaError(.unknownFormat, file: path, "this looks like a SentencePiece tokenizer, not a weights file",
                              remedy: "pass the model directory or a .pth / .bin / .safetensors file")
@@ -39,6 +41,7 @@ public enum FormatSniffer {
             }
             // The content matched nothing; the name picks which reader explains what is wrong with it.
             if path.hasSuffix(".safetensors") { return try SafetensorsReader.open(file) }
+            if path.hasSuffix("." + PackLayout.fileExtension) { _ = try PackReader.open(file) }
             if path.hasSuffix(".pth") || path.hasSuffix(".bin") || path.hasSuffix(".pt") {
                 return try TorchCheckpoint.open(file)
             }

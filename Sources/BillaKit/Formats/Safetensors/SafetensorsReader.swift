@@ -47,7 +47,7 @@ public enum SafetensorsReader {
                 continue
             }
             guard let info = value as? [String: Any] else { throw bad("entry is not an object", tensor: name) }
-            guard let dtypeName = info["dtype"] as? String, let dtype = DType(rawValue: dtypeName) else {
+            guard let dtypeName = info["dtype"] as? String, let dtype = DType(rawValue: dtypeName), !dtype.isQuantized else {
                 throw bad("unknown dtype \(String(describing: info["dtype"] ?? "missing"))", tensor: name)
             }
             guard let shapeValues = info["shape"] as? [Any], let shape = integers(shapeValues), shape.allSatisfy({ $0 >= 0 }) else {
