@@ -20,10 +20,14 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
+        // The verifier's dot-product kernels: C with run-time dispatch to AVX2/FMA/F16C bodies (kernels.c), so the
+        // release build is fast on any x86-64 without -target-cpu flags.
+        .target(name: "CKernels"),
         .target(
             name: "BillaKit",
             dependencies: [
                 "CZstd",
+                "CKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]

@@ -1,0 +1,36 @@
+#ifndef BILLA_KERNELS_H
+#define BILLA_KERNELS_H
+/* Dot-product kernels of billa's CPU verifier. The x86-64 entry points dispatch at run time (cpuid) between an
+ * AVX2+FMA+F16C body and portable C, so a release build needs no -target-cpu flag to be fast and still runs on
+ * any x86-64 (and arm64, where the portable body is used). */
+#include <stddef.h>
+#include <stdint.h>
+
+/* Weight element types; the numbering is billa's (Inference/KernelType.swift), not ggml's. */
+enum {
+    BK_F32 = 0, BK_F16 = 1, BK_BF16 = 2,
+    BK_Q4_0 = 3, BK_Q4_1 = 4, BK_Q5_0 = 5, BK_Q5_1 = 6, BK_Q8_0 = 7,
+    BK_Q4_K = 8, BK_Q5_K = 9, BK_Q6_K = 10,
+};
+
+/* 1 when the AVX2+FMA+F16C bodies are in use. */
+int bk_fast_path(void);
+/* Forces the portable bodies (for tests comparing the two); 0 restores run-time detection. */
+void bk_force_portable(int on);
+
+/* Elements per block and bytes per block of a type (1 and the element size for plain types). */
+int bk_block_elems(int type);
+int bk_block_bytes(int type);
+
+/* Converts n elements (whole blocks) of `type` at src to f32. */
+void bk_to_f32(int type, const void *src, float *dst, int64_t n);
+
+/* Dot product of two f32 vectors. */
+float bk_dot_f32(const float *a, const float *b, int64_t n);
+
+/* y[t * ldy + r] = sum_c W[r][c] * x[t * ldx + c] for r < rows, t < ntok. W rows are `row_bytes` apart.
+ * `scratch` holds `cols` floats (used to widen a non-f32 row once for all tokens). */
+void bk_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                 const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
+
+#endif

@@ -1,0 +1,376 @@
+/* billa's verifier kernels: widening of every weight type billa reads to f32, and row-by-vector dot products.
+ * Block layouts are ggml's (ggml-common.h: block_q4_0 ... block_q6_K); the dequantization follows ggml's
+ * dequantize_row_* so a quantized model is evaluated exactly as llama.cpp stores it. */
+#include "billa_kernels.h"
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BK_X86 1
+#define BK_FAST __attribute__((target("avx2,fma,f16c")))
+#else
+#define BK_X86 0
+#endif
+
+/* ---- scalar conversions --------------------------------------------------------------------------------- */
+
+static inline float bk_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* IEEE half to float, exact (subnormals, infinities and NaN included). */
+static inline float bk_h2f(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0) {
+        float f = (float)man * (1.0f / 16777216.0f); /* man * 2^-24, exact */
+        return sign ? -f : f;
+    }
+    if (exp == 31) return bk_bits_f32(sign | 0x7f800000u | (man << 13));
+    return bk_bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+static inline float bk_bf2f(uint16_t b) { return bk_bits_f32((uint32_t)b << 16); }
+
+static inline uint16_t bk_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/* ---- block facts ------------------------------------------------------------------------------------------ */
+
+int bk_block_elems(int type) {
+    switch (type) {
+    case BK_F32: case BK_F16: case BK_BF16: return 1;
+    case BK_Q4_K: case BK_Q5_K: case BK_Q6_K: return 256;
+    default: return 32;
+    }
+}
+
+int bk_block_bytes(int type) {
+    switch (type) {
+    case BK_F32: return 4;
+    case BK_F16: case BK_BF16: return 2;
+    case BK_Q4_0: return 18;
+    case BK_Q4_1: return 20;
+    case BK_Q5_0: return 22;
+    case BK_Q5_1: return 24;
+    case BK_Q8_0: return 34;
+    case BK_Q4_K: return 144;
+    case BK_Q5_K: return 176;
+    case BK_Q6_K: return 210;
+    default: return 0;
+    }
+}
+
+/* ---- dequantization of one block (ggml's dequantize_row_*), inlined into both bodies ---------------------- */
+
+static inline void bk_deq_q4_0(const uint8_t *b, float *y) {
+    const float d = bk_h2f(bk_u16(b));
+    const uint8_t *qs = b + 2;
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)((qs[j] & 0x0F) - 8) * d;
+        y[j + 16] = (float)((qs[j] >> 4) - 8) * d;
+    }
+}
+
+static inline void bk_deq_q4_1(const uint8_t *b, float *y) {
+    const float d = bk_h2f(bk_u16(b)), m = bk_h2f(bk_u16(b + 2));
+    const uint8_t *qs = b + 4;
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)(qs[j] & 0x0F) * d + m;
+        y[j + 16] = (float)(qs[j] >> 4) * d + m;
+    }
+}
+
+static inline void bk_deq_q5_0(const uint8_t *b, float *y) {
+    const float d = bk_h2f(bk_u16(b));
+    uint32_t qh; memcpy(&qh, b + 2, 4);
+    const uint8_t *qs = b + 6;
+    for (int j = 0; j < 16; j++) {
+        const uint8_t xh0 = (uint8_t)(((qh >> (j + 0)) << 4) & 0x10);
+        const uint8_t xh1 = (uint8_t)(((qh >> (j + 12))) & 0x10);
+        y[j] = (float)(((qs[j] & 0x0F) | xh0) - 16) * d;
+        y[j + 16] = (float)(((qs[j] >> 4) | xh1) - 16) * d;
+    }
+}
+
+static inline void bk_deq_q5_1(const uint8_t *b, float *y) {
+    const float d = bk_h2f(bk_u16(b)), m = bk_h2f(bk_u16(b + 2));
+    uint32_t qh; memcpy(&qh, b + 4, 4);
+    const uint8_t *qs = b + 8;
+    for (int j = 0; j < 16; j++) {
+        const uint8_t xh0 = (uint8_t)(((qh >> (j + 0)) << 4) & 0x10);
+        const uint8_t xh1 = (uint8_t)(((qh >> (j + 12))) & 0x10);
+        y[j] = (float)((qs[j] & 0x0F) | xh0) * d + m;
+        y[j + 16] = (float)((qs[j] >> 4) | xh1) * d + m;
+    }
+}
+
+static inline void bk_deq_q8_0(const uint8_t *b, float *y) {
+    const float d = bk_h2f(bk_u16(b));
+    const int8_t *qs = (const int8_t *)(b + 2);
+    for (int j = 0; j < 32; j++) y[j] = (float)qs[j] * d;
+}
+
+static inline void bk_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63; *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+    }
+}
+
+static inline void bk_deq_q4_K(const uint8_t *b, float *y) {
+    const float d = bk_h2f(bk_u16(b)), dmin = bk_h2f(bk_u16(b + 2));
+    const uint8_t *scales = b + 4, *q = b + 16;
+    int is = 0;
+    for (int j = 0; j < 256; j += 64) {
+        uint8_t sc, m;
+        bk_scale_min_k4(is + 0, scales, &sc, &m);
+        const float d1 = d * sc, m1 = dmin * m;
+        bk_scale_min_k4(is + 1, scales, &sc, &m);
+        const float d2 = d * sc, m2 = dmin * m;
+        for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
+        for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+        q += 32; is += 2;
+    }
+}
+
+static inline void bk_deq_q5_K(const uint8_t *b, float *y) {
+    const float d = bk_h2f(bk_u16(b)), dmin = bk_h2f(bk_u16(b + 2));
+    const uint8_t *scales = b + 4, *qh = b + 16, *ql = b + 48;
+    int is = 0;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0; j < 256; j += 64) {
+        uint8_t sc, m;
+        bk_scale_min_k4(is + 0, scales, &sc, &m);
+        const float d1 = d * sc, m1 = dmin * m;
+        bk_scale_min_k4(is + 1, scales, &sc, &m);
+        const float d2 = d * sc, m2 = dmin * m;
+        for (int l = 0; l < 32; ++l) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; ++l) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+        ql += 32; is += 2;
+        u1 <<= 2; u2 <<= 2;
+    }
+}
+
+static inline void bk_deq_q6_K(const uint8_t *b, float *y) {
+    const uint8_t *ql = b, *qh = b + 128;
+    const int8_t *sc = (const int8_t *)(b + 192);
+    const float d = bk_h2f(bk_u16(b + 208));
+    for (int n = 0; n < 256; n += 128) {
+        for (int l = 0; l < 32; ++l) {
+            const int is = l / 16;
+            const int8_t q1 = (int8_t)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+            const int8_t q2 = (int8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            const int8_t q3 = (int8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            const int8_t q4 = (int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            y[l + 0] = d * sc[is + 0] * q1;
+            y[l + 32] = d * sc[is + 2] * q2;
+            y[l + 64] = d * sc[is + 4] * q3;
+            y[l + 96] = d * sc[is + 6] * q4;
+        }
+        y += 128; ql += 64; qh += 32; sc += 8;
+    }
+}
+
+/* The conversion body, inlined into each instruction-set variant so the compiler vectorizes it for that set. */
+static inline __attribute__((always_inline)) void bk_to_f32_body(int type, const void *src, float *dst, int64_t n) {
+    const uint8_t *s = (const uint8_t *)src;
+    switch (type) {
+    case BK_F32: memcpy(dst, src, (size_t)n * 4); return;
+    case BK_F16: for (int64_t i = 0; i < n; i++) dst[i] = bk_h2f(bk_u16(s + 2 * i)); return;
+    case BK_BF16: for (int64_t i = 0; i < n; i++) dst[i] = bk_bf2f(bk_u16(s + 2 * i)); return;
+    default: break;
+    }
+    const int be = bk_block_elems(type), bb = bk_block_bytes(type);
+    for (int64_t i = 0; i < n / be; i++, s += bb, dst += be) {
+        switch (type) {
+        case BK_Q4_0: bk_deq_q4_0(s, dst); break;
+        case BK_Q4_1: bk_deq_q4_1(s, dst); break;
+        case BK_Q5_0: bk_deq_q5_0(s, dst); break;
+        case BK_Q5_1: bk_deq_q5_1(s, dst); break;
+        case BK_Q8_0: bk_deq_q8_0(s, dst); break;
+        case BK_Q4_K: bk_deq_q4_K(s, dst); break;
+        case BK_Q5_K: bk_deq_q5_K(s, dst); break;
+        case BK_Q6_K: bk_deq_q6_K(s, dst); break;
+        default: memset(dst, 0, (size_t)be * 4); break;
+        }
+    }
+}
+
+/* ---- portable bodies --------------------------------------------------------------------------------------- */
+
+static void bk_to_f32_portable(int type, const void *src, float *dst, int64_t n) { bk_to_f32_body(type, src, dst, n); }
+
+static float bk_dot_f32_portable(const float *a, const float *b, int64_t n) {
+    /* eight partial sums, as the vector body keeps, so both bodies round alike on long rows */
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    float t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < n; i++) t += a[i] * b[i];
+    return t;
+}
+
+static float bk_dot_f16_portable(const uint8_t *w, const float *x, int64_t n) {
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += bk_h2f(bk_u16(w + 2 * (i + k))) * x[i + k];
+    float t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    for (; i < n; i++) t += bk_h2f(bk_u16(w + 2 * i)) * x[i];
+    return t;
+}
+
+/* ---- AVX2 + FMA + F16C bodies -------------------------------------------------------------------------------- */
+
+#if BK_X86
+BK_FAST static inline float bk_hsum256(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    __m128 sh = _mm_movehdup_ps(lo);
+    __m128 sums = _mm_add_ps(lo, sh);
+    sh = _mm_movehl_ps(sh, sums);
+    sums = _mm_add_ss(sums, sh);
+    return _mm_cvtss_f32(sums);
+}
+
+BK_FAST static void bk_to_f32_fast(int type, const void *src, float *dst, int64_t n) {
+    if (type == BK_F16) {
+        const uint8_t *s = (const uint8_t *)src;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
+        for (; i < n; i++) dst[i] = bk_h2f(bk_u16(s + 2 * i));
+        return;
+    }
+    if (type == BK_BF16) {
+        const uint8_t *s = (const uint8_t *)src;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + 2 * i)));
+            _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        }
+        for (; i < n; i++) dst[i] = bk_bf2f(bk_u16(s + 2 * i));
+        return;
+    }
+    bk_to_f32_body(type, src, dst, n);
+}
+
+BK_FAST static float bk_dot_f32_fast(const float *a, const float *b, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    float t = bk_hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) t += a[i] * b[i];
+    return t;
+}
+
+/* One weight row against four token vectors at once: the row is loaded once for all four. */
+BK_FAST static void bk_dot4_f32_fast(const float *w, const float *x, int64_t ldx, int64_t n, float *out) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wv = _mm256_loadu_ps(w + i);
+        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + ldx + i), a1);
+        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 2 * ldx + i), a2);
+        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + 3 * ldx + i), a3);
+    }
+    out[0] = bk_hsum256(a0); out[1] = bk_hsum256(a1); out[2] = bk_hsum256(a2); out[3] = bk_hsum256(a3);
+    for (; i < n; i++) {
+        out[0] += w[i] * x[i]; out[1] += w[i] * x[ldx + i];
+        out[2] += w[i] * x[2 * ldx + i]; out[3] += w[i] * x[3 * ldx + i];
+    }
+}
+
+BK_FAST static float bk_dot_f16_fast(const uint8_t *w, const float *x, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * i)));
+        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * i + 16)));
+        acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * i))), _mm256_loadu_ps(x + i), acc0);
+    float t = bk_hsum256(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) t += bk_h2f(bk_u16(w + 2 * i)) * x[i];
+    return t;
+}
+
+BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
+                                     const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        if (ntok == 1 && type == BK_F16) { y[r] = bk_dot_f16_fast(row, x, cols); continue; }
+        const float *wf = (const float *)row;
+        if (type != BK_F32) { bk_to_f32_fast(type, row, scratch, cols); wf = scratch; }
+        int64_t t = 0;
+        for (; t + 4 <= ntok; t += 4) {
+            float o[4];
+            bk_dot4_f32_fast(wf, x + t * ldx, ldx, cols, o);
+            for (int k = 0; k < 4; k++) y[(t + k) * ldy + r] = o[k];
+        }
+        for (; t < ntok; t++) y[t * ldy + r] = bk_dot_f32_fast(wf, x + t * ldx, cols);
+    }
+}
+
+static int bk_detect(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+#endif
+
+static void bk_rows_dot_portable(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
+                                 const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *row = w + (size_t)r * row_bytes;
+        if (ntok == 1 && type == BK_F16) { y[r] = bk_dot_f16_portable(row, x, cols); continue; }
+        const float *wf = (const float *)row;
+        if (type != BK_F32) { bk_to_f32_portable(type, row, scratch, cols); wf = scratch; }
+        for (int64_t t = 0; t < ntok; t++) y[t * ldy + r] = bk_dot_f32_portable(wf, x + t * ldx, cols);
+    }
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------------------------- */
+
+static int bk_forced_portable = 0;
+
+int bk_fast_path(void) {
+#if BK_X86
+    static int detected = -1;
+    if (detected < 0) detected = bk_detect();
+    return detected && !bk_forced_portable;
+#else
+    return 0;
+#endif
+}
+
+void bk_force_portable(int on) { bk_forced_portable = on; }
+
+void bk_to_f32(int type, const void *src, float *dst, int64_t n) {
+#if BK_X86
+    if (bk_fast_path()) { bk_to_f32_fast(type, src, dst, n); return; }
+#endif
+    bk_to_f32_portable(type, src, dst, n);
+}
+
+float bk_dot_f32(const float *a, const float *b, int64_t n) {
+#if BK_X86
+    if (bk_fast_path()) return bk_dot_f32_fast(a, b, n);
+#endif
+    return bk_dot_f32_portable(a, b, n);
+}
+
+void bk_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                 const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
+#if BK_X86
+    if (bk_fast_path()) { bk_rows_dot_fast(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch); return; }
+#endif
+    bk_rows_dot_portable(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch);
+}
