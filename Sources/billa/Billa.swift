@@ -8,7 +8,7 @@ struct Billa: ParsableCommand {
         commandName: "billa",
         abstract: "Read, check and convert LLaMA-family weights, streaming and verifiable.",
         version: BillaVersion.string,
-        subcommands: [Inspect.self, Checksum.self, Pack.self, Unpack.self, Verify.self, PackBench.self, Convert.self, Recover.self, Reshard.self, Quantize.self]
+        subcommands: [Inspect.self, Checksum.self, Convert.self, Recover.self, Reshard.self, Quantize.self, Pack.self, Unpack.self, Verify.self, Generate.self, PackBench.self]
     )
 }
 

@@ -4,38 +4,125 @@ import Foundation
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Verify a model. --checksums: check every chunk hash and tensor SHA-256 of a billa pack.")
+        abstract: "Prove a converted model matches its source by running both (exit 0 pass, 1 fail); check one model alone; or check a pack's checksums.",
+        discussion: """
+        billa verify REFERENCE CANDIDATE   both models on the same prompts: max |Δlogit|, KL divergence, top-1
+                                           agreement and perplexity; lossless conversions must agree to float
+                                           rounding, quantized ones within their type's thresholds.
+        billa verify MODEL                 weights and logits finite, perplexity better than uniform, checksums.
+        billa verify --checksums PACK      every chunk hash and tensor SHA-256 of a billa pack.
+        """)
 
-    @Argument(help: "A .billa pack.")
-    var path: String
+    @Argument(help: "The reference model (or the only model): a Meta or Hugging Face directory, a GGUF, a billa pack.")
+    var reference: String
 
-    @Flag(name: .long, help: "Check the pack's table SHA-256, every chunk's XXH64 and every tensor's and blob's SHA-256.")
+    @Argument(help: "The candidate model to compare with the reference.")
+    var candidate: String?
+
+    @Option(name: .long, help: "A prompt (repeatable). Default: a built-in Chinese/English set in BiLLa's Human/Assistant format.")
+    var prompt: [String] = []
+
+    @Option(name: .long, help: "A file of prompts: one per line, or jsonl with a \"text\" field.")
+    var prompts: String?
+
+    @Option(name: .long, help: "Tokenizer to use when the reference carries none.")
+    var tokenizer: String?
+
+    @Option(name: .long, help: "Fail when the mean KL divergence exceeds this (overrides the type's default).")
+    var maxKld: Double?
+
+    @Option(name: .long, help: "Fail when top-1 agreement is below this fraction (overrides the type's default).")
+    var minTop1: Double?
+
+    @Flag(name: .long, help: "Check every chunk hash, tensor SHA-256 and the table of a billa pack.")
     var checksums = false
 
     @OptionGroup var report: ReportOptions
 
-    func validate() throws {
-        if !checksums { throw ValidationError("choose a mode: --checksums") }
-    }
-
     func run() throws {
         try reportingErrors {
-            let pack = try PackReader.open(path)
-            let meter = ProgressMeter(label: "verifying", total: pack.tensors.reduce(0) { $0 + $1.byteCount }, quiet: report.quiet)
-            let r = PackVerifier.verify(pack, progress: meter)
+            if checksums {
+                try verifyChecksums()
+                return
+            }
+            let texts = try promptTexts()
+            let ref = try Verifier.Loaded(reference, tokenizer: tokenizer)
+            guard let candidate else {
+                let r = try Verifier.sanity(ref, prompts: texts)
+                if report.json { try printJSON(r) } else {
+                    for c in r.checks { print("\(c.ok ? "ok  " : "FAIL") \(c.name): \(c.detail)") }
+                    print(r.pass ? "PASS" : "FAIL")
+                }
+                if !r.pass { throw ExitCode(1) }
+                return
+            }
+            let cand = try Verifier.Loaded(candidate, tokenizer: nil)
+            let meter = ProgressMeter(label: "prompts", total: texts.count, quiet: report.quiet)
+            var done = 0
+            let r = try Verifier.compare(ref, cand, prompts: texts, overrides: (maxKld, minTop1)) { n in meter.add(n - done); done = n }
             meter.finish()
-            if report.json {
-                try printJSON(r)
-            } else {
-                for item in r.items {
-                    print("\(item.ok ? "ok     " : "CORRUPT") \(item.kind) \(item.name)" + (item.message.map { ": \($0)" } ?? ""))
+            if report.json { try printJSON(r) } else { print(VerifyText.render(r), terminator: "") }
+            if !r.pass { throw ExitCode(1) }
+        }
+    }
+
+    private func promptTexts() throws -> [String] {
+        var texts = prompt
+        if let prompts {
+            let data: String
+            do { data = try String(contentsOfFile: prompts, encoding: .utf8) } catch {
+                throw BillaError(.io, file: prompts, "cannot read the prompts: \(error.localizedDescription)", remedy: "check the path; the file must be UTF-8")
+            }
+            for line in data.split(separator: "\n", omittingEmptySubsequences: true) {
+                if line.hasPrefix("{"), let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                   let t = obj["text"] as? String {
+                    texts.append(t)
+                } else {
+                    texts.append(String(line))
                 }
             }
-            let bad = r.items.filter { !$0.ok }
-            if !bad.isEmpty {
-                FileHandle.standardError.write(Data("billa: \(bad.count) of \(r.items.count) items of \(path) are corrupt (first: \(bad[0].kind) '\(bad[0].name)'); re-create the pack with billa pack\n".utf8))
-                throw ExitCode(1)
+        }
+        return texts.isEmpty ? Verifier.defaultPrompts : texts
+    }
+
+    private func verifyChecksums() throws {
+        let pack = try PackReader.open(reference)
+        let meter = ProgressMeter(label: "verifying", total: pack.tensors.reduce(0) { $0 + $1.byteCount }, quiet: report.quiet)
+        let r = PackVerifier.verify(pack, progress: meter)
+        meter.finish()
+        if report.json {
+            try printJSON(r)
+        } else {
+            for item in r.items {
+                print("\(item.ok ? "ok     " : "CORRUPT") \(item.kind) \(item.name)" + (item.message.map { ": \($0)" } ?? ""))
             }
         }
+        let bad = r.items.filter { !$0.ok }
+        if !bad.isEmpty {
+            FileHandle.standardError.write(Data("billa: \(bad.count) of \(r.items.count) items of \(reference) are corrupt (first: \(bad[0].kind) '\(bad[0].name)'); re-create the pack with billa pack\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// The human-readable verify report: one line per prompt, then the totals and the verdict.
+enum VerifyText {
+    static func render(_ r: VerifyReport) -> String {
+        var out = "reference: \(r.reference)\ncandidate: \(r.candidate)\n"
+        out += "judged as: \(r.thresholds.kind)"
+        if let rel = r.thresholds.maxRelativeLogitDiff { out += String(format: " (max |Δlogit| ≤ %.0e of the logit scale)", rel) }
+        out += String(format: ", mean KL ≤ %g, top-1 ≥ %.1f%%\n\n", r.thresholds.maxKLD, 100 * r.thresholds.minTop1)
+        out += "| prompt | tokens | max |Δlogit| | KL mean | KL p99 | top-1 | ppl ref | ppl cand |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        for p in r.prompts {
+            let text = p.text.replacingOccurrences(of: "\n", with: "⏎")
+            let short = text.count > 28 ? String(text.prefix(27)) + "…" : text
+            out += String(format: "| %@ | %d | %.3g | %.3g | %.3g | %.1f%% | %.2f | %.2f |\n", short, p.tokens, p.maxAbsDiff, p.kldMean,
+                          p.kldP99, 100 * p.top1Agreement, p.ppl.reference, p.ppl.candidate)
+        }
+        out += String(format: "\n%d positions: max |Δlogit| %.3g (logit scale %.3g), KL mean %.3g (p50 %.3g, p90 %.3g, p99 %.3g, max %.3g), top-1 %.2f%%, ppl %.3f vs %.3f\n",
+                      r.positions, r.maxAbsDiff, r.maxAbsLogit, r.kldMean, r.kldPercentiles.p50, r.kldPercentiles.p90,
+                      r.kldPercentiles.p99, r.kldPercentiles.max, 100 * r.top1Agreement, r.ppl.reference, r.ppl.candidate)
+        out += r.pass ? "PASS\n" : "FAIL: " + r.failures.joined(separator: "; ") + "\n"
+        return out
     }
 }
