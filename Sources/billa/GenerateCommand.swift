@@ -27,8 +27,11 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "Tokenizer to use when the model carries none.")
     var tokenizer: String?
 
-    @Flag(name: .long, help: "Print the prompt ids, generated ids and text as JSON instead of streaming.")
+    @Flag(name: .long, help: "Print the prompt ids, generated ids, text and timings as JSON instead of streaming.")
     var json = false
+
+    @Flag(name: .long, help: "Keep going past the end-of-sequence token (for benchmarks: always -n tokens).")
+    var ignoreEos = false
 
     func validate() throws {
         if n < 1 { throw ValidationError("-n must be at least 1") }
@@ -42,13 +45,14 @@ struct Generate: ParsableCommand {
             let sampler = Sampler(temperature: temperature, topP: topP, seed: seed)
             if !json { FileHandle.standardOutput.write(Data(prompt.utf8)) }
             var text = ""
-            let ids = try m.generate(prompt, count: n, sampler: sampler) { piece in
+            var timing: GenerationTiming?
+            let ids = try m.generate(prompt, count: n, sampler: sampler, stopAtEOS: !ignoreEos, timing: { timing = $0 }) { piece in
                 text += piece
                 if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
             }
             if json {
-                struct Out: Encodable { let prompt: String; let prompt_ids: [Int]; let ids: [Int]; let text: String }
-                try printJSON(Out(prompt: prompt, prompt_ids: try m.tokenize(prompt), ids: ids, text: text))
+                struct Out: Encodable { let prompt: String; let prompt_ids: [Int]; let ids: [Int]; let text: String; let timing: GenerationTiming? }
+                try printJSON(Out(prompt: prompt, prompt_ids: try m.tokenize(prompt), ids: ids, text: text, timing: timing))
             } else {
                 print()
             }

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// Next-token choice: greedy (temperature 0, the default) or sampling with temperature and nucleus (top-p), from a
@@ -42,20 +43,41 @@ public struct Sampler: Sendable {
     }
 }
 
+/// How long the prompt and the generation took: what a benchmark compares with llama.cpp's pp and tg rates.
+public struct GenerationTiming: Codable, Sendable {
+    public var promptTokens: Int
+    public var promptSeconds: Double
+    /// Tokens run through the model after the prompt (the last one sampled is not run).
+    public var generated: Int
+    public var generationSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case promptTokens = "prompt_tokens", promptSeconds = "prompt_seconds", generated = "generated_run", generationSeconds = "generation_seconds"
+    }
+}
+
 extension Verifier.Loaded {
     /// Generates up to `count` tokens after `prompt`, calling `emit` with each new piece of text as soon as it forms
     /// whole characters. Stops early at EOS. Returns the generated ids.
-    public func generate(_ prompt: String, count: Int, sampler: Sampler, emit: (String) -> Void) throws -> [Int] {
+    public func generate(_ prompt: String, count: Int, sampler: Sampler, stopAtEOS: Bool = true, timing: ((GenerationTiming) -> Void)? = nil,
+                         emit: (String) -> Void) throws -> [Int] {
         var sampler = sampler
         let tokens = try tokenize(prompt)
         let cache = KVCache(for: model.weights, capacity: tokens.count + count)
+        let t0 = DispatchTime.now().uptimeNanoseconds
         var logits = try model.forward(tokens, cache: cache, allLogits: false)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        defer {
+            let t2 = DispatchTime.now().uptimeNanoseconds
+            timing?(GenerationTiming(promptTokens: tokens.count, promptSeconds: Double(t1 - t0) / 1e9,
+                                     generated: max(0, cache.length - tokens.count), generationSeconds: Double(t2 - t1) / 1e9))
+        }
         var out = [Int]()
         // Decoding prompt + output keeps the space sentencepiece drops at the start of a decoded text.
         var shown = try tokenizer?.decode(tokens) ?? ""
         for _ in 0..<count {
             let id = sampler.next(logits[...])
-            if id == tokenizer?.eosID { break }
+            if stopAtEOS, id == tokenizer?.eosID { break }
             out.append(id)
             if let tokenizer {
                 let text = try tokenizer.decode(tokens + out)
