@@ -48,6 +48,17 @@ public final class MappedFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(rebasing: all[offset..<(offset + count)])
     }
 
+    /// Tells the kernel the next reads are scattered small ones (a zip's local headers sit beside gigabytes of
+    /// tensor data): without it every header fault pulls read_ahead_kb of tensor bytes in around it, and a cold
+    /// `inspect` of a 13 GB .pth would read most of the file. `adviseNormal` undoes it.
+    public func adviseRandom() { advise(MADV_RANDOM) }
+    public func adviseNormal() { advise(MADV_NORMAL) }
+
+    private func advise(_ advice: Int32) {
+        guard let base, size > 0 else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base), size, advice)
+    }
+
     /// Tells the kernel we will read a range front to back, so readahead can run ahead of the hash or copy.
     public func adviseSequential(offset: Int, count: Int) {
         guard let base, count > 0 else { return }

@@ -42,6 +42,8 @@ public struct ZipArchive: Sendable {
     }
 
     private static func readEntries(_ file: MappedFile) throws -> [ZipEntry] {
+        file.adviseRandom()
+        defer { file.adviseNormal() }
         let all = file.all
         let eocd = try findEndOfCentralDirectory(all)
         var r = ByteReader(all, position: eocd + 4)
