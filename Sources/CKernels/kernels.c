@@ -339,26 +339,24 @@ static void bk_rows_dot_portable(int type, const uint8_t *w, size_t row_bytes, i
 
 /* ---- dispatch ---------------------------------------------------------------------------------------------- */
 
-static int bk_forced_portable = 0;
-
 int bk_fast_path(void) {
 #if BK_X86
-    static int detected = -1;
+    static int detected = -1;   /* a benign race: every thread computes the same answer */
     if (detected < 0) detected = bk_detect();
-    return detected && !bk_forced_portable;
+    return detected;
 #else
     return 0;
 #endif
 }
 
-void bk_force_portable(int on) { bk_forced_portable = on; }
-
-void bk_to_f32(int type, const void *src, float *dst, int64_t n) {
+void bk_to_f32_using(int portable, int type, const void *src, float *dst, int64_t n) {
 #if BK_X86
-    if (bk_fast_path()) { bk_to_f32_fast(type, src, dst, n); return; }
+    if (!portable && bk_fast_path()) { bk_to_f32_fast(type, src, dst, n); return; }
 #endif
     bk_to_f32_portable(type, src, dst, n);
 }
+
+void bk_to_f32(int type, const void *src, float *dst, int64_t n) { bk_to_f32_using(0, type, src, dst, n); }
 
 float bk_dot_f32(const float *a, const float *b, int64_t n) {
 #if BK_X86
@@ -367,10 +365,15 @@ float bk_dot_f32(const float *a, const float *b, int64_t n) {
     return bk_dot_f32_portable(a, b, n);
 }
 
-void bk_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
-                 const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
+void bk_rows_dot_using(int portable, int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                       const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
 #if BK_X86
-    if (bk_fast_path()) { bk_rows_dot_fast(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch); return; }
+    if (!portable && bk_fast_path()) { bk_rows_dot_fast(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch); return; }
 #endif
     bk_rows_dot_portable(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch);
+}
+
+void bk_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                 const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
+    bk_rows_dot_using(0, type, w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch);
 }

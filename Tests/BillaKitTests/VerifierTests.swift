@@ -154,10 +154,9 @@ struct VerifierTests {
             }
         }
         for portable in [true, false] {
-            bk_force_portable(portable ? 1 : 0)
-            defer { bk_force_portable(0) }
+            let body: Int32 = portable ? 1 : 0
             var got = [Float](repeating: 0, count: rows * cols)
-            bytes.withUnsafeBytes { src in got.withUnsafeMutableBufferPointer { bk_to_f32(kernel, src.baseAddress!, $0.baseAddress!, Int64(rows * cols)) } }
+            bytes.withUnsafeBytes { src in got.withUnsafeMutableBufferPointer { bk_to_f32_using(body, kernel, src.baseAddress!, $0.baseAddress!, Int64(rows * cols)) } }
             if let i = (0..<got.count).first(where: { abs(got[$0] - want[$0]) > 1e-6 * max(1, abs(want[$0])) }) {
                 Issue.record("\(dtype) \(portable ? "portable" : "fast"): element \(i) (block \(i / dtype.blockSize)) widens to \(got[i]), the dequantizer gives \(want[i])")
             }
@@ -167,7 +166,7 @@ struct VerifierTests {
             var scratch = [Float](repeating: 0, count: cols)
             let rowBytes = bytes.count / rows
             bytes.withUnsafeBytes { w in
-                bk_rows_dot(kernel, w.baseAddress!, rowBytes, Int64(rows), Int64(cols), x, Int64(cols), 2, &y, Int64(rows), &scratch)
+                bk_rows_dot_using(body, kernel, w.baseAddress!, rowBytes, Int64(rows), Int64(cols), x, Int64(cols), 2, &y, Int64(rows), &scratch)
             }
             for t in 0..<2 {
                 for r in 0..<rows {

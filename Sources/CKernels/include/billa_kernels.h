@@ -15,8 +15,6 @@ enum {
 
 /* 1 when the AVX2+FMA+F16C bodies are in use. */
 int bk_fast_path(void);
-/* Forces the portable bodies (for tests comparing the two); 0 restores run-time detection. */
-void bk_force_portable(int on);
 
 /* Elements per block and bytes per block of a type (1 and the element size for plain types). */
 int bk_block_elems(int type);
@@ -32,5 +30,11 @@ float bk_dot_f32(const float *a, const float *b, int64_t n);
  * `scratch` holds `cols` floats (used to widen a non-f32 row once for all tokens). */
 void bk_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
                  const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
+
+/* The same entry points with the body chosen by the caller (0: run-time detection, 1: portable), so tests can
+ * compare the two bodies without global state. */
+void bk_to_f32_using(int portable, int type, const void *src, float *dst, int64_t n);
+void bk_rows_dot_using(int portable, int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                       const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
 
 #endif
