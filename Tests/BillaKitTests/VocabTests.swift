@@ -73,6 +73,28 @@ import Testing
         }
     }
 
+    /// LLaMA has pieces that are canonically equivalent but different code points ('ί' U+1F77 and U+03AF):
+    /// sentencepiece compares bytes, so they are not duplicates, and the audit must agree.
+    @Test func canonicallyEquivalentPiecesAreNotDuplicates() throws {
+        let llama = try TokenizerFixtures.tokenizer("llama")
+        let r = VocabAudit.audit(llama, path: "llama", corpora: [])
+        #expect(r.duplicatePieces.isEmpty, "\(r.duplicatePieces)")
+        #expect(r.consistent)
+        #expect(llama.id(of: "\u{1F77}") != llama.id(of: "\u{03AF}"))
+    }
+
+    @Test func chartIsAnSVGWithOneBarPerScriptAndTokenizer() throws {
+        let texts = try TokenizerFixtures.texts("corpus-zh.jsonl")
+        let a = VocabAudit.audit(try TokenizerFixtures.tokenizer("llama"), path: "llama", corpora: [("zh", texts)])
+        let b = VocabAudit.audit(try TokenizerFixtures.tokenizer("chinese_llama_2"), path: "chinese_llama_2", corpora: [("zh", texts)])
+        let svg = AuditChart.svg(a, b)
+        #expect(svg.hasPrefix("<svg"))
+        // han, latin, digits, punctuation, other: 5 scripts x 2 tokenizers with a value, plus the legend and background
+        let bars = svg.components(separatedBy: "<rect").count - 1
+        #expect(bars >= 10 + 2 + 1)
+        #expect(svg.contains(">1.48<"), "LLaMA's Han tokens per character is labelled")
+    }
+
     @Test func auditOfAModelDirectoryChecksSpecialIDs() throws {
         let release = try Release.open(Fixtures.path("mismatch"))
         let tok = try Tokenizer(path: try #require(release.tokenizerPath))
@@ -80,5 +102,42 @@ import Testing
         let r = VocabAudit.audit(tok, path: Fixtures.path("mismatch"), release: release, config: config, corpora: [])
         #expect(!r.consistent, "the mismatch fixture's vocabulary sizes disagree")
         #expect(r.special.count == 4)
+    }
+}
+
+@Suite struct VocabResizeTests {
+    /// The tiny model's 512 rows grown to a merged tokenizer: old rows bit for bit, new rows the f16 mean, config
+    /// and index updated, the other files linked.
+    @Test func resizeKeepsRowsAndAppendsTheMean() throws {
+        let dir = NSTemporaryDirectory() + "billa-resize-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let merged = try VocabMerge.merge(base: SentencePieceModel.load(Fixtures.path("tiny-hf-st/tokenizer.model")),
+                                          extra: SentencePieceModel.load(TokenizerFixtures.modelPath("chinese_sp")), addPad: false)
+        try merged.model.write(to: dir + "/merged.model")
+        let n = merged.model.pieceCount
+        let plan = try VocabResize.plan(.init(model: Fixtures.path("tiny-hf-st"), tokenizer: dir + "/merged.model", output: dir + "/out", initialisation: .mean))
+        try plan.execute()
+        let out = try Release.open(dir + "/out")
+        #expect(out.vocab.consistent, "\(out.vocab)")
+        #expect(out.vocab.embedding == n && out.vocab.config == n && out.vocab.tokenizer == n)
+        let src = try Release.open(Fixtures.path("tiny-hf-st"))
+        for name in ["model.embed_tokens.weight", "lm_head.weight"] {
+            let a = try #require(src.tensors.first { $0.tensor.name == name }?.tensor)
+            let b = try #require(out.tensors.first { $0.tensor.name == name }?.tensor)
+            let old = try a.withBytes { Array($0.bindMemory(to: Float16.self)) }
+            let new = try b.withBytes { Array($0.bindMemory(to: Float16.self)) }
+            let w = a.shape[1]
+            #expect(Array(new[0..<old.count]) == old, "\(name): existing rows changed")
+            var mean = [Double](repeating: 0, count: w)
+            for i in 0..<old.count { mean[i % w] += Double(old[i]) }
+            let want = mean.map { Float16(Float($0 / Double(a.shape[0]))) }
+            for r in [a.shape[0], n - 1] {
+                #expect(Array(new[(r * w)..<((r + 1) * w)]) == want, "\(name) row \(r) is not the mean row")
+            }
+        }
+        // every tensor that was not resized is untouched
+        #expect(try Checksummer.hashTensors(out, algorithm: .sha256).filter { !$0.name.contains("embed") && !$0.name.contains("lm_head") }.map(\.digest)
+                == Checksummer.hashTensors(src, algorithm: .sha256).filter { !$0.name.contains("embed") && !$0.name.contains("lm_head") }.map(\.digest))
     }
 }

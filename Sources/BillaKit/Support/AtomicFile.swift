@@ -83,3 +83,12 @@ public final class AtomicFileWriter {
         }
     }
 }
+
+extension AtomicFileWriter {
+    /// A small file, whole: written beside its final name and renamed into place.
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        let w = try AtomicFileWriter(path: path)
+        try w.write(bytes)
+        try w.commit()
+    }
+}

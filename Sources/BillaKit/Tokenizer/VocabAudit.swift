@@ -194,11 +194,14 @@ public enum VocabAudit {
         var problems = [String]()
         // duplicates: sentencepiece refuses to load them, so a model that loads has none; checked anyway for
         // files written by other tools that are read without sentencepiece's checks.
-        var seen = [String: Int](), dups = [String]()
+        // compared as bytes, as sentencepiece does: Swift's String equality would call canonically equivalent
+        // pieces (U+1F77 and U+03AF, both 'ί') the same
+        var seen = [[UInt8]: Int](), dups = [String]()
         var hanPieces = Set<UInt32>()
         for p in tok.model.proto.pieces {
-            seen[p.piece, default: 0] += 1
-            if seen[p.piece] == 2 { dups.append(p.piece) }
+            let key = Array(p.piece.utf8)
+            seen[key, default: 0] += 1
+            if seen[key] == 2 { dups.append(p.piece) }
             var s = p.piece.unicodeScalars[...]
             if s.first?.value == 0x2581 { s = s.dropFirst() }
             if s.count == 1, let c = s.first, Script.of(c) == .han { hanPieces.insert(c.value) }

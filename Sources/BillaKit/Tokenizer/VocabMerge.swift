@@ -17,10 +17,11 @@ public enum VocabMerge {
 
     public static func merge(base: SentencePieceModel, extra: SentencePieceModel, addPad: Bool) throws -> Result {
         var proto = base.proto
-        // The reference builds this set once from the base and never adds to it.
-        let present = Set(base.proto.pieces.map(\.piece))
+        // The reference builds this set once from the base and never adds to it. Python compares code points, so
+        // the set holds bytes: Swift's String equality would merge canonically equivalent pieces.
+        let present = Set(base.proto.pieces.map { Array($0.piece.utf8) })
         var added = 0
-        for p in extra.proto.pieces where !present.contains(p.piece) {
+        for p in extra.proto.pieces where !present.contains(Array(p.piece.utf8)) {
             var n = Sentencepiece_ModelProto.SentencePiece()
             n.piece = p.piece
             n.score = 0
@@ -29,7 +30,7 @@ public enum VocabMerge {
         }
         var padID: Int?
         if addPad {
-            if let existing = proto.pieces.firstIndex(where: { $0.piece == padPiece }) {
+            if let existing = proto.pieces.firstIndex(where: { Array($0.piece.utf8) == Array(padPiece.utf8) }) {
                 throw BillaError(.invalidArgument, file: base.path,
                                  "the merged vocabulary already has \(padPiece) (id \(existing))",
                                  remedy: "drop --add-pad")
