@@ -93,4 +93,33 @@ struct CLITests {
             #expect(item["digest"] as? String == expected[name]?.sha256, "\(name)")
         }
     }
+
+    @Test("verify exits 0 on a lossless pair, 1 when the candidate is not the model, and --json has the keys")
+    func verifyExitCodes() throws {
+        let ok = try billa("verify", Fixtures.path("tiny-meta"), Fixtures.path("tiny-hf-st"), "--json", "--prompt", "Hello world")
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(ok.stdout.utf8)) as? [String: Any])
+        for key in ["pass", "max_abs_diff", "kld_mean", "top1_agreement", "ppl"] { #expect(json[key] != nil, "missing \(key)") }
+        #expect(json["pass"] as? Bool == true)
+        let bad = try billa("verify", Fixtures.path("verify/trained"), Fixtures.path("tiny-hf-st"), "--prompt", "Hello world")
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("FAIL"))
+    }
+
+    @Test("tokenize prints pieces; vocab audit --json has the issue's keys and fails an inconsistent model")
+    func tokenizeAndAudit() throws {
+        let t = try billa("tokenize", Fixtures.path("tokenizers/llama-tokenizer.model"), "Hello 世界", "--pieces")
+        #expect(t.status == 0)
+        #expect(t.stdout == "▁Hello ▁ 世 界\n")
+        let a = try billa("vocab", "audit", Fixtures.path("tiny-hf-st"), "--corpus", Fixtures.path("tokenizer/corpus-en.jsonl"), "--json")
+        #expect(a.status == 0, "\(a.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(a.stdout.utf8)) as? [String: Any])
+        #expect(json["pieces"] as? Int == 512 && json["consistent"] as? Bool == true)
+        let cov = try #require(json["coverage"] as? [String: Any])
+        for key in ["tokens_per_char", "byte_fallback_rate", "unk_rate"] {
+            #expect((cov[key] as? [String: Any])?["overall"] != nil, "coverage.\(key).overall")
+        }
+        let m = try billa("vocab", "audit", Fixtures.path("mismatch"))
+        #expect(m.status == 1, "an inconsistent model fails the audit")
+    }
 }
