@@ -26,7 +26,7 @@ struct Pack: ParsableCommand {
     @Flag(name: .long, help: "Store every tensor uncompressed and page-aligned, for zero-copy mmap.")
     var raw = false
 
-    @Option(name: .long, help: "Quantize while packing (needs the quantization work; not available in this build).")
+    @Option(name: .long, help: "Quantize while packing, as billa quantize would (q8_0, q4_k_m, ...); GGUF tensor names.")
     var quantize: String?
 
     @Flag(name: .long, help: "Overwrite OUTPUT if it exists.")
@@ -45,12 +45,17 @@ struct Pack: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            if let quantize {
-                throw BillaError(.unsupported, "--quantize \(quantize): quantized packs are not available yet in this build (the format reserves the block dtypes)",
-                                 remedy: "pack without --quantize")
-            }
             if FileManager.default.fileExists(atPath: output) && !force {
                 throw BillaError(.invalidArgument, file: output, "already exists", remedy: "choose another name or pass --force")
+            }
+            if let quantize {
+                guard let recipe = QuantRecipe(name: quantize) else {
+                    throw BillaError(.invalidArgument, "--quantize \(quantize) is not a type", remedy: "use one of \(QuantRecipe.names)")
+                }
+                var options = PackOptions(level: level, raw: raw)
+                if let chunkSize, let n = ByteFormat.parse(chunkSize) { options.chunkBytes = n }
+                try runQuantizedPack(source: source, output: output, export: GGUFExportOptions(recipe: recipe), options: options, report: report)
+                return
             }
             let release = try Release.open(source)
             let start = Date()

@@ -51,14 +51,14 @@ struct Quantize: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard format == .gguf else {
-                throw BillaError(.unsupported, "--format pack cannot hold quantized tensors yet",
-                                 remedy: "write --format gguf, or pack the f16 model with billa pack")
-            }
             var o = GGUFExportOptions(recipe: type)
             o.overrides = try tensorTypes.map(parseOverride)
             o.allowRequantize = allowRequantize
             o.threads = max(1, threads)
+            if format == .pack, !dryRun {
+                try runQuantizedPack(source: source, output: output, export: o, options: PackOptions(), report: report)
+                return
+            }
             try runGGUFExport(source: source, output: output, options: o, dryRun: dryRun, report: report, label: "quantize")
         }
     }
@@ -161,4 +161,19 @@ func runConvertToGGUF(source: String, output: String, dtype: ConvertDType?, dryR
     var o = GGUFExportOptions(recipe: dtype?.recipe ?? .f16)
     o.threads = ProcessInfo.processInfo.activeProcessorCount
     try runGGUFExport(source: source, output: output, options: o, dryRun: dryRun, report: report, label: "convert")
+}
+
+/// `quantize --format pack` and `pack --quantize`: the GGUF plan's tensors in a billa pack.
+func runQuantizedPack(source: String, output: String, export: GGUFExportOptions, options: PackOptions, report: ReportOptions) throws {
+    let start = Date()
+    try Packer.packQuantized(source: source, export: export, options: options, to: output, quiet: report.quiet)
+    let pack = try PackReader.open(output)
+    let seconds = Date().timeIntervalSince(start)
+    let bytes = pack.tensors.reduce(0) { $0 + $1.byteCount }
+    let summary = PackSummary(path: output, tensors: pack.tensors.count, tensorBytes: bytes, fileBytes: pack.file.size,
+                              ratio: bytes > 0 ? Double(pack.file.size) / Double(bytes) : 1, seconds: seconds)
+    if report.json { try printJSON(summary) } else {
+        let mix = Dictionary(grouping: pack.tensors, by: \.dtype).map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", ")
+        print("wrote \(output): \(pack.tensors.count) tensors (\(mix)), \(ByteFormat.human(pack.file.size)) in " + String(format: "%.1f s", seconds))
+    }
 }

@@ -170,3 +170,29 @@ struct PackRandomAccessTests {
         if case .packed(let pa) = try #require(file.tensor(named: "a")).layout { #expect(pa.chunksDecoded == 0) }
     }
 }
+
+@Suite("quantized packs")
+struct QuantizedPackTests {
+    /// `pack --quantize` stores exactly the tensors `billa quantize` writes to GGUF (whose bytes QuantTests hold to
+    /// llama.cpp's), raw, and the verifier runs the pack directly.
+    @Test(arguments: ["q8_0", "q4_0"])
+    func quantizedPackHoldsTheGGUFTensors(recipe: String) throws {
+        let dir = NSTemporaryDirectory() + "billa-qpack-\(getpid())-\(recipe)"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let source = Fixtures.path("verify/trained")
+        let options = GGUFExportOptions(recipe: try #require(QuantRecipe(name: recipe)))
+        try Packer.packQuantized(source: source, export: options, options: PackOptions(), to: dir + "/m.billa")
+        try GGUFExport.plan(source: source, options: options).write(to: dir + "/m.gguf")
+        let pack = try Release.open(dir + "/m.billa"), gguf = try Release.open(dir + "/m.gguf")
+        let a = try Checksummer.hashTensors(pack, algorithm: .sha256).map { "\($0.name) \($0.dtype) \($0.digest)" }.sorted()
+        let b = try Checksummer.hashTensors(gguf, algorithm: .sha256).map { "\($0.name) \($0.dtype) \($0.digest)" }.sorted()
+        #expect(a == b)
+        #expect(pack.files[0].tensors.contains { $0.dtype.isQuantized })
+        let file = try PackReader.open(dir + "/m.billa")
+        #expect(file.metadata.quantization?.hasPrefix(recipe) == true)
+        #expect(PackVerifier.verify(file).ok)
+        let r = try Verifier.compare(Verifier.Loaded(source), Verifier.Loaded(dir + "/m.billa"), prompts: Verifier.defaultPrompts)
+        #expect(r.pass, "\(r.failures)")
+    }
+}

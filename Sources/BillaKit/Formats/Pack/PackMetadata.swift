@@ -39,8 +39,10 @@ public struct PackMetadata: Codable, Sendable, Equatable {
     public var model: ModelParameters?
     public var vocab: VocabCheck?
     public var compression: Compression
+    /// How block-quantized tensors were made (recipe and layout), when the pack holds them; absent otherwise.
+    public var quantization: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case billaVersion = "billa_version", source, groups, model, vocab, compression
+        case billaVersion = "billa_version", source, groups, model, vocab, compression, quantization
     }
 }

@@ -8,6 +8,35 @@ public enum Packer {
 
     /// Packs `release` into `path`. The source files are hashed on all cores first, for the provenance record.
     public static func pack(_ release: Release, options: PackOptions, to path: String, quiet: Bool = true) throws {
+        var inputs = [PackInput]()
+        for (g, f) in release.files.enumerated() {
+            for t in f.tensors { inputs.append(PackInput(plan: TensorPlan(copying: t), group: g)) }
+        }
+        let groups = release.files.map { f in
+            PackMetadata.Group(name: base(f.path), format: f.format.rawValue, safetensorsMetadata: f.format == .safetensors ? f.metadata : nil)
+        }
+        try write(release, inputs: inputs, groups: groups, layout: release.layout, quantization: nil, options: options, to: path, quiet: quiet)
+    }
+
+    /// Packs what `billa quantize` would write to a GGUF: llama.cpp's tensor names and Meta's rotary row order, each
+    /// tensor in the type llama-quantize chooses for the recipe, stored raw (block types barely compress). Readers
+    /// see an ordinary pack whose tensors have block dtypes; `metadata.quantization` says how they were made.
+    public static func packQuantized(source: String, export: GGUFExportOptions, options: PackOptions, to path: String,
+                                     quiet: Bool = true) throws {
+        let release = try Release.open(source)
+        guard release.layout != .file || release.files.first?.format == .billaPack else {
+            throw BillaError(.invalidArgument, file: source, "a quantized pack needs the model's architecture and tokenizer",
+                             remedy: "pass the model directory (params.json or config.json beside the weights)")
+        }
+        let plan = try GGUFExport.plan(source: source, options: export)
+        let inputs = plan.tensors.map { PackInput(plan: $0, group: 0) }
+        let groups = [PackMetadata.Group(name: base(source), format: "gguf-layout", safetensorsMetadata: nil)]
+        let note = "\(export.recipe.rawValue): llama-quantize's per-tensor types; GGUF tensor names, Meta rotary layout"
+        try write(release, inputs: inputs, groups: groups, layout: .file, quantization: note, options: options, to: path, quiet: quiet)
+    }
+
+    private static func write(_ release: Release, inputs: [PackInput], groups: [PackMetadata.Group], layout: ReleaseLayout,
+                              quantization: String?, options: PackOptions, to path: String, quiet: Bool) throws {
         var blobPaths = [String]()
         if release.layout != .file {
             for name in blobNames where FileManager.default.fileExists(atPath: release.path + "/" + name) {
@@ -28,21 +57,15 @@ public enum Packer {
         }
         hashMeter.finish()
 
-        var inputs = [PackInput]()
-        for (g, f) in release.files.enumerated() {
-            for t in f.tensors { inputs.append(PackInput(plan: TensorPlan(copying: t), group: g)) }
-        }
-        let groups = release.files.map { f in
-            PackMetadata.Group(name: base(f.path), format: f.format.rawValue, safetensorsMetadata: f.format == .safetensors ? f.metadata : nil)
-        }
         var transforms = [String: String]()
-        for dtype in Set(inputs.map(\.plan.dtype)) { transforms[dtype.rawValue] = PlaneTransform.preferred(for: dtype).name }
+        for dtype in Set(inputs.map(\.plan.dtype)) where !dtype.isQuantized { transforms[dtype.rawValue] = PlaneTransform.preferred(for: dtype).name }
         let compression = options.raw
             ? PackMetadata.Compression(raw: true)
             : PackMetadata.Compression(zstd: Zstd.versionString, level: Int(options.level), chunkBytes: options.chunkBytes, transforms: transforms)
-        let metadata = PackMetadata(billaVersion: BillaVersion.string,
-                                    source: .init(layout: release.layout.rawValue, name: base(release.path), files: files),
+        var metadata = PackMetadata(billaVersion: BillaVersion.string,
+                                    source: .init(layout: layout.rawValue, name: base(release.path), files: files),
                                     groups: groups, model: release.parameters, vocab: release.vocab, compression: compression)
+        metadata.quantization = quantization
         var blobs = [PackBlobInput]()
         for p in blobPaths {
             guard let data = FileManager.default.contents(atPath: p) else {
