@@ -22,11 +22,19 @@ struct Tokenize: ParsableCommand {
     @Flag(name: .long, help: "Print {text, ids, pieces} as JSON, one object per line of input.")
     var json = false
 
+    @Flag(name: .long, help: "Print only the totals: lines, tokens, bytes (how many tokens is this data set?).")
+    var count = false
+
     func run() throws {
         try reportingErrors {
             let tok = try Tokenizer(path: TokenizerLocation.find(tokenizer))
+            var totals = (lines: 0, tokens: 0, bytes: 0)
             func show(_ bytes: [UInt8], source: String?) throws {
                 let ids = try tok.encode(bytes: bytes, source: source)
+                if count {
+                    totals = (totals.lines + 1, totals.tokens + ids.count, totals.bytes + bytes.count)
+                    return
+                }
                 let text = String(decoding: bytes, as: UTF8.self)
                 if json {
                     struct Line: Encodable { let text: String; let ids: [Int]; let pieces: [String] }
@@ -45,6 +53,14 @@ struct Tokenize: ParsableCommand {
                 while let line = readLine(strippingNewline: true) {
                     n += 1
                     try show(Array(line.utf8), source: "standard input, line \(n)")
+                }
+            }
+            if count {
+                if json {
+                    struct Totals: Encodable { let lines: Int; let tokens: Int; let bytes: Int }
+                    try printJSON(Totals(lines: totals.lines, tokens: totals.tokens, bytes: totals.bytes))
+                } else {
+                    print("\(totals.lines) lines, \(totals.tokens) tokens, \(totals.bytes) bytes")
                 }
             }
         }

@@ -10,29 +10,37 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int
     private let base: UnsafeRawPointer?
+    /// Kept open so writers can copy mapped bytes file to file in the kernel (`MappedRegions`).
+    private let fd: Int32
 
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw BillaError.fromErrno("open", path: path) }
-        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw BillaError.fromErrno("stat", path: path) }
+        guard fstat(fd, &st) == 0 else { defer { close(fd) }; throw BillaError.fromErrno("stat", path: path) }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw BillaError(.io, file: path, "not a regular file", remedy: "pass a checkpoint file or a model directory")
         }
         size = Int(st.st_size)
+        self.fd = fd
         if size == 0 {
             base = nil
             return
         }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let p, p != MAP_FAILED else { throw BillaError.fromErrno("mmap", path: path) }
+        guard let p, p != MAP_FAILED else { defer { close(fd) }; throw BillaError.fromErrno("mmap", path: path) }
         base = UnsafeRawPointer(p)
+        MappedRegions.add(base: UnsafeRawPointer(p), size: size, fd: fd)
     }
 
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        if let base {
+            MappedRegions.remove(base: base)
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        }
+        close(fd)
     }
 
     /// The whole file. Empty for an empty file.
@@ -65,6 +73,38 @@ public final class MappedFile: @unchecked Sendable {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = offset / page * page
         _ = madvise(UnsafeMutableRawPointer(mutating: base + start), count + (offset - start), MADV_SEQUENTIAL)
+    }
+}
+
+/// The live mappings, so that bytes handed to a writer can be traced back to (file, offset) and copied with
+/// sendfile(2): page cache to page cache, without faulting the source pages into this process or copying them
+/// through user space. This is what lets a straight tensor copy run near `cp` speed.
+enum MappedRegions {
+    nonisolated(unsafe) private static var regions: [(start: UInt, end: UInt, fd: Int32)] = []
+    nonisolated(unsafe) private static var lock = pthread_mutex_t()
+    private static let initialised: Bool = { pthread_mutex_init(&lock, nil); return true }()
+
+    static func add(base: UnsafeRawPointer, size: Int, fd: Int32) {
+        _ = initialised
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        let start = UInt(bitPattern: base)
+        regions.append((start, start + UInt(size), fd))
+    }
+
+    static func remove(base: UnsafeRawPointer) {
+        _ = initialised
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        let start = UInt(bitPattern: base)
+        regions.removeAll { $0.start == start }
+    }
+
+    /// The file and offset holding `count` bytes at `p`, when they lie inside one mapping.
+    static func locate(_ p: UnsafeRawPointer, count: Int) -> (fd: Int32, offset: Int)? {
+        _ = initialised
+        pthread_mutex_lock(&lock); defer { pthread_mutex_unlock(&lock) }
+        let a = UInt(bitPattern: p)
+        guard let r = regions.first(where: { a >= $0.start && a + UInt(count) <= $0.end }) else { return nil }
+        return (r.fd, Int(a - r.start))
     }
 }
 

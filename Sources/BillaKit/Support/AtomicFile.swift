@@ -39,6 +39,14 @@ public final class AtomicFileWriter {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        // Bytes that sit in a mapped file go file to file in the kernel (see MappedRegions).
+        if bytes.count >= 1 << 20, let base = bytes.baseAddress, let src = MappedRegions.locate(base, count: bytes.count) {
+            try flush()
+            if try sendAll(from: src.fd, offset: src.offset, count: bytes.count) {
+                bytesWritten += bytes.count
+                return
+            }
+        }
         if buffer.count + bytes.count > bufferLimit { try flush() }
         if bytes.count >= bufferLimit {
             try writeAll(bytes)
@@ -50,6 +58,24 @@ public final class AtomicFileWriter {
 
     public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// sendfile(2) until `count` bytes are written; false when the kernel cannot do it for these files (nothing
+    /// was written then, and the caller writes the bytes itself).
+    private func sendAll(from source: Int32, offset: Int, count: Int) throws -> Bool {
+        var off = off_t(offset)
+        var done = 0
+        while done < count {
+            let n = sendfile(fd, source, &off, count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                if done == 0, errno == EINVAL || errno == ENOSYS { return false }
+                throw BillaError.fromErrno("sendfile", path: temporaryPath)
+            }
+            if n == 0 { throw BillaError(.io, file: temporaryPath, "the source ended while copying", remedy: "the input file was truncated while billa read it") }
+            done += n
+        }
+        return true
     }
 
     private func flush() throws {
