@@ -130,7 +130,7 @@ struct VerifierTests {
     /// dequantizers (checked against ggml's goldens in QuantTests) give.
     @Test(arguments: [DType.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
     func kernelsAgreeWithTheDequantizers(dtype: DType) throws {
-        let cols = 512, rows = 3
+        let cols = 512, rows = 6   // one 4-row tile and two single rows
         var values = [Float](repeating: 0, count: rows * cols)
         var seed: UInt64 = 7
         for i in values.indices {
@@ -160,19 +160,22 @@ struct VerifierTests {
             if let i = (0..<got.count).first(where: { abs(got[$0] - want[$0]) > 1e-6 * max(1, abs(want[$0])) }) {
                 Issue.record("\(dtype) \(portable ? "portable" : "fast"): element \(i) (block \(i / dtype.blockSize)) widens to \(got[i]), the dequantizer gives \(want[i])")
             }
-            // and the row dot products equal dot products of the widened rows
-            let x = (0..<(2 * cols)).map { Float($0 % 17) / 17 - 0.5 }
-            var y = [Float](repeating: 0, count: 2 * rows)
-            var scratch = [Float](repeating: 0, count: cols)
-            let rowBytes = bytes.count / rows
-            bytes.withUnsafeBytes { w in
-                bk_rows_dot_using(body, kernel, w.baseAddress!, rowBytes, Int64(rows), Int64(cols), x, Int64(cols), 2, &y, Int64(rows), &scratch)
-            }
-            for t in 0..<2 {
-                for r in 0..<rows {
-                    var s = 0.0
-                    for c in 0..<cols { s += Double(want[r * cols + c]) * Double(x[t * cols + c]) }
-                    #expect(abs(Double(y[t * rows + r]) - s) <= 1e-4 * max(1, abs(s)), "\(dtype) \(portable ? "portable" : "fast") row \(r) token \(t)")
+            // and the row dot products equal dot products of the widened rows: one token (the fused row·vector
+            // kernels) and five (4x2 tiles, then a leftover token)
+            for ntok in [1, 5] {
+                let x = (0..<(ntok * cols)).map { Float(($0 * 7) % 17) / 17 - 0.5 }
+                var y = [Float](repeating: 0, count: ntok * rows)
+                var scratch = [Float](repeating: 0, count: 4 * cols)
+                let rowBytes = bytes.count / rows
+                bytes.withUnsafeBytes { w in
+                    bk_rows_dot_using(body, kernel, w.baseAddress!, rowBytes, Int64(rows), Int64(cols), x, Int64(cols), Int64(ntok), &y, Int64(rows), &scratch)
+                }
+                for t in 0..<ntok {
+                    for r in 0..<rows {
+                        var s = 0.0
+                        for c in 0..<cols { s += Double(want[r * cols + c]) * Double(x[t * cols + c]) }
+                        #expect(abs(Double(y[t * rows + r]) - s) <= 1e-4 * max(1, abs(s)), "\(dtype) \(portable ? "portable" : "fast") \(ntok) tokens: row \(r) token \(t): \(y[t * rows + r]) vs \(s)")
+                    }
                 }
             }
         }

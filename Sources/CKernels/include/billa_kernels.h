@@ -27,7 +27,7 @@ void bk_to_f32(int type, const void *src, float *dst, int64_t n);
 float bk_dot_f32(const float *a, const float *b, int64_t n);
 
 /* y[t * ldy + r] = sum_c W[r][c] * x[t * ldx + c] for r < rows, t < ntok. W rows are `row_bytes` apart.
- * `scratch` holds `cols` floats (used to widen a non-f32 row once for all tokens). */
+ * `scratch` holds 4 * `cols` floats (rows are widened to f32 four at a time, once for all tokens). */
 void bk_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
                  const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
 
