@@ -78,6 +78,12 @@ struct VocabAuditCommand: ParsableCommand {
     @Option(name: .long, help: "Write a chart of the coverage numbers (.svg; .png through rsvg-convert).") var chart: String?
     @OptionGroup var report: ReportOptions
 
+    func validate() throws {
+        if let chart, !(chart.lowercased().hasSuffix(".svg") || chart.lowercased().hasSuffix(".png")) {
+            throw ValidationError("--chart must name an .svg or .png file")
+        }
+    }
+
     func run() throws {
         try reportingErrors {
             let corpora = try corpus.map { (name: ($0 as NSString).lastPathComponent, texts: try VocabAudit.readCorpus($0)) }
@@ -85,7 +91,15 @@ struct VocabAuditCommand: ParsableCommand {
             let other = try against.map { try Self.audit($0, corpora: corpora) }
             if let chart { try AuditChart.write(main, other, to: chart) }
             if report.json {
-                struct Out: Encodable { let target: VocabAuditReport; let against: VocabAuditReport?; let pieces: Int; let consistent: Bool; let coverage: CoverageSummary? }
+                struct Out: Encodable {
+                    let target: VocabAuditReport; let against: VocabAuditReport?; let pieces: Int; let consistent: Bool; let coverage: CoverageSummary?
+                    enum CodingKeys: String, CodingKey { case target, against, pieces, consistent, coverage }
+                    func encode(to encoder: Encoder) throws {
+                        var c = encoder.container(keyedBy: CodingKeys.self)
+                        try c.encode(target, forKey: .target); try c.encode(against, forKey: .against); try c.encode(pieces, forKey: .pieces)
+                        try c.encode(consistent, forKey: .consistent); try c.encode(coverage, forKey: .coverage)   // null without --corpus
+                    }
+                }
                 try printJSON(Out(target: main, against: other, pieces: main.pieces, consistent: main.consistent, coverage: CoverageSummary(main.coverage)))
             } else {
                 print(AuditText.render(main, other), terminator: "")

@@ -20,11 +20,19 @@ struct CLITests {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }()
 
-    func billa(_ args: String...) throws -> Run {
+    func billa(_ args: String...) throws -> Run { try billa(args, stdin: nil) }
+
+    func billa(_ args: [String], stdin: Data?) throws -> Run {
         let exe = try #require(CLITests.binary, "the billa binary was not built next to the tests")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
+        if let stdin {
+            let input = Pipe()
+            p.standardInput = input
+            try input.fileHandleForWriting.write(contentsOf: stdin)
+            try input.fileHandleForWriting.close()
+        }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -119,6 +127,10 @@ struct CLITests {
         for key in ["tokens_per_char", "byte_fallback_rate", "unk_rate"] {
             #expect((cov[key] as? [String: Any])?["overall"] != nil, "coverage.\(key).overall")
         }
+        let lines = try billa(["tokenize", Fixtures.path("tokenizers/llama-tokenizer.model")], stdin: Data("Hello\r\n世界\n".utf8))
+        #expect(lines.status == 0 && lines.stdout == "15043\n29871 30793 30967\n", "\(lines.stdout)")
+        let bad = try billa(["tokenize", Fixtures.path("tokenizers/llama-tokenizer.model")], stdin: Data([0x61, 0xFF, 0x62, 0x0A]))
+        #expect(bad.status == 1 && bad.stderr.contains("not valid UTF-8"), "\(bad.stderr)")
         let m = try billa("vocab", "audit", Fixtures.path("mismatch"))
         #expect(m.status == 1, "an inconsistent model fails the audit")
     }

@@ -95,6 +95,24 @@ import Testing
         #expect(svg.contains(">1.48<"), "LLaMA's Han tokens per character is labelled")
     }
 
+    /// CRLF line ends, and plain text whose lines happen to start with '{'.
+    @Test func corporaWithCRLFAndBracesAreRead() throws {
+        let dir = NSTemporaryDirectory() + "billa-corpus-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data("{\"text\": \"一\"}\r\n{\"text\": \"二\"}\r\n".utf8).write(to: URL(fileURLWithPath: dir + "/a.jsonl"))
+        try Data("line one\r\n{braces} in plain text\r\nthree\r\n".utf8).write(to: URL(fileURLWithPath: dir + "/b.txt"))
+        #expect(try VocabAudit.readCorpus(dir + "/a.jsonl") == ["一", "二"])
+        #expect(try VocabAudit.readCorpus(dir + "/b.txt") == ["line one", "{braces} in plain text", "three"])
+    }
+
+    /// sentencepiece keeps a special id only when its piece is CONTROL: <s> made USER_DEFINED is no BOS.
+    @Test func specialIDsMustBeControlPieces() throws {
+        var model = try SentencePieceModel.load(Fixtures.path("tiny-hf-st/tokenizer.model"))
+        #expect(try Tokenizer(model: model).bosID == 1)
+        model.proto.pieces[1].type = .userDefined
+        #expect(try Tokenizer(model: model).bosID == nil)
+    }
+
     @Test func auditOfAModelDirectoryChecksSpecialIDs() throws {
         let release = try Release.open(Fixtures.path("mismatch"))
         let tok = try Tokenizer(path: try #require(release.tokenizerPath))

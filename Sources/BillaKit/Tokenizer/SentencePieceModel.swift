@@ -32,8 +32,8 @@ public struct SentencePieceModel: Sendable {
             proto = try Sentencepiece_ModelProto(serializedBytes: bytes)
         } catch BinaryDecodingError.invalidUTF8 {
             let bad = RawModelScan.nonUTF8Pieces(bytes).first.map { " (piece #\($0.index), bytes \($0.hex))" } ?? ""
-            throw BillaError(.invalidHeader, file: path, "a string field is not valid UTF-8\(bad); sentencepiece would refuse it too",
-                             remedy: "the file is corrupt or not a tokenizer.model; download it again")
+            throw BillaError(.invalidHeader, file: path, "a string field is not valid UTF-8\(bad); billa reads only UTF-8 pieces (sentencepiece loads such a model, but no UTF-8 text can ever encode to that piece)",
+                             remedy: "the file is corrupt or was edited by a tool that wrote raw bytes; download it again or rewrite the piece as <0xNN> byte pieces")
         } catch {
             throw BillaError(.invalidHeader, file: path, "not a SentencePiece model: protobuf parse failed (\(error))",
                              remedy: "pass the tokenizer.model of the release (a tokenizer.json is a different format)")

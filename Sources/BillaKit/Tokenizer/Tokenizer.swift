@@ -120,10 +120,11 @@ public final class Tokenizer: Sendable {
                                 escapeWhitespaces: spec.escapeWhitespaces,
                                 treatWhitespaceAsSuffix: proto.trainerSpec.treatWhitespaceAsSuffix,
                                 charsMap: charsMap, userDefined: matcher)
-        // sentencepiece resolves special ids by piece name (trainer_spec.*_piece); -1 means absent.
+        // sentencepiece resolves special ids by piece name (trainer_spec.*_piece) and keeps them only when the
+        // piece is CONTROL (bos_id(): IsControl(id) ? id : -1); -1 means absent.
         func special(_ name: String) -> Int? {
             guard let id = reserved.lookup(Array(name.utf8)) ?? normal.lookup(Array(name.utf8)) else { return nil }
-            return Int(id)
+            return types[Int(id)] == .control ? Int(id) : nil
         }
         let ts = proto.trainerSpec
         bosID = special(ts.bosPiece.isEmpty ? "<s>" : ts.bosPiece)
@@ -247,7 +248,7 @@ public final class Tokenizer: Sendable {
     }
 }
 
-enum UTF8Check {
+public enum UTF8Check {
     /// The length of the well-formed UTF-8 character at `i`, or nil (overlong forms, surrogates and values past
     /// U+10FFFF are malformed, as in sentencepiece's DecodeUTF8).
     @inline(__always)
@@ -272,6 +273,11 @@ enum UTF8Check {
             return 4
         default: return nil
         }
+    }
+
+    /// A command-line argument that is not UTF-8 (argument `index` of argv).
+    public static func validateArgument(_ bytes: [UInt8], index: Int) throws {
+        try validate(bytes, source: "command-line argument \(index)")
     }
 
     static func validate(_ bytes: [UInt8], source: String?) throws {

@@ -117,17 +117,21 @@ public enum VocabAudit {
         guard let text = String(data: data, encoding: .utf8) else {
             throw BillaError(.invalidArgument, file: path, "the corpus is not valid UTF-8", remedy: "convert it first (iconv -f GB18030 -t UTF-8)")
         }
+        // Lines end in \n or \r\n (Swift's Character treats \r\n as one newline). The file is jsonl when its first
+        // line is a JSON object with a "text" string; then every line must be.
+        let lines = text.split(omittingEmptySubsequences: true, whereSeparator: \.isNewline)
+        func jsonText(_ line: Substring) -> String? {
+            guard line.first == "{", let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            return obj["text"] as? String
+        }
+        guard let first = lines.first, jsonText(first) != nil else { return lines.map(String.init) }
         var out = [String]()
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-            if line.first == "{" {
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], let t = obj["text"] as? String else {
-                    throw BillaError(.invalidArgument, file: path, "line \(i + 1) is JSON without a string \"text\" field",
-                                     remedy: "give jsonl with {\"text\": ...} on every line, or plain text")
-                }
-                out.append(t)
-            } else {
-                out.append(String(line))
+        for (i, line) in lines.enumerated() {
+            guard let t = jsonText(line) else {
+                throw BillaError(.invalidArgument, file: path, "line \(i + 1) is not a JSON object with a string \"text\" field, though line 1 is",
+                                 remedy: "give jsonl with {\"text\": ...} on every line, or plain text")
             }
+            out.append(t)
         }
         return out
     }

@@ -65,6 +65,11 @@ public enum VocabResize {
                 files.append(PlannedFile(name: name, content: .text(try replacingInteger("total_size", in: p, with: { $0 + delta }))))
             } else if name == "tokenizer.model" {
                 continue
+            } else if name == "tokenizer.json" || name == "added_tokens.json" {
+                // the fast tokenizer's own copy of the old vocabulary: transformers would read it before
+                // tokenizer.model and tokenize with the old pieces
+                notes.append("\(name) left out: it describes the old vocabulary (transformers rebuilds it from tokenizer.model)")
+                continue
             } else {
                 files.append(PlannedFile(name: name, content: .link(from: p)))
             }
