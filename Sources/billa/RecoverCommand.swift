@@ -29,7 +29,7 @@ struct RecoverBilla: ParsableCommand {
     @Option(name: .shortAndLong, help: "The directory to create (not with --in-place).")
     var output: String?
 
-    @Option(name: .long, help: "The expected sum of the recovered embedding (BiLLa-7B-SFT: -3756.942626953125).")
+    @Option(name: .long, parsing: .unconditional, help: "The expected sum of the recovered embedding (BiLLa-7B-SFT: -3756.942626953125).")
     var expectSum: Double?
 
     @Option(name: .long, help: "Tolerance for --expect-sum (absolute).")
@@ -182,7 +182,7 @@ struct RecoverWeightDiff: ParsableCommand {
     @Option(name: .shortAndLong, help: "The directory to create.")
     var output: String
 
-    @Option(name: .long, help: "Expected sum of all recovered tensors (Alpaca-7B: 50637.1836).")
+    @Option(name: .long, parsing: .unconditional, help: "Expected sum of all recovered tensors (Alpaca-7B: 50637.1836).")
     var expectSum: Double?
 
     @Option(name: .long, help: "Tolerance for --expect-sum (weight_diff.py uses atol 1e-2).")

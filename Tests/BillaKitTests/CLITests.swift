@@ -127,11 +127,27 @@ struct CLITests {
         for key in ["tokens_per_char", "byte_fallback_rate", "unk_rate"] {
             #expect((cov[key] as? [String: Any])?["overall"] != nil, "coverage.\(key).overall")
         }
+        // ids from sentencepiece 0.2.3: encode("Hello") == [15043], encode("世界") == [29871, 30793, 30967]
         let lines = try billa(["tokenize", Fixtures.path("tokenizers/llama-tokenizer.model")], stdin: Data("Hello\r\n世界\n".utf8))
         #expect(lines.status == 0 && lines.stdout == "15043\n29871 30793 30967\n", "\(lines.stdout)")
         let bad = try billa(["tokenize", Fixtures.path("tokenizers/llama-tokenizer.model")], stdin: Data([0x61, 0xFF, 0x62, 0x0A]))
         #expect(bad.status == 1 && bad.stderr.contains("not valid UTF-8"), "\(bad.stderr)")
         let m = try billa("vocab", "audit", Fixtures.path("mismatch"))
         #expect(m.status == 1, "an inconsistent model fails the audit")
+    }
+
+    @Test("recover billa takes a negative --expect-sum as a value and refuses a mismatch, writing nothing")
+    func recoverExpectSum() throws {
+        let r = Fixtures.path("recover/billa")
+        let out = NSTemporaryDirectory() + "billa-cli-recover-\(getpid())"
+        try? FileManager.default.removeItem(atPath: out)
+        let bad = try billa("recover", "billa", "--release", r + "/release", "--llama", r + "/llama/consolidated.00.pth", "-o", out,
+                            "--expect-sum", "-3756.942626953125", "--quiet")
+        #expect(bad.status != 0 && bad.stderr.contains("LLaMA"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        // expected.json's double sum, from the generator's torch run
+        let ok = try billa("recover", "billa", "--release", r + "/release", "--llama", r + "/llama/consolidated.00.pth", "-o", out,
+                           "--expect-sum", "1.767326533794403", "--quiet")
+        #expect(ok.status == 0, "\(ok.stderr)")
     }
 }

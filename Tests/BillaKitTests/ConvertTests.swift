@@ -156,3 +156,49 @@ struct CastTests {
         #expect(DTypeCast.f32ToF16(.nan) & 0x7E00 == 0x7E00)
     }
 }
+
+/// Conversions refuse weights that are not the model their config describes, before writing anything.
+@Suite struct ConvertRefusalTests {
+    static func copyDir(_ from: String, _ name: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "billa-refuse-\(getpid())-\(name)"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.copyItem(atPath: from, toPath: dir)
+        return dir
+    }
+
+    static func refuses(_ source: String, _ o: ConvertOptions, _ words: String) {
+        let out = source + "-out"
+        do {
+            _ = try Converter.plan(source: source, destination: out, options: o)
+            Issue.record("\(source) was accepted")
+        } catch let e as BillaError {
+            #expect(e.description.contains(words), "\(e)")
+        } catch { Issue.record("\(error)") }
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
+    @Test func wrongHeadCount() throws {
+        let dir = try Self.copyDir(Fixtures.path("tiny-meta"), "heads")
+        try Data(#"{"dim": 64, "multiple_of": 32, "n_heads": 8, "n_kv_heads": 2, "n_layers": 2, "norm_eps": 1e-05, "vocab_size": -1}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/params.json"))
+        Self.refuses(dir, ConvertOptions(target: .hf), "wk")
+    }
+
+    @Test func shardFromAnotherModel() throws {
+        let dir = try Self.copyDir(Fixtures.path("tiny-meta"), "mixed")
+        // the unsplit model as shard 01: its pieces have the whole model's shapes
+        try FileManager.default.removeItem(atPath: dir + "/consolidated.01.pth")
+        try FileManager.default.copyItem(atPath: Fixtures.path("recover/billa/llama/consolidated.00.pth"), toPath: dir + "/consolidated.01.pth")
+        Self.refuses(dir, ConvertOptions(target: .hf), "the architecture needs")
+    }
+
+    @Test func configVocabularyOfAnotherModel() throws {
+        Self.refuses(Fixtures.path("mismatch"), ConvertOptions(target: .meta), "vocab_size")
+    }
+
+    @Test func shardsThatSplitHeads() throws {
+        var o = ConvertOptions(target: .meta)
+        o.shards = 4   // the tiny model has 2 kv heads
+        Self.refuses(Fixtures.path("tiny-hf-st"), o, "whole heads")
+    }
+}

@@ -41,6 +41,7 @@ public enum Converter {
             throw BillaError(.invalidHeader, file: release.path, "the architecture (dim, heads) is missing or inconsistent",
                              remedy: "restore params.json / config.json from the original release")
         }
+        try ModelCheck.validate(release)
         return p
     }
 
@@ -108,6 +109,7 @@ public enum Converter {
         guard o.shards >= 1 else {
             throw BillaError(.invalidArgument, "--shards must be at least 1", remedy: "pass --shards 1 for a single consolidated.00.pth")
         }
+        try ModelCheck.validateSplit(p, shards: o.shards, file: release.path)
         var wholes = [(String, RowSource)]()
         var skipped = [String]()
         for (file, t) in release.tensors {

@@ -17,6 +17,8 @@ public enum Resharder {
                 throw BillaError(.invalidArgument, file: source, "a Meta release is resharded by model-parallel count",
                                  remedy: "pass --shards N (1 for 7B-style single files)")
             }
+            try ModelCheck.validate(release)
+            if let p = release.parameters { try ModelCheck.validateSplit(p, shards: n, file: release.path) }
             let wholes = try MetaMerge.merged(release)
             var files = [PlannedFile]()
             for k in 0..<n {
