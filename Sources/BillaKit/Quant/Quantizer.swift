@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Entry points for quantizing and dequantizing rows of f32 values, and for the plain float element types a GGUF
@@ -98,14 +99,10 @@ public enum FloatRows {
     /// Reads `count` elements of a plain float dtype as f32; nil for dtypes that are not f32/f16/bf16.
     public static func toF32(_ src: UnsafeRawPointer, _ dtype: DType, count: Int, into dst: UnsafeMutablePointer<Float>) -> Bool {
         switch dtype {
-        case .f32:
-            for i in 0..<count { dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))) }
-        case .f16:
-            for i in 0..<count { dst[i] = HalfFloat.toFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
-        case .bf16:
-            for i in 0..<count {
-                dst[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) << 16)
-            }
+        case .f32, .f16, .bf16:
+            // exact widening in the C kernels (F16C when the CPU has it: Swift's Float16 is converted in software
+            // without -target-cpu, which made this the slowest step of quantizing an f16 model)
+            bk_to_f32(KernelType.of(dtype) ?? Int32(BK_F32), src, dst, Int64(count))
         default:
             if let q = dtype.quantType {
                 Quantizer.dequantize(src, count: count, from: q, into: dst)

@@ -1,3 +1,4 @@
+import CKernels
 /// Floating-point conversions between f32, f16 and bf16 with round-to-nearest-even, the rounding torch's `.half()`
 /// and `.bfloat16()` use, so a cast by billa equals the same cast in torch bit for bit.
 public enum DTypeCast {
@@ -30,8 +31,6 @@ public enum DTypeCast {
         return UInt16(truncatingIfNeeded: (sign >> 16) | (shl1 > 0xFF00_0000 ? 0x7E00 : nonsign))
     }
 
-    /// binary16 -> binary32 by table (exact).
-    static let f16Table: [Float] = (0..<65536).map { Float(Float16(bitPattern: UInt16($0))) }
 
     static func convert(_ src: UnsafeRawPointer, from: DType, to dst: UnsafeMutableRawPointer, _ target: DType, count: Int) {
         for i in 0..<count {
@@ -54,10 +53,8 @@ public enum DTypeCast {
         switch dtype {
         case .f32:
             dst.update(from: src.assumingMemoryBound(to: Float.self), count: count)
-        case .f16:
-            f16Table.withUnsafeBufferPointer { t in
-                for i in 0..<count { dst[i] = t[Int(src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))] }
-            }
+        case .f16, .bf16:
+            bk_to_f32(KernelType.of(dtype) ?? Int32(BK_F32), src, dst, Int64(count))   // exact; F16C when the CPU has it
         default:
             for i in 0..<count { dst[i] = bf16ToF32(src.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) }
         }
