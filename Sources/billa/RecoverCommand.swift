@@ -150,10 +150,38 @@ struct RecoverXor: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Chunk size of the scheme (decrypt.py uses 10 MiB).", visibility: .hidden))
     var chunkSize: Int = XorRecovery.chunkSize
 
+    @Flag(name: .long, help: "Print what would be written (each output, its size and the SHA-256 it must have); write nothing.")
+    var dryRun = false
+
     @OptionGroup var report: ReportOptions
 
     func run() throws {
         try reportingErrors {
+            if dryRun {
+                struct Planned: Encodable { let input: String; let output: String; let bytes: Int; let expected_sha256: String; let key: String }
+                var planned = [Planned]()
+                for input in inputs {
+                    let enc = try MappedFile(path: input)
+                    guard enc.size >= 32 else {
+                        throw BillaError(.corruptContainer, file: input, "fewer than the 32-byte SHA-256 header", remedy: "download the .enc file again")
+                    }
+                    let header = try enc.bytes(at: 0, count: 32, what: "SHA-256 header").map { String(format: "%02x", $0) }.joined()
+                    planned.append(Planned(input: input, output: output + "/" + XorRecovery.outputName(for: input).name, bytes: enc.size - 32,
+                                           expected_sha256: header, key: key))
+                }
+                if report.json { try printJSON(planned) } else {
+                    for p in planned { print("\(p.output)  <- \(p.input) xor \(p.key) (\(p.bytes) bytes, must hash to \(p.expected_sha256))") }
+                }
+                return
+            }
+            var isDir: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: output, isDirectory: &isDir) {
+                do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
+                    throw BillaError(.io, file: output, "cannot create the output directory: \(error.localizedDescription)", remedy: "check the path and permissions")
+                }
+            } else if !isDir.boolValue {
+                throw BillaError(.invalidArgument, file: output, "is a file, not a directory", remedy: "pass the directory to write the decrypted files into")
+            }
             var results = [XorRecovery.Result]()
             for input in inputs {
                 let size = ((try? FileManager.default.attributesOfItem(atPath: input)[.size]) as? Int) ?? 0
@@ -198,16 +226,18 @@ struct RecoverWeightDiff: ParsableCommand {
             let job = try WeightDiffRecovery.plan(raw: raw, diff: diff, output: output)
             var plan = job.plan
             if let expected = expectSum {
-                let sum = job.sum, tol = tolerance
+                let tol = tolerance
                 plan.verify = {
-                    guard abs(sum.value - expected) <= tol else {
-                        throw BillaError(.checksumMismatch, file: diff, "the recovered weights sum to \(sum.value), not \(expected)",
+                    // compared the way weight_diff.py does: its fp32 sum, torch.allclose(atol=1e-2, rtol=0)
+                    let got = Double(job.torchStyleSum)
+                    guard abs(got - expected) <= tol else {
+                        throw BillaError(.checksumMismatch, file: diff, "the recovered weights sum to \(got) (as weight_diff.py sums them in fp32), not \(expected)",
                                          remedy: "the raw LLaMA is not the one the diff was made from (or was converted differently); nothing was written")
                     }
                 }
             }
             try runPlan(plan, label: "weight diff", dryRun: dryRun, report: report)
-            if !dryRun && !report.json { print("sum of the recovered weights (double): \(job.sum.value)") }
+            if !dryRun && !report.json { print("sum of the recovered weights: \(job.torchStyleSum) (fp32, as weight_diff.py), \(job.sum.value) (double)") }
         }
     }
 }

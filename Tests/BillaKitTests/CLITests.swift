@@ -150,4 +150,23 @@ struct CLITests {
                            "--expect-sum", "1.767326533794403", "--quiet")
         #expect(ok.status == 0, "\(ok.stderr)")
     }
+
+    @Test("convert --dry-run writes nothing; convert then inspect; recover xor creates its output directory")
+    func convertAndXor() throws {
+        let out = NSTemporaryDirectory() + "billa-cli-convert-\(getpid())"
+        try? FileManager.default.removeItem(atPath: out)
+        let dry = try billa("convert", Fixtures.path("tiny-meta"), "-o", out, "--to", "hf", "--dry-run", "--json")
+        #expect(dry.status == 0 && !FileManager.default.fileExists(atPath: out), "\(dry.stderr)")
+        #expect(dry.stdout.contains("model.layers.0.self_attn.q_proj.weight"))
+        let real = try billa("convert", Fixtures.path("tiny-meta"), "-o", out, "--to", "hf", "--quiet")
+        #expect(real.status == 0, "\(real.stderr)")
+        let check = try billa("verify", Fixtures.path("tiny-meta"), out, "--prompt", "Hello", "--quiet")
+        #expect(check.status == 0, "\(check.stdout)")
+        let x = Fixtures.path("recover/xor")
+        let xo = NSTemporaryDirectory() + "billa-cli-xor-\(getpid())/nested"
+        try? FileManager.default.removeItem(atPath: xo)
+        let dec = try billa("recover", "xor", x + "/weights.bin.6f222eb4.enc", "--key", x + "/key.bin", "-o", xo, "--chunk-size", "4096", "--quiet")
+        #expect(dec.status == 0, "\(dec.stderr)")
+        #expect(FileManager.default.contentsEqual(atPath: xo + "/weights.bin", andPath: x + "/weights.bin"))
+    }
 }

@@ -88,5 +88,8 @@ struct RecoverSiblingTests {
         let e = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("recover/weight-diff/expected.json")))) as? [String: Any]
         let s64 = try #require(e?["sum_f64"] as? Double)
         #expect(abs(job.sum.value - s64) < 1e-6, "sum \(job.sum.value) vs \(s64)")
+        // weight_diff.py's own number: torch fp32 sums added in fp32
+        let s32 = try #require(e?["sum_f32_torch"] as? Double)
+        #expect(abs(Double(job.torchStyleSum) - s32) <= Double(Float(s32).ulp), "fp32 sum \(job.torchStyleSum) vs torch \(s32)")
     }
 }

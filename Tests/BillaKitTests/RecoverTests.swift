@@ -88,6 +88,9 @@ struct RecoverTests {
         #expect(backups.count == 1)
         #expect(try Self.compare(tmp + "/rel/pytorch_model-2-of-2.bin", Self.dir + "/decrypted/pytorch_model-2-of-2.bin") == nil)
         #expect(try Self.compare(backups[0], Self.dir + "/release/pytorch_model-2-of-2.bin") == nil)
+        // a second in-place run would subtract LLaMA twice: refused, the shard untouched
+        #expect(throws: BillaError.self) { try BillaRecovery.plan(o) }
+        #expect(try Self.compare(tmp + "/rel/pytorch_model-2-of-2.bin", Self.dir + "/decrypted/pytorch_model-2-of-2.bin") == nil)
     }
 
     @Test("a LLaMA embedding of another width is a clear error naming the tensor")

@@ -91,6 +91,16 @@ public enum BillaRecovery {
         if expected == nil, !o.encrypt, released.shape == billa7BSFTShape,
            o.release.lowercased().contains("billa-7b-sft") { expected = billa7BSFTSum }
 
+        if o.inPlace {
+            // A second in-place run would subtract LLaMA again and ruin the embedding; the first run's backup says
+            // it happened.
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: release.path)) ?? []
+            if let previous = names.sorted().last(where: { $0.hasPrefix(shardName + ".backup-") }) {
+                throw BillaError(.invalidArgument, file: shard.path, tensor: embeddingName,
+                                 "this shard was already rewritten in place (its backup \(previous) is beside it); running again would \(o.encrypt ? "add" : "subtract") LLaMA a second time",
+                                 remedy: "the shard is already recovered; to redo it, first move the backup back: mv \(previous) \(shardName)")
+            }
+        }
         var files = [PlannedFile(name: shardName, content: content)]
         if !o.inPlace {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: release.path)) ?? []

@@ -12,6 +12,18 @@ public enum WeightDiffRecovery {
         public let plan: OutputPlan
         public let sum: BillaRecovery.SumBox
         public let padRows: [String]
+        /// Each tensor's own sum, in the diff's state-dict order.
+        let tensorSums: [BillaRecovery.SumBox]
+
+        /// The sum as weight_diff.py computes it: `sum(t.sum() for t in state_dict.values())`, i.e. every tensor summed
+        /// (torch's fp32 reduction, near exact: here exact in double, then rounded) and the 0-d fp32 results added
+        /// one after another in fp32. At Alpaca-7B's 5e4 an fp32 step is 0.004, so a double sum alone can drift
+        /// past the script's atol 1e-2 over 291 tensors; this reproduces its rounding instead.
+        public var torchStyleSum: Float {
+            var total: Float = 0
+            for box in tensorSums { total += Float(box.value) }
+            return total
+        }
     }
 
     public static func plan(raw: String, diff: String, output: String) throws -> Job {
@@ -24,6 +36,7 @@ public enum WeightDiffRecovery {
         var rawTensors = [String: Tensor]()
         for (_, t) in r.tensors { rawTensors[t.name] = t }
         let sum = BillaRecovery.SumBox()
+        var tensorSums = [BillaRecovery.SumBox]()
         var padded = [String]()
         var files = [PlannedFile]()
         for f in d.files {
@@ -41,7 +54,9 @@ public enum WeightDiffRecovery {
                                      "the diff is \(Shape.describe(delta.shape)) but the raw model's is \(Shape.describe(base.shape))",
                                      remedy: "use the raw LLaMA the diff was made from (LLaMA-7B for Alpaca-7B)")
                 }
-                return recovered(base: base, diff: delta, pad: pad, sum: sum).plan(named: t.name)
+                let own = BillaRecovery.SumBox()
+                tensorSums.append(own)
+                return recovered(base: base, diff: delta, pad: pad, sums: [sum, own]).plan(named: t.name)
             }
             let name = (f.path as NSString).lastPathComponent
             files.append(PlannedFile(name: name, content: f.format == .safetensors ? .safetensors(plans, metadata: f.metadata) : .torch(plans)))
@@ -49,10 +64,10 @@ public enum WeightDiffRecovery {
         let weights = Set(d.files.map { ($0.path as NSString).lastPathComponent })
         files += Resharder.companions(d, skip: { weights.contains($0) })
         let notes = ["recovered = fp32(diff) + fp32(raw)"] + padded.map { "\($0): the [PAD] row of the raw model is the mean of its rows" }
-        return Job(plan: OutputPlan(destination: output, files: files, notes: notes), sum: sum, padRows: padded)
+        return Job(plan: OutputPlan(destination: output, files: files, notes: notes), sum: sum, padRows: padded, tensorSums: tensorSums)
     }
 
-    static func recovered(base: RowSource, diff: RowSource, pad: Bool, sum: BillaRecovery.SumBox) -> RowSource {
+    static func recovered(base: RowSource, diff: RowSource, pad: Bool, sums: [BillaRecovery.SumBox]) -> RowSource {
         let width = diff.rowElements
         let n = base.rows
         let mean = MeanRow(base, width: width)
@@ -85,7 +100,7 @@ public enum WeightDiffRecovery {
             }
             var total = 0.0
             for i in 0..<count { total += Double(out[i]) }
-            sum.add(total, count)
+            for box in sums { box.add(total, count) }
         }, release: { r in
             diff.release(r)
             let hi = min(r.upperBound, n)
