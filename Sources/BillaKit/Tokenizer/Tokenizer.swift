@@ -17,6 +17,9 @@ public final class Tokenizer: Sendable {
 
     /// NORMAL, USER_DEFINED and UNUSED pieces: what segmentation can produce (`pieces_` in the reference).
     let normal: PieceIndex
+    /// Unigram only: every proper prefix of a segmentable piece, so the lattice stops extending a candidate as soon
+    /// as no piece can start with it (sentencepiece walks a trie for the same reason).
+    let prefixes: PieceIndex?
     /// CONTROL, UNKNOWN and BYTE pieces, looked up first by PieceToId (`reserved_id_map_`).
     let reserved: PieceIndex
     let types: [PieceType]
@@ -96,6 +99,17 @@ public final class Tokenizer: Sendable {
         }
         self.normal = normal
         self.reserved = reserved
+        if proto.trainerSpec.modelType == .unigram {
+            var seen = Set<[UInt8]>()
+            for (i, b) in bytes.enumerated() where types[i] == .normal || types[i] == .userDefined || types[i] == .unused {
+                if b.count > 1 { for l in 1..<b.count { seen.insert(Array(b[0..<l])) } }
+            }
+            var p = PieceIndex(capacity: seen.count)
+            for b in seen { _ = p.insert(b, id: 0) }
+            self.prefixes = p
+        } else {
+            self.prefixes = nil
+        }
         self.types = types
         self.scores = scores
         self.pieceBytes = bytes

@@ -40,7 +40,11 @@ extension Tokenizer {
             var length = 1
             while length <= min(maxPieceBytes, size - pos) {
                 defer { length += 1 }
-                guard let id32 = normal.lookup(base + pos, length) else { continue }
+                guard let id32 = normal.lookup(base + pos, length) else {
+                    if let prefixes, prefixes.lookup(base + pos, length) == nil { break }   // no piece goes on from here
+                    continue
+                }
+                defer { if let prefixes, prefixes.lookup(base + pos, length) == nil { length = Int.max - 1 } }
                 let id = Int(id32)
                 if types[id] == .unused { continue }
                 var score = scores[id]
