@@ -303,33 +303,57 @@ BK_FAST static float bk_dot_f16_fast(const uint8_t *w, const float *x, int64_t n
     return t;
 }
 
-/* Q8_0 row · x without widening the row first: 34 bytes per 32 weights are read once (vs 64 for f16). */
-BK_FAST static float bk_dot_q8_0_fast(const uint8_t *w, const float *x, int64_t n) {
+/* The activation vector as Q8 blocks (32 int8 and an f32 scale each), as llama.cpp quantizes it before its
+ * integer dot products: generation over Q8_0/Q4_0 weights then runs in int8 (maddubs) at memory speed. */
+BK_FAST static void bk_quantize_x_q8_fast(const float *x, int64_t n, int8_t *q, float *d) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8), v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        const float db = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        d[b] = db;
+        const __m256 mul = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), _MM_FROUND_TO_NEAREST_INT));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), _MM_FROUND_TO_NEAREST_INT));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), _MM_FROUND_TO_NEAREST_INT));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), _MM_FROUND_TO_NEAREST_INT));
+        /* pack 32-bit -> 16-bit -> 8-bit; the packs interleave 128-bit lanes, so put them back in order */
+        __m256i p16a = _mm256_packs_epi32(i0, i1), p16b = _mm256_packs_epi32(i2, i3);
+        __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + b * 32), p8);
+    }
+}
+
+BK_FAST static inline __m256 bk_dot_i8_block(__m256i w, __m256i x, __m256 acc, float scale) {
+    const __m256i ax = _mm256_sign_epi8(w, w), sy = _mm256_sign_epi8(x, w);
+    const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+    return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot), acc);
+}
+
+BK_FAST static float bk_dot_q8_0_q8_fast(const uint8_t *w, const int8_t *q, const float *d, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 32; b++, w += 34, x += 32) {
-        const int8_t *q = (const int8_t *)(w + 2);
-        __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q))), _mm256_loadu_ps(x));
-        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8)))), _mm256_loadu_ps(x + 8), s);
-        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16)))), _mm256_loadu_ps(x + 16), s);
-        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 24)))), _mm256_loadu_ps(x + 24), s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(bk_u16(w))), s, acc);
+    for (int64_t b = 0; b < nb; b++, w += 34) {
+        __m256i qw = _mm256_loadu_si256((const __m256i *)(w + 2));
+        acc = bk_dot_i8_block(qw, _mm256_loadu_si256((const __m256i *)(q + b * 32)), acc, _cvtsh_ss(bk_u16(w)) * d[b]);
     }
     return bk_hsum256(acc);
 }
 
-/* Q4_0 row · x: nibbles unpacked in registers (low nibbles are elements 0-15, high nibbles 16-31), minus 8. */
-BK_FAST static float bk_dot_q4_0_fast(const uint8_t *w, const float *x, int64_t n) {
+BK_FAST static float bk_dot_q4_0_q8_fast(const uint8_t *w, const int8_t *q, const float *d, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();
-    const __m128i m4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
-    for (int64_t b = 0; b < n / 32; b++, w += 18, x += 32) {
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; b++, w += 18) {
         __m128i raw = _mm_loadu_si128((const __m128i *)(w + 2));
-        __m128i lo = _mm_sub_epi8(_mm_and_si128(raw, m4), eight);
-        __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), eight);
-        __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_loadu_ps(x));
-        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), _mm256_loadu_ps(x + 8), s);
-        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_loadu_ps(x + 16), s);
-        s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), _mm256_loadu_ps(x + 24), s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(bk_u16(w))), s, acc);
+        __m256i qw = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
+        qw = _mm256_sub_epi8(qw, _mm256_set1_epi8(8));
+        acc = bk_dot_i8_block(qw, _mm256_loadu_si256((const __m256i *)(q + b * 32)), acc, _cvtsh_ss(bk_u16(w)) * d[b]);
     }
     return bk_hsum256(acc);
 }
@@ -362,11 +386,19 @@ BK_FAST static void bk_tile4x2_fast(const float *w, int64_t ldw, const float *x,
 
 BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
                                      const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
-    if (ntok == 1 && (type == BK_F16 || type == BK_Q8_0 || type == BK_Q4_0)) {
+    if (ntok == 1 && (type == BK_Q8_0 || type == BK_Q4_0) && cols % 32 == 0) {
+        /* scratch (4 * cols floats) holds the quantized x: cols int8, then cols / 32 scales */
+        int8_t *q = (int8_t *)scratch;
+        float *d = scratch + (cols + 3) / 4;
+        bk_quantize_x_q8_fast(x, cols, q, d);
         for (int64_t r = 0; r < rows; r++) {
             const uint8_t *row = w + (size_t)r * row_bytes;
-            y[r] = type == BK_F16 ? bk_dot_f16_fast(row, x, cols) : type == BK_Q8_0 ? bk_dot_q8_0_fast(row, x, cols) : bk_dot_q4_0_fast(row, x, cols);
+            y[r] = type == BK_Q8_0 ? bk_dot_q8_0_q8_fast(row, q, d, cols / 32) : bk_dot_q4_0_q8_fast(row, q, d, cols / 32);
         }
+        return;
+    }
+    if (ntok == 1 && type == BK_F16) {
+        for (int64_t r = 0; r < rows; r++) y[r] = bk_dot_f16_fast(w + (size_t)r * row_bytes, x, cols);
         return;
     }
     int64_t r = 0;
