@@ -358,6 +358,41 @@ BK_FAST static float bk_dot_q4_0_q8_fast(const uint8_t *w, const int8_t *q, cons
     return bk_hsum256(acc);
 }
 
+/* Q6_K row · Q8 x: each 32-element run of a 256-block is unpacked to int8 in registers (ggml's layout: low
+ * nibbles from ql, two high bits from qh), multiplied in int8, and the two 16-element halves scaled by their own
+ * sub-block scales. This is the output head of llama-quantize's Q4_0/Q4_K_M recipes, 6 % of a 1B model. */
+BK_FAST static float bk_dot_q6_K_q8_fast(const uint8_t *w, const int8_t *q, const float *dx, int64_t nsb) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    for (int64_t sb = 0; sb < nsb; sb++, w += 210) {
+        const uint8_t *ql = w, *qh = w + 128;
+        const int8_t *sc = (const int8_t *)(w + 192);
+        const float d = _cvtsh_ss(bk_u16(w + 208));
+        for (int half = 0; half < 2; half++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * half));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * half + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * half));
+            __m256i v[4];
+            v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
+            v[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4));
+            v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4));
+            v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                const int64_t e = sb * 256 + half * 128 + k * 32;          /* first element of this run */
+                const __m256i qw = _mm256_sub_epi8(v[k], off);
+                const __m256i qx = _mm256_loadu_si256((const __m256i *)(q + e));
+                const __m256i ax = _mm256_sign_epi8(qw, qw), sy = _mm256_sign_epi8(qx, qw);
+                const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+                const int s = half * 8 + k * 2;                               /* sub-block of the run's first 16 */
+                const float f = d * dx[e / 32];
+                const __m256 scale = _mm256_set_m128(_mm_set1_ps(f * sc[s + 1]), _mm_set1_ps(f * sc[s]));
+                acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dot), acc);
+            }
+        }
+    }
+    return bk_hsum256(acc);
+}
+
 /* Four f32 rows against two token vectors: eight accumulators, each loaded vector used four or two times, so a
  * prompt's matrix product is not bound by loading the tokens from cache as the one-row kernel is. */
 BK_FAST static void bk_tile4x2_fast(const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t n, float out[8]) {
@@ -386,14 +421,16 @@ BK_FAST static void bk_tile4x2_fast(const float *w, int64_t ldw, const float *x,
 
 BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
                                      const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
-    if (ntok == 1 && (type == BK_Q8_0 || type == BK_Q4_0) && cols % 32 == 0) {
+    if (ntok == 1 && (type == BK_Q8_0 || type == BK_Q4_0 || type == BK_Q6_K) && cols % 32 == 0) {
         /* scratch (4 * cols floats) holds the quantized x: cols int8, then cols / 32 scales */
         int8_t *q = (int8_t *)scratch;
         float *d = scratch + (cols + 3) / 4;
         bk_quantize_x_q8_fast(x, cols, q, d);
         for (int64_t r = 0; r < rows; r++) {
             const uint8_t *row = w + (size_t)r * row_bytes;
-            y[r] = type == BK_Q8_0 ? bk_dot_q8_0_q8_fast(row, q, d, cols / 32) : bk_dot_q4_0_q8_fast(row, q, d, cols / 32);
+            y[r] = type == BK_Q8_0 ? bk_dot_q8_0_q8_fast(row, q, d, cols / 32)
+                 : type == BK_Q4_0 ? bk_dot_q4_0_q8_fast(row, q, d, cols / 32)
+                 : bk_dot_q6_K_q8_fast(row, q, d, cols / 256);
         }
         return;
     }

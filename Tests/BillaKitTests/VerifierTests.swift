@@ -135,7 +135,9 @@ struct VerifierTests {
         var seed: UInt64 = 7
         for i in values.indices {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            values[i] = Float(Int64(bitPattern: seed >> 11) % 2000) / 20000
+            // magnitudes that change every 16 values, so every sub-block scale differs and a scale applied to the
+            // wrong elements shows
+            values[i] = Float(Int64(bitPattern: seed >> 11) % 2000) / 20000 * Float(1 + (i / 16) % 7)
         }
         let bytes: [UInt8]
         if let q = dtype.quantType {
@@ -170,9 +172,9 @@ struct VerifierTests {
                 bytes.withUnsafeBytes { w in
                     bk_rows_dot_using(body, kernel, w.baseAddress!, rowBytes, Int64(rows), Int64(cols), x, Int64(cols), Int64(ntok), &y, Int64(rows), &scratch)
                 }
-                // One token over Q8_0/Q4_0 on the fast body runs as llama.cpp does: x quantized to Q8 blocks, int8
+                // One token over Q8_0/Q4_0/Q6_K on the fast body runs as llama.cpp does: x quantized to Q8 blocks, int8
                 // products. Its error is bounded by sum |w| * (block amax / 127) / 2.
-                let q8x = !portable && ntok == 1 && (dtype == .q8_0 || dtype == .q4_0)
+                let q8x = !portable && ntok == 1 && (dtype == .q8_0 || dtype == .q4_0 || dtype == .q6_K)
                 for t in 0..<ntok {
                     for r in 0..<rows {
                         var s = 0.0, bound = 0.0
