@@ -416,8 +416,27 @@ BK_FAST static void bk_tile4x2_fast(const float *w, int64_t ldw, const float *x,
         for (int r = 0; r < 4; r++) { out[2 * r] += w[r * ldw + i] * x[i]; out[2 * r + 1] += w[r * ldw + i] * x[ldx + i]; }
 }
 
+/* Four rows against three tokens: twelve accumulators, three token loads and one row load at a time (16 ymm). */
+BK_FAST static void bk_tile4x3_fast(const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t n, float out[12]) {
+    __m256 a[4][3];
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 3; t++) a[r][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + ldx + i), x2 = _mm256_loadu_ps(x + 2 * ldx + i);
+        for (int r = 0; r < 4; r++) {
+            const __m256 wv = _mm256_loadu_ps(w + r * ldw + i);
+            a[r][0] = _mm256_fmadd_ps(wv, x0, a[r][0]);
+            a[r][1] = _mm256_fmadd_ps(wv, x1, a[r][1]);
+            a[r][2] = _mm256_fmadd_ps(wv, x2, a[r][2]);
+        }
+    }
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 3; t++) out[r * 3 + t] = bk_hsum256(a[r][t]);
+    for (; i < n; i++)
+        for (int r = 0; r < 4; r++) for (int t = 0; t < 3; t++) out[r * 3 + t] += w[r * ldw + i] * x[t * ldx + i];
+}
+
 /* Tokens are taken in blocks small enough to stay in L1/L2 while four widened rows sweep over them. */
-#define BK_TOKEN_BLOCK 32
+#define BK_TOKEN_BLOCK 30
 
 BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
                                      const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
@@ -451,6 +470,11 @@ BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_byte
             }
             for (int64_t t0 = 0; t0 < ntok; t0 += BK_TOKEN_BLOCK) {
                 int64_t t1 = t0 + BK_TOKEN_BLOCK < ntok ? t0 + BK_TOKEN_BLOCK : ntok, t = t0;
+                for (; t + 3 <= t1; t += 3) {
+                    float o[12];
+                    bk_tile4x3_fast(wf, cols, x + t * ldx, ldx, cols, o);
+                    for (int k = 0; k < 4; k++) for (int j = 0; j < 3; j++) y[(t + j) * ldy + r + k] = o[k * 3 + j];
+                }
                 for (; t + 2 <= t1; t += 2) {
                     float o[8];
                     bk_tile4x2_fast(wf, cols, x + t * ldx, ldx, cols, o);
