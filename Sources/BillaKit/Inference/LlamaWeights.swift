@@ -125,14 +125,7 @@ public struct LlamaWeights: Sendable {
         } else {
             output = embedding   // tied embeddings (tie_word_embeddings: true; GGUF without output.weight)
         }
-        guard output.rows == vocab else {
-            throw BillaError(.shapeMismatch, file: path, tensor: naming.output, "has \(output.rows) rows but the embedding has \(vocab)",
-                             remedy: "the output head and the embedding come from different vocabularies; resize one to the tokenizer (billa vocab resize)")
-        }
-        var dtypes = Set<DType>()
-        dtypes.insert(embedding.dtype); dtypes.insert(output.dtype)
-        for l in layers { for m in [l.wq, l.wk, l.wv, l.wo, l.w1, l.w2, l.w3] { dtypes.insert(m.dtype) } }
-        matrixDTypes = dtypes
+        matrixDTypes = Set(([embedding, output] + layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.w1, $0.w2, $0.w3] }).map(\.dtype))
     }
 }
 
