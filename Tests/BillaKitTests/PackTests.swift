@@ -196,3 +196,23 @@ struct QuantizedPackTests {
         #expect(r.pass, "\(r.failures)")
     }
 }
+
+@Suite("pack: compression levels")
+struct PackLevelTests {
+    /// A higher --level must never store the exponent planes raw: bf16 N(0, 0.02) weights packed at level 19 are no
+    /// larger than at level 3 (they were 1.015 of the raw bytes before the exponent parameters were pinned).
+    @Test func higherLevelsKeepTheExponentPlaneCompressed() throws {
+        let src = try Release.open(Fixtures.path("dtypes/tiny-bf16.safetensors"))
+        var sizes = [Int32: Int]()
+        for level: Int32 in [3, 19] {
+            let path = NSTemporaryDirectory() + "billa-level-\(getpid())-\(level).billa"
+            try? FileManager.default.removeItem(atPath: path)
+            try Packer.pack(src, options: PackOptions(level: level), to: path)
+            sizes[level] = try PackReader.open(path).file.size
+        }
+        let raw = src.tensors.reduce(0) { $0 + $1.tensor.byteCount }
+        // (the metadata records the level, so a byte or two may differ)
+        #expect(sizes[19]! <= sizes[3]! + 16, "level 19 \(sizes[19]!) bytes vs level 3 \(sizes[3]!)")
+        #expect(Double(sizes[19]!) < 0.8 * Double(raw), "level 19 pack is \(sizes[19]!) of \(raw) raw bytes")
+    }
+}

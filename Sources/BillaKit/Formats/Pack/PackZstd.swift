@@ -31,7 +31,10 @@ final class ZstdCompressor {
     func compress(_ src: UnsafeRawBufferPointer, exponent: Bool, level: Int32,
                   into dst: UnsafeMutableRawPointer, capacity: Int) -> Int? {
         ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters)
-        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
+        // The exponent planes have fixed parameters whatever --level says: `targetLength 0` means "the level's
+        // default", which from level 4 on is non-zero and, with the fast strategy, turns off Huffman literals
+        // (the plane was then stored raw). Level 3 is what those parameters were tuned under.
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, exponent ? 3 : level)
         if exponent { ZstdCompressor.exponentParameters(cctx) }
         ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1)
         ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0)
