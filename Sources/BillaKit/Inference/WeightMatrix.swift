@@ -1,5 +1,6 @@
 import CKernels
 import Dispatch
+import Foundation
 
 /// The kernels' numbering of the element types a weight can have.
 enum KernelType {
@@ -111,7 +112,7 @@ public struct WeightMatrix: @unchecked Sendable {
 
 /// Both cores, without the overhead of spawning threads for small work.
 enum Parallel {
-    static let cores = max(1, min(8, System.activeProcessorCount))
+    static let cores = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 
     /// Runs body(0..<n) concurrently. The callers give each index disjoint output, and concurrentPerform returns
     /// only when every index is done, so the non-Sendable body (it captures the caller's buffers) is safe to share.
@@ -122,12 +123,4 @@ enum Parallel {
             DispatchQueue.concurrentPerform(iterations: n) { shared.value($0) }
         }
     }
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif
-
-enum System {
-    static var activeProcessorCount: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 }
