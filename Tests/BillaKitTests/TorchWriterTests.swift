@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import BillaKit
+import CKernels
 
 /// TorchWriter against torch.save: the generator (scripts/fixtures/make_convert_fixtures.py) saved each case with
 /// torch 2.15; billa writes the same tensors in the same order to a file of the same name.
@@ -76,6 +77,49 @@ struct TorchWriterTests {
         var c = CRC32()
         Array("123456789".utf8).withUnsafeBytes { c.update($0) }
         #expect(c.value == 0xCBF4_3926)
+    }
+}
+
+@Suite("CRC-32")
+struct CRCTests {
+    /// torch.save (miniz) wrote these archives: their central directories hold independently computed CRCs.
+    @Test("both bodies give the CRCs torch.save recorded, for every member of the torch-written fixtures")
+    func againstTorch() throws {
+        var checked = 0, large = 0
+        for path in ["tiny-meta/consolidated.00.pth", "tiny-meta/consolidated.01.pth",
+                     "tiny-hf-bin/pytorch_model-00001-of-00002.bin", "tiny-hf-bin/pytorch_model-00002-of-00002.bin"] {
+            let archive = try ZipArchive(file: try MappedFile(path: Fixtures.path(path)))
+            for e in archive.entries {
+                let bytes = try archive.bytes(of: e)
+                guard let base = bytes.baseAddress else { continue }
+                for portable: Int32 in [0, 1] {
+                    let sum = bk_crc32_update_using(portable, 0xFFFF_FFFF, base, bytes.count) ^ 0xFFFF_FFFF
+                    #expect(sum == e.crc32, "\(path) \(e.name) (\(bytes.count) bytes, portable \(portable))")
+                }
+                checked += 1
+                if bytes.count >= 4096 { large += 1 }
+            }
+        }
+        #expect(checked > 20 && large > 5, "the fixtures must exercise the folding path")
+    }
+
+    @Test("the PCLMUL body equals the portable one at every length and alignment, continuing a running register")
+    func bodiesAgree() {
+        var rng = SystemRandomNumberGenerator()
+        let bytes = (0..<70_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        bytes.withUnsafeBytes { raw in
+            let base = raw.baseAddress!
+            var sizes = Array(0..<300) + [1023, 4096, 4097, 65_536, 69_000]
+            sizes += (0..<20).map { _ in Int.random(in: 300..<69_000, using: &rng) }
+            for n in sizes {
+                for offset in [0, 1, 3, 7] where offset + n <= raw.count {
+                    let seed = UInt32.random(in: 0...UInt32.max, using: &rng)
+                    let fast = bk_crc32_update_using(0, seed, base + offset, n)
+                    let portable = bk_crc32_update_using(1, seed, base + offset, n)
+                    #expect(fast == portable, "length \(n) at offset \(offset)")
+                }
+            }
+        }
     }
 }
 

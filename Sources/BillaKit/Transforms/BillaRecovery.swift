@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// BiLLa's release scheme (Neutralzz/BiLLa embedding_convert.py): rows [0, n) of the released
@@ -126,32 +127,37 @@ public enum BillaRecovery {
         let width = released.shape[1], n = llama.rows
         let count = r.count * width
         guard count > 0 else { return 0 }
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: r.count * released.rowBytes, alignment: 64)
-        defer { raw.deallocate() }
         let a = UnsafeMutablePointer<Float>.allocate(capacity: count)
         defer { a.deallocate() }
-        try released.fill(r, raw)
-        DTypeCast.widen(raw, released.dtype, count: count, into: a)
+        try widenRows(released, r, into: a)
         let lo = min(r.upperBound, n)
         let changed = max(0, lo - r.lowerBound) * width
         if changed > 0 {
-            let rawB = UnsafeMutableRawPointer.allocate(byteCount: (lo - r.lowerBound) * llama.rowBytes, alignment: 64)
-            defer { rawB.deallocate() }
             let b = UnsafeMutablePointer<Float>.allocate(capacity: changed)
             defer { b.deallocate() }
-            try llama.fill(r.lowerBound..<lo, rawB)
-            DTypeCast.widen(rawB, llama.dtype, count: changed, into: b)
+            try widenRows(llama, r.lowerBound..<lo, into: b)
             if encrypt { for i in 0..<changed { a[i] += b[i] } } else { for i in 0..<changed { a[i] -= b[i] } }
         }
-        var total = 0.0
-        for i in 0..<count { total += Double(a[i]) }
+        let total = bk_sum_f64(a, Int64(count))
         if encrypt {
             dst.copyMemory(from: a, byteCount: count * 4)
         } else {
-            let out = dst.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<count { out[i] = DTypeCast.f32ToF16(a[i]) }
+            bk_f32_to_f16(a, dst.assumingMemoryBound(to: UInt16.self), Int64(count))
         }
         return total
+    }
+
+    /// Rows `r` of `src` as f32, read straight from the mapping when they sit there (no staging copy).
+    static func widenRows(_ src: RowSource, _ r: Range<Int>, into dst: UnsafeMutablePointer<Float>) throws {
+        let count = r.count * src.rowElements
+        if let d = try src.direct(r), let base = d.baseAddress {
+            DTypeCast.widen(base, src.dtype, count: count, into: dst)
+            return
+        }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: r.count * src.rowBytes, alignment: 64)
+        defer { raw.deallocate() }
+        try src.fill(r, raw)
+        DTypeCast.widen(raw, src.dtype, count: count, into: dst)
     }
 
     /// The recovered embedding as a view; its fill adds every recovered fp32 value to `sum`.

@@ -37,4 +37,18 @@ void bk_to_f32_using(int portable, int type, const void *src, float *dst, int64_
 void bk_rows_dot_using(int portable, int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
                        const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
 
+/* f32 -> f16 with round-to-nearest-even (torch's `.half()`; NaN becomes sign | 0x7E00). */
+void bk_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
+void bk_f32_to_f16_using(int portable, const float *src, uint16_t *dst, int64_t n);
+/* Sum of n floats, accumulated in double. */
+double bk_sum_f64(const float *a, int64_t n);
+
+/* CRC-32 (ISO-HDLC, the ZIP one) of n bytes, continuing from the running register `state` (0xFFFFFFFF at the start;
+ * the checksum is the final register XOR 0xFFFFFFFF). PCLMULQDQ folding when the CPU has it, slicing-by-8 otherwise;
+ * `_using(1, ...)` forces the portable body for tests. */
+uint32_t bk_crc32_update(uint32_t state, const void *data, size_t n);
+uint32_t bk_crc32_update_using(int portable, uint32_t state, const void *data, size_t n);
+/* 1 when bk_crc32_update uses PCLMULQDQ. */
+int bk_crc32_fast_path(void);
+
 #endif

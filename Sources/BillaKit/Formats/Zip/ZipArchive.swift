@@ -97,7 +97,7 @@ public struct ZipArchive: Sendable {
         entries.reserveCapacity(count)
         var c = ByteReader(UnsafeRawBufferPointer(rebasing: all[cdOffset..<(cdOffset + cdSize)]))
         for _ in 0..<count {
-            entries.append(try readCentralEntry(&c, all: all, directoryStart: cdOffset))
+            entries.append(try readCentralEntry(&c, file: file, directoryStart: cdOffset))
         }
         // Members must not share bytes: overlapping members are how non-recursive zip bombs amplify.
         let sorted = entries.sorted { $0.dataOffset < $1.dataOffset }
@@ -124,7 +124,7 @@ public struct ZipArchive: Sendable {
                          remedy: "download the file again and compare it with the published checksum")
     }
 
-    private static func readCentralEntry(_ c: inout ByteReader, all: UnsafeRawBufferPointer, directoryStart: Int) throws -> ZipEntry {
+    private static func readCentralEntry(_ c: inout ByteReader, file: MappedFile, directoryStart: Int) throws -> ZipEntry {
         guard try c.readLE(UInt32.self, "central directory") == ZipLayout.centralHeaderSignature else {
             throw BillaError(.corruptContainer, "a central-directory entry has a bad signature",
                              remedy: "the file is corrupt; download it again")
@@ -171,14 +171,17 @@ public struct ZipArchive: Sendable {
             throw BillaError(.corruptContainer, "member '\(name)' starts past the central directory",
                              remedy: "the file is corrupt; download it again")
         }
-        var l = ByteReader(all, position: Int(localOffset))
-        guard try l.readLE(UInt32.self, "local header of '\(name)'") == ZipLayout.localHeaderSignature else {
-            throw BillaError(.corruptContainer, "member '\(name)' has no local header where the directory says",
-                             remedy: "the file is corrupt; download it again")
+        // Read, not mapped: a fault here would map the large folio around the header, a MiB of tensor data each.
+        let header = try file.read(at: Int(localOffset), count: ZipLayout.localHeaderSize)
+        let (localName, localExtra) = try header.withUnsafeBytes { raw -> (Int, Int) in
+            var l = ByteReader(raw)
+            guard try l.readLE(UInt32.self, "local header of '\(name)'") == ZipLayout.localHeaderSignature else {
+                throw BillaError(.corruptContainer, "member '\(name)' has no local header where the directory says",
+                                 remedy: "the file is corrupt; download it again")
+            }
+            try l.skip(22, "local header of '\(name)'")
+            return (Int(try l.readLE(UInt16.self, "local header of '\(name)'")), Int(try l.readLE(UInt16.self, "local header of '\(name)'")))
         }
-        try l.skip(22, "local header of '\(name)'")
-        let localName = Int(try l.readLE(UInt16.self, "local header of '\(name)'"))
-        let localExtra = Int(try l.readLE(UInt16.self, "local header of '\(name)'"))
         let dataOffset = Int(localOffset) + ZipLayout.localHeaderSize + localName + localExtra
         guard uncompressed <= UInt64(directoryStart), dataOffset <= directoryStart,
               Int(uncompressed) <= directoryStart - dataOffset else {
