@@ -10,6 +10,11 @@ struct Billa: ParsableCommand {
         version: BillaVersion.string,
         subcommands: [Inspect.self, Checksum.self, Tokenize.self, Vocab.self, Convert.self, Recover.self, Reshard.self, Quantize.self, Pack.self, Unpack.self, Verify.self, Generate.self, PackBench.self]
     )
+
+    static func main() {
+        MemoryPolicy.apply()
+        main(nil)
+    }
 }
 
 /// Options every report command shares.

@@ -12,6 +12,27 @@ struct CRC32 {
         crc = bk_crc32_update(crc, base, bytes.count)
     }
 
+    /// Checksums `bytes` on a second thread while `work` (the write of the same bytes) runs on this one: the kernel's
+    /// copy into the page cache and the checksum each take about as long, so overlapping them halves the cost.
+    mutating func update(_ bytes: UnsafeRawBufferPointer, whileRunning work: () throws -> Void) throws {
+        guard bytes.count >= 1 << 20 else { update(bytes); try work(); return }
+        nonisolated(unsafe) var c = self
+        nonisolated(unsafe) let piece = bytes
+        nonisolated(unsafe) var failure: Error? = nil
+        withoutActuallyEscaping(work) { work in
+            nonisolated(unsafe) let w = work
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                if i == 0 {
+                    do { try w() } catch { failure = error }
+                } else {
+                    c.updateUsingBothCores(piece)
+                }
+            }
+        }
+        if let failure { throw failure }
+        self = c
+    }
+
     /// Without PCLMULQDQ one core checksums slower than the disk writes, so large pieces are split in two halves on
     /// two threads and joined with zlib's crc32_combine. With it, one core is faster than the hand-off is worth.
     mutating func updateUsingBothCores(_ bytes: UnsafeRawBufferPointer) {

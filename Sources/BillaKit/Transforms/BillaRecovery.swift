@@ -125,24 +125,35 @@ public enum BillaRecovery {
     static func recoverRows(_ r: Range<Int>, released: RowSource, llama: RowSource, encrypt: Bool,
                             into dst: UnsafeMutableRawPointer) throws -> Double {
         let width = released.shape[1], n = llama.rows
-        let count = r.count * width
-        guard count > 0 else { return 0 }
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        guard r.count * width > 0 else { return 0 }
+        // Blocks of rows small enough to stay in L2 between the widening, the arithmetic and the narrowing, and to
+        // stay below MemoryPolicy's large-block threshold (a fresh mapping per block would cost page faults).
+        let blockRows = max(1, (64 << 10) / width)
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * width)
         defer { a.deallocate() }
-        try widenRows(released, r, into: a)
-        let lo = min(r.upperBound, n)
-        let changed = max(0, lo - r.lowerBound) * width
-        if changed > 0 {
-            let b = UnsafeMutablePointer<Float>.allocate(capacity: changed)
-            defer { b.deallocate() }
-            try widenRows(llama, r.lowerBound..<lo, into: b)
-            if encrypt { for i in 0..<changed { a[i] += b[i] } } else { for i in 0..<changed { a[i] -= b[i] } }
-        }
-        let total = bk_sum_f64(a, Int64(count))
-        if encrypt {
-            dst.copyMemory(from: a, byteCount: count * 4)
-        } else {
-            bk_f32_to_f16(a, dst.assumingMemoryBound(to: UInt16.self), Int64(count))
+        let b = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * width)
+        defer { b.deallocate() }
+        let outSize = encrypt ? 4 : 2
+        var total = 0.0
+        var lo = r.lowerBound
+        while lo < r.upperBound {
+            let block = lo..<min(r.upperBound, lo + blockRows)
+            let count = block.count * width
+            try widenRows(released, block, into: a)
+            let changedEnd = min(block.upperBound, n)
+            let changed = max(0, changedEnd - block.lowerBound) * width
+            if changed > 0 {
+                try widenRows(llama, block.lowerBound..<changedEnd, into: b)
+                if encrypt { for i in 0..<changed { a[i] += b[i] } } else { for i in 0..<changed { a[i] -= b[i] } }
+            }
+            total += bk_sum_f64(a, Int64(count))
+            let out = dst + (block.lowerBound - r.lowerBound) * width * outSize
+            if encrypt {
+                out.copyMemory(from: a, byteCount: count * 4)
+            } else {
+                bk_f32_to_f16(a, out.assumingMemoryBound(to: UInt16.self), Int64(count))
+            }
+            lo = block.upperBound
         }
         return total
     }

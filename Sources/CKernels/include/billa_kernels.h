@@ -43,6 +43,10 @@ void bk_f32_to_f16_using(int portable, const float *src, uint16_t *dst, int64_t 
 /* Sum of n floats, accumulated in double. */
 double bk_sum_f64(const float *a, int64_t n);
 
+/* Fixes glibc malloc's mmap threshold (blocks of `bytes` or more get their own mapping); 1 on success, 0 where
+ * there is no such setting. */
+int bk_set_mmap_threshold(size_t bytes);
+
 /* CRC-32 (ISO-HDLC, the ZIP one) of n bytes, continuing from the running register `state` (0xFFFFFFFF at the start;
  * the checksum is the final register XOR 0xFFFFFFFF). PCLMULQDQ folding when the CPU has it, slicing-by-8 otherwise;
  * `_using(1, ...)` forces the portable body for tests. */

@@ -72,9 +72,8 @@ struct TorchZipStream {
         var crc = CRC32()
         var written = 0
         try produce { piece in
-            crc.updateUsingBothCores(piece)
+            try crc.update(piece, whileRunning: { try out.write(piece) })
             written += piece.count
-            try out.write(piece)
         }
         guard written == size else {
             throw BillaError(.shapeMismatch, file: out.finalPath, tensor: name,
