@@ -202,3 +202,23 @@ struct CastTests {
         Self.refuses(Fixtures.path("tiny-hf-st"), o, "whole heads")
     }
 }
+
+@Suite("config.json")
+struct HFConfigTests {
+    /// transformers 4 reads only the top-level rope_theta; 5 reads rope_parameters and accepts the top-level key.
+    @Test("a rotary base other than 10000 is written where transformers 4 and 5 both read it")
+    func ropeTheta() throws {
+        var p = ModelParameters(dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 176, vocabSize: 300, normEps: 1e-5, ropeTheta: 500_000)
+        func parse(_ p: ModelParameters) throws -> [String: Any] {
+            let text = HFLayout.config(p, vocab: 300, ffn: 176, dtype: .f16, maxPositions: 2048)
+            return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+        }
+        let long = try parse(p)
+        #expect(long["rope_theta"] as? Double == 500_000)
+        #expect((long["rope_parameters"] as? [String: Any])?["rope_theta"] as? Double == 500_000)
+        p.ropeTheta = 10000
+        let base = try parse(p)
+        #expect(base["rope_theta"] == nil, "transformers 5 writes no top-level key for the default base")
+        #expect((base["rope_parameters"] as? [String: Any])?["rope_theta"] as? Double == 10000)
+    }
+}

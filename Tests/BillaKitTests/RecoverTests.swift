@@ -44,10 +44,14 @@ struct RecoverTests {
         let sum64 = try #require(try Self.expected()["sum_f64"] as? Double)
         #expect(abs(job.sum.value - sum64) < 1e-9, "sum \(job.sum.value) vs \(sum64)")
         #expect(job.changedRows == 512 && job.rows == 600)
-        // The other files are there, unchanged.
-        for f in ["pytorch_model-1-of-2.bin", "config.json", "pytorch_model.bin.index.json"] {
+        // The other files are there, unchanged; the index's total_size follows the fp32 -> fp16 embedding.
+        for f in ["pytorch_model-1-of-2.bin", "config.json"] {
             #expect(try Self.compare(tmp + "/out/" + f, Self.dir + "/release/" + f) == nil, "\(f)")
         }
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tmp + "/out/pytorch_model.bin.index.json"))) as? [String: Any]
+        let released = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.dir + "/release/pytorch_model.bin.index.json"))) as? [String: Any]
+        #expect((index?["weight_map"] as? NSDictionary) == (released?["weight_map"] as? NSDictionary))
+        try Self.expectIndexTotal(tmp + "/out")
         #expect(try Release.open(tmp + "/out").vocab.embedding == 600)
     }
 
@@ -61,6 +65,17 @@ struct RecoverTests {
         try BillaRecovery.plan(o).plan.execute()
         let d = try Self.compare(tmp + "/rel/pytorch_model-2-of-2.bin", Self.dir + "/release/pytorch_model-2-of-2.bin")
         #expect(d == nil, "\(d ?? "")")
+        // The fp32 embedding makes the release larger than the trained model's index says.
+        try Self.expectIndexTotal(tmp + "/rel")
+    }
+
+    static func expectIndexTotal(_ dir: String) throws {
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/pytorch_model.bin.index.json"))) as? [String: Any]
+        var tensorBytes = 0
+        for f in ["pytorch_model-1-of-2.bin", "pytorch_model-2-of-2.bin"] {
+            tensorBytes += try TorchCheckpoint.open(dir + "/" + f).tensors.reduce(0) { $0 + $1.byteCount }
+        }
+        #expect(((index?["metadata"] as? [String: Any])?["total_size"] as? Int) == tensorBytes, "\(dir): total_size")
     }
 
     @Test("a wrong expected sum fails and writes nothing")

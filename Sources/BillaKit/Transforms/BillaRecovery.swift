@@ -103,12 +103,19 @@ public enum BillaRecovery {
             }
         }
         var files = [PlannedFile(name: shardName, content: content)]
+        // What the output's tensors occupy, for the index's total_size (releases are not consistent about it).
+        let outputBytes = release.tensors.reduce(0) { $0 + $1.tensor.byteCount } - released.byteCount + source.byteCount
         if !o.inPlace {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: release.path)) ?? []
             for name in names.sorted() where name != shardName && !name.hasPrefix(".") && !name.contains(".backup-") {
                 var isDir: ObjCBool = false
                 let p = release.path + "/" + name
-                if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue {
+                guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
+                // Decrypting an fp32 release writes fp16: the index's total_size follows (BiLLa's script leaves it).
+                if name.hasSuffix(".index.json"),
+                   let text = try? VocabResize.replacingInteger("total_size", in: p, with: { _ in outputBytes }) {
+                    files.append(PlannedFile(name: name, content: .text(text)))
+                } else {
                     files.append(PlannedFile(name: name, content: .link(from: p)))
                 }
             }

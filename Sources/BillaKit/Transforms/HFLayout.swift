@@ -58,8 +58,10 @@ public enum HFLayout {
     }
 
     /// config.json for LlamaForCausalLM with the keys transformers 5 writes (rope theta nested in rope_parameters).
+    /// A theta other than 10000 is also written at the top level, where transformers 4 reads it (5 accepts and
+    /// folds it): without it transformers 4 would silently run a long-context model with LLaMA 1's rotary base.
     public static func config(_ p: ModelParameters, vocab: Int, ffn: Int, dtype: DType, maxPositions: Int) -> String {
-        let o = PythonJSON.Object([
+        var o = PythonJSON.Object([
             ("architectures", ["LlamaForCausalLM"] as [Any?]),
             ("attention_bias", false), ("attention_dropout", 0.0), ("bos_token_id", 1),
             ("dtype", torchDTypeName(dtype)), ("eos_token_id", 2), ("head_dim", p.headDim), ("hidden_act", "silu"),
@@ -70,6 +72,7 @@ public enum HFLayout {
             ("rope_parameters", PythonJSON.Object([("rope_theta", p.ropeTheta), ("rope_type", "default")])),
             ("tie_word_embeddings", false), ("use_cache", true), ("vocab_size", vocab),
         ])
+        if p.ropeTheta != 10000 { o.pairs.append(("rope_theta", p.ropeTheta)) }
         return PythonJSON.indented(o) + "\n"
     }
 
