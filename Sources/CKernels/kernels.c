@@ -2,6 +2,7 @@
  * Block layouts are ggml's (ggml-common.h: block_q4_0 ... block_q6_K); the dequantization follows ggml's
  * dequantize_row_* so a quantized model is evaluated exactly as llama.cpp stores it. */
 #include "billa_kernels.h"
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -435,11 +436,126 @@ BK_FAST static void bk_tile4x3_fast(const float *w, int64_t ldw, const float *x,
         for (int r = 0; r < 4; r++) for (int t = 0; t < 3; t++) out[r * 3 + t] += w[r * ldw + i] * x[t * ldx + i];
 }
 
+/* ---- AVX-512 prompt tiles ----------------------------------------------------------------------------------- */
+
+#define BK_FAST512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
+
+BK_FAST512 static inline float bk_hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+/* Four f32 rows against six tokens: 24 zmm accumulators, six token loads and one row load live at a time (31 of
+ * the 32 registers): 24 FMAs per 10 loads, so the FMA units, not the loads, set the pace. */
+BK_FAST512 static void bk_tile4x6_512(const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t n, float out[24]) {
+    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx, *x4 = x + 4 * ldx, *x5 = x + 5 * ldx;
+    const float *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+    __m512 a[4][6];
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 6; t++) a[r][t] = _mm512_setzero_ps();
+#define BK_ROW(r, wp, load)                                                                                            \
+    do {                                                                                                               \
+        const __m512 wv = load(wp + i);                                                                                \
+        a[r][0] = _mm512_fmadd_ps(wv, v0, a[r][0]); a[r][1] = _mm512_fmadd_ps(wv, v1, a[r][1]);                        \
+        a[r][2] = _mm512_fmadd_ps(wv, v2, a[r][2]); a[r][3] = _mm512_fmadd_ps(wv, v3, a[r][3]);                        \
+        a[r][4] = _mm512_fmadd_ps(wv, v4, a[r][4]); a[r][5] = _mm512_fmadd_ps(wv, v5, a[r][5]);                        \
+    } while (0)
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v0 = _mm512_loadu_ps(x0 + i), v1 = _mm512_loadu_ps(x1 + i), v2 = _mm512_loadu_ps(x2 + i);
+        const __m512 v3 = _mm512_loadu_ps(x3 + i), v4 = _mm512_loadu_ps(x4 + i), v5 = _mm512_loadu_ps(x5 + i);
+        BK_ROW(0, w0, _mm512_loadu_ps); BK_ROW(1, w1, _mm512_loadu_ps); BK_ROW(2, w2, _mm512_loadu_ps); BK_ROW(3, w3, _mm512_loadu_ps);
+    }
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+#define BK_MLOAD(p) _mm512_maskz_loadu_ps(m, p)
+        const __m512 v0 = BK_MLOAD(x0 + i), v1 = BK_MLOAD(x1 + i), v2 = BK_MLOAD(x2 + i);
+        const __m512 v3 = BK_MLOAD(x3 + i), v4 = BK_MLOAD(x4 + i), v5 = BK_MLOAD(x5 + i);
+        BK_ROW(0, w0, BK_MLOAD); BK_ROW(1, w1, BK_MLOAD); BK_ROW(2, w2, BK_MLOAD); BK_ROW(3, w3, BK_MLOAD);
+#undef BK_MLOAD
+    }
+#undef BK_ROW
+    for (int r = 0; r < 4; r++) for (int t = 0; t < 6; t++) out[r * 6 + t] = bk_hsum512(a[r][t]);
+}
+
+/* Four rows against one token, for the tokens left over after the six-token tiles. */
+BK_FAST512 static void bk_tile4x1_512(const float *w, int64_t ldw, const float *x, int64_t n, float out[4]) {
+    __m512 a[4];
+    for (int r = 0; r < 4; r++) a[r] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + i);
+        for (int r = 0; r < 4; r++) a[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * ldw + i), xv, a[r]);
+    }
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+        for (int r = 0; r < 4; r++) a[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + r * ldw + i), xv, a[r]);
+    }
+    for (int r = 0; r < 4; r++) out[r] = bk_hsum512(a[r]);
+}
+
+BK_FAST512 static void bk_widen_row_512(int type, const uint8_t *src, float *dst, int64_t n) {
+    if (type == BK_F16) {
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + 2 * i))));
+        for (; i < n; i++) dst[i] = bk_h2f(bk_u16(src + 2 * i));
+        return;
+    }
+    bk_to_f32_fast(type, src, dst, n);
+}
+
+/* Tokens in blocks whose activations stay in L2 (36 tokens of a 5632-wide row are 0.8 MB) while every row sweeps
+ * over them; rows in groups of four, widened into scratch once per token block. With the rows outside, a prompt's
+ * activations were streamed from L3 once per four rows. */
+#define BK_TOKEN_BLOCK_512 36
+
+BK_FAST512 static int64_t bk_rows_prompt_512(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
+                                              const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
+    const int64_t groups = rows / 4 * 4;
+    for (int64_t t0 = 0; t0 < ntok; t0 += BK_TOKEN_BLOCK_512) {
+        const int64_t t1 = t0 + BK_TOKEN_BLOCK_512 < ntok ? t0 + BK_TOKEN_BLOCK_512 : ntok;
+        for (int64_t r = 0; r < groups; r += 4) {
+            const float *wf;
+            if (type == BK_F32 && row_bytes == (size_t)cols * 4) {
+                wf = (const float *)(w + (size_t)r * row_bytes);
+            } else {
+                for (int k = 0; k < 4; k++) bk_widen_row_512(type, w + (size_t)(r + k) * row_bytes, scratch + k * cols, cols);
+                wf = scratch;
+            }
+            int64_t t = t0;
+            for (; t + 6 <= t1; t += 6) {
+                float o[24];
+                bk_tile4x6_512(wf, cols, x + t * ldx, ldx, cols, o);
+                for (int k = 0; k < 4; k++) for (int j = 0; j < 6; j++) y[(t + j) * ldy + r + k] = o[k * 6 + j];
+            }
+            for (; t < t1; t++) {
+                float o[4];
+                bk_tile4x1_512(wf, cols, x + t * ldx, cols, o);
+                for (int k = 0; k < 4; k++) y[t * ldy + r + k] = o[k];
+            }
+        }
+    }
+    return groups;   /* rows done; the caller finishes the last rows % 4 */
+}
+
+/* BILLA_NO_AVX512=1 keeps the AVX2 tiles, to measure what the wider ones bring. */
+static int bk_detect512(void) {
+    const char *off = getenv("BILLA_NO_AVX512");
+    if (off && *off && *off != '0') return 0;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+}
+
+static int bk_has_avx512(void) {
+    static int detected = -1;   /* a benign race: every thread computes the same answer */
+    if (detected < 0) detected = bk_detect512();
+    return detected;
+}
+
 /* Tokens are taken in blocks small enough to stay in L1/L2 while four widened rows sweep over them. */
 #define BK_TOKEN_BLOCK 30
 
 BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
-                                     const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
+                                     const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch,
+                                     int allow512) {
     if (ntok == 1 && (type == BK_Q8_0 || type == BK_Q4_0 || type == BK_Q6_K) && cols % 32 == 0) {
         /* scratch (4 * cols floats) holds the quantized x: cols int8, then cols / 32 scales */
         int8_t *q = (int8_t *)scratch;
@@ -458,7 +574,9 @@ BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_byte
         return;
     }
     int64_t r = 0;
-    if (ntok >= 2) {
+    if (ntok >= 2 && allow512 && bk_has_avx512()) {
+        r = bk_rows_prompt_512(type, w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch);
+    } else if (ntok >= 2) {
         /* scratch holds four widened rows */
         for (; r + 4 <= rows; r += 4) {
             const float *wf;
@@ -548,7 +666,10 @@ float bk_dot_f32(const float *a, const float *b, int64_t n) {
 void bk_rows_dot_using(int portable, int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
                        const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
 #if BK_X86
-    if (!portable && bk_fast_path()) { bk_rows_dot_fast(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch); return; }
+    if (portable != 1 && bk_fast_path()) {
+        bk_rows_dot_fast(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch, portable != 2);
+        return;
+    }
 #endif
     bk_rows_dot_portable(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch);
 }

@@ -84,7 +84,7 @@ public struct WeightMatrix: @unchecked Sendable {
         Parallel.forEach(threads) { k in
             let lo = k * per, hi = min(p.rows, lo + per)
             guard lo < hi else { return }
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, 4 * p.cols))
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, Int(BK_SCRATCH_ROWS) * p.cols))
             defer { scratch.deallocate() }
             bk_rows_dot(p.kernel, p.base + lo * p.rowBytes, p.rowBytes, Int64(hi - lo), Int64(p.cols),
                         x, Int64(ldx), Int64(tokens), yy + lo, Int64(ldy), scratch)

@@ -26,13 +26,16 @@ void bk_to_f32(int type, const void *src, float *dst, int64_t n);
 /* Dot product of two f32 vectors. */
 float bk_dot_f32(const float *a, const float *b, int64_t n);
 
+/* Floats of scratch bk_rows_dot needs per column: prompts widen four weight rows at a time. */
+#define BK_SCRATCH_ROWS 4
+
 /* y[t * ldy + r] = sum_c W[r][c] * x[t * ldx + c] for r < rows, t < ntok. W rows are `row_bytes` apart.
- * `scratch` holds 4 * `cols` floats (rows are widened to f32 four at a time, once for all tokens). */
+ * `scratch` holds BK_SCRATCH_ROWS * `cols` floats (rows are widened to f32 once for all tokens). */
 void bk_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
                  const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
 
-/* The same entry points with the body chosen by the caller (0: run-time detection, 1: portable), so tests can
- * compare the two bodies without global state. */
+/* The same entry points with the body chosen by the caller (0: run-time detection, 1: portable, 2: AVX2 without the
+ * AVX-512 prompt tiles), so tests can compare the bodies without global state. */
 void bk_to_f32_using(int portable, int type, const void *src, float *dst, int64_t n);
 void bk_rows_dot_using(int portable, int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
                        const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
