@@ -130,7 +130,7 @@ struct VerifierTests {
     /// dequantizers (checked against ggml's goldens in QuantTests) give.
     @Test(arguments: [DType.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
     func kernelsAgreeWithTheDequantizers(dtype: DType) throws {
-        let cols = dtype.quantType == nil ? 520 : 512, rows = 6   // one 4-row tile and two single rows; f16/bf16 rows end in a partial 16-lane step
+        let cols = dtype.quantType == nil ? 520 : 512, rows = 10   // two 4-row tiles and two single rows; f16/bf16 rows end in a partial 16-lane step
         var values = [Float](repeating: 0, count: rows * cols)
         var seed: UInt64 = 7
         for i in values.indices {
