@@ -37,3 +37,85 @@ struct ArithKernelTests {
         }
     }
 }
+
+@Suite("Q6_K scale search")
+struct MakeQXKernelTests {
+    /// The Q6_K goldens in QuantTests hold the whole quantizer to llama.cpp; this holds the two bodies of its
+    /// scale search to each other on awkward groups: all zero, tiny, one spike, ties, negative maxima.
+    @Test("the AVX-512 lanes give the scalar body's scales and levels bit for bit")
+    func lanesAgree() {
+        var rng = SystemRandomNumberGenerator()
+        for trial in 0..<200 {
+            var x = (0..<256).map { _ in Float.random(in: -1...1, using: &rng) * Float(trial % 7 + 1) * 0.01 }
+            for g in 0..<16 {
+                switch (trial + g) % 6 {
+                case 0: for i in 0..<16 { x[16 * g + i] = 0 }
+                case 1: for i in 0..<16 { x[16 * g + i] *= 1e-17 }
+                case 2: x[16 * g + 3] = -5
+                case 3: for i in 0..<16 { x[16 * g + i] = Float(i % 3) - 1 }
+                default: break
+                }
+            }
+            var l0 = [Int8](repeating: 0, count: 256), l1 = l0
+            var s0 = [Float](repeating: 0, count: 16), s1 = s0
+            bk_make_qx_16x16_using(0, 32, x, &l0, &s0)
+            bk_make_qx_16x16_using(1, 32, x, &l1, &s1)
+            if let g = (0..<16).first(where: { s0[$0].bitPattern != s1[$0].bitPattern }) {
+                Issue.record("trial \(trial) group \(g): scale \(s0[g]) vs \(s1[g])")
+            }
+            if let i = (0..<256).first(where: { l0[$0] != l1[$0] }) {
+                Issue.record("trial \(trial) element \(i) (group \(i / 16)): level \(l0[i]) vs \(l1[i])")
+            }
+        }
+    }
+}
+
+@Suite("Q4_K/Q5_K scale search")
+struct MakeQKX2KernelTests {
+    @Test("the AVX-512 lanes give the scalar body's scales, minima and levels bit for bit (Q4_K and Q5_K settings)")
+    func lanesAgree() {
+        var rng = SystemRandomNumberGenerator()
+        for trial in 0..<200 {
+            var x = (0..<256).map { _ in Float.random(in: -1...1, using: &rng) * Float(trial % 5 + 1) * 0.02 }
+            for g in 0..<8 {
+                switch (trial + g) % 7 {
+                case 0: for i in 0..<32 { x[32 * g + i] = 0.25 }                   // flat: max == min after the clamp
+                case 1: for i in 0..<32 { x[32 * g + i] = abs(x[32 * g + i]) + 0.1 } // all positive: min clamps to 0
+                case 2: x[32 * g + 5] = 3                                           // one spike
+                case 3: for i in 0..<32 { x[32 * g + i] = Float(i % 4) * 0.01 }     // ties
+                default: break
+                }
+            }
+            for (nmax, rmin, rdelta, nstep): (Int32, Float, Float, Int32) in [(15, -1, 0.1, 20), (31, -0.5, 0.1, 15)] {
+                var l0 = [UInt8](repeating: 0, count: 256), l1 = l0
+                var s0 = [Float](repeating: 0, count: 8), s1 = s0, m0 = s0, m1 = s0
+                bk_make_qkx2_8x32_using(0, nmax, x, rmin, rdelta, nstep, &l0, &s0, &m0)
+                bk_make_qkx2_8x32_using(1, nmax, x, rmin, rdelta, nstep, &l1, &s1, &m1)
+                if let g = (0..<8).first(where: { s0[$0].bitPattern != s1[$0].bitPattern || m0[$0].bitPattern != m1[$0].bitPattern }) {
+                    Issue.record("nmax \(nmax) trial \(trial) group \(g): scale \(s0[g]) vs \(s1[g]), min \(m0[g]) vs \(m1[g])")
+                }
+                if let i = (0..<256).first(where: { l0[$0] != l1[$0] }) {
+                    Issue.record("nmax \(nmax) trial \(trial) element \(i) (group \(i / 32)): level \(l0[i]) vs \(l1[i])")
+                }
+            }
+        }
+    }
+}
+
+@Suite("Q8_0 quantizer")
+struct Q8KernelTests {
+    /// Halfway values (x * id = k + 0.5 exactly: amax 127 makes id 1) must round away from zero in both bodies.
+    @Test("the AVX-512 body writes the scalar body's blocks, halfway cases included")
+    func bodiesAgree() {
+        var rng = SystemRandomNumberGenerator()
+        var x = (0..<(32 * 64)).map { _ in Float.random(in: -2...2, using: &rng) }
+        for j in 0..<32 { x[j] = j == 0 ? 127 : Float(j) - 16.5 }                  // block 0: amax 127, halves
+        for j in 32..<64 { x[j] = 0 }                                                // block 1: all zero
+        var a = [UInt8](repeating: 0, count: 64 * 34), b = a
+        bk_quantize_q8_0_using(0, x, &a, Int64(x.count))
+        bk_quantize_q8_0_using(1, x, &b, Int64(x.count))
+        let first = (0..<a.count).first { a[$0] != b[$0] }
+        #expect(first == nil, "block \((first ?? 0) / 34) byte \((first ?? 0) % 34): \(a[first ?? 0]) vs \(b[first ?? 0])")
+        #expect(Int8(bitPattern: a[2 + 1]) == -16 && Int8(bitPattern: a[2 + 31]) == 15, "14.5 -> 15, -15.5 -> -16")
+    }
+}

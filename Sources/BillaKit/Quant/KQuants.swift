@@ -1,130 +1,9 @@
+import CKernels
 /// ggml's 256-element "K" block quantizers (reference, no importance matrix) and dequantizers. The scale search
 /// (make_qkx2_quants for Q4_K/Q5_K, make_qx_quants for Q6_K) is followed operation for operation, in the same
 /// order, because its comparisons of float error sums decide which bytes come out.
 enum KQuants {
     static let qk = 256
-
-    /// Scale and (negated) minimum of a group, fitted by trying `nstep + 1` candidate scales around nmax/(max-min)
-    /// and keeping the one with the least weighted squared error.
-    static func makeQKX2(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
-                         _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
-                         rmin: Float, rdelta: Float, nstep: Int) -> Float {
-        var min = x[0], max = x[0]
-        var sumW = weights[0]
-        var sumX = sumW * x[0]
-        for i in 1..<n {
-            if x[i] < min { min = x[i] }
-            if x[i] > max { max = x[i] }
-            let w = weights[i]
-            sumW += w
-            sumX += w * x[i]
-        }
-        if min > 0 { min = 0 }
-        if max == min {
-            for i in 0..<n { L[i] = 0 }
-            theMin = -min
-            return 0
-        }
-        let fnmax = Float(nmax)
-        var iscale = fnmax / (max - min)
-        var scale = 1 / iscale
-        var bestError: Float = 0
-        for i in 0..<n {
-            let l = CRound.nearestInt(iscale * (x[i] - min))
-            L[i] = UInt8(truncatingIfNeeded: Swift.max(0, Swift.min(nmax, l)))
-            var diff = scale * Float(L[i]) + min - x[i]
-            diff = diff * diff
-            bestError += weights[i] * diff
-        }
-        if nstep < 1 {
-            theMin = -min
-            return scale
-        }
-        for step in 0...nstep {
-            iscale = (rmin + rdelta * Float(step) + fnmax) / (max - min)
-            var sumL: Float = 0, sumL2: Float = 0, sumXL: Float = 0
-            for i in 0..<n {
-                let l = Swift.max(0, Swift.min(nmax, CRound.nearestInt(iscale * (x[i] - min))))
-                Laux[i] = UInt8(truncatingIfNeeded: l)
-                let w = weights[i]
-                let fl = Float(l)
-                sumL += w * fl
-                sumL2 += w * fl * fl
-                sumXL += w * fl * x[i]
-            }
-            let D = sumW * sumL2 - sumL * sumL
-            if D > 0 {
-                var thisScale = (sumW * sumXL - sumX * sumL) / D
-                var thisMin = (sumL2 * sumX - sumL * sumXL) / D
-                if thisMin > 0 {
-                    thisMin = 0
-                    thisScale = sumXL / sumL2
-                }
-                var curError: Float = 0
-                for i in 0..<n {
-                    var diff = thisScale * Float(Laux[i]) + thisMin - x[i]
-                    diff = diff * diff
-                    curError += weights[i] * diff
-                }
-                if curError < bestError {
-                    for i in 0..<n { L[i] = Laux[i] }
-                    bestError = curError
-                    scale = thisScale
-                    min = thisMin
-                }
-            }
-        }
-        theMin = -min
-        return scale
-    }
-
-    /// Symmetric scale for a group (make_qx_quants with rmse_type 1 and no importance weights: weights are x²).
-    /// L receives levels offset by nmax.
-    static func makeQX(_ n: Int, _ nmax: Int32, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>) -> Float {
-        var max: Float = 0, amax: Float = 0
-        for i in 0..<n {
-            let ax = abs(x[i])
-            if ax > amax { amax = ax; max = x[i] }
-        }
-        if amax < 1e-15 {
-            for i in 0..<n { L[i] = 0 }
-            return 0
-        }
-        let fnmax = Float(nmax)
-        var iscale = Float(-nmax) / max
-        var sumLX: Float = 0, sumL2: Float = 0
-        for i in 0..<n {
-            let l = Swift.max(-nmax, Swift.min(nmax - 1, CRound.nearestInt(iscale * x[i])))
-            L[i] = Int8(truncatingIfNeeded: l + nmax)
-            let w = x[i] * x[i]
-            let fl = Float(l)
-            sumLX += w * x[i] * fl
-            sumL2 += w * fl * fl
-        }
-        var scale: Float = sumL2 != 0 ? sumLX / sumL2 : 0
-        var best = scale * sumLX
-        for step in -9...9 where step != 0 {
-            iscale = -(fnmax + 0.1 * Float(step)) / max
-            sumLX = 0
-            sumL2 = 0
-            for i in 0..<n {
-                let l = Swift.max(-nmax, Swift.min(nmax - 1, CRound.nearestInt(iscale * x[i])))
-                let w = x[i] * x[i]
-                let fl = Float(l)
-                sumLX += w * x[i] * fl
-                sumL2 += w * fl * fl
-            }
-            if sumL2 > 0 && sumLX * sumLX > best * sumL2 {
-                for i in 0..<n {
-                    let l = Swift.max(-nmax, Swift.min(nmax - 1, CRound.nearestInt(iscale * x[i])))
-                    L[i] = Int8(truncatingIfNeeded: l + nmax)
-                }
-                scale = sumLX / sumL2
-                best = scale * sumLX
-            }
-        }
-        return scale
-    }
 
     /// The 6-bit scale/min pairs of Q4_K and Q5_K: 8 pairs packed into 12 bytes.
     @inline(__always) static func scaleMin(_ j: Int, _ q: UnsafeRawPointer) -> (UInt8, UInt8) {
@@ -137,20 +16,13 @@ enum KQuants {
     /// Writes d, dmin and scales at `y` and the 256 levels into `L`.
     private static func quantizeScaleMinBlock(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ nmax: Int32,
                                               rmin: Float, rdelta: Float, nstep: Int, _ L: UnsafeMutablePointer<UInt8>) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 32 + 8 + 8) { f in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { Laux in
-                let weights = f.baseAddress!, mins = weights + 32, scales = mins + 8
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 + 8) { f in
+            do {
+                let mins = f.baseAddress!, scales = mins + 8
                 var maxScale: Float = 0, maxMin: Float = 0
+                // make_qkx2_quants with the rms + |x| weights for the 8 groups, in parallel lanes
+                bk_make_qkx2_8x32(nmax, x, rmin, rdelta, Int32(nstep), L, scales, mins)
                 for j in 0..<8 {
-                    let xg = x + 32 * j
-                    var sumX2: Float = 0
-                    for l in 0..<32 { sumX2 += xg[l] * xg[l] }
-                    let avX = (sumX2 / 32).squareRoot()
-                    for l in 0..<32 { weights[l] = avX + abs(xg[l]) }
-                    var m: Float = 0
-                    scales[j] = makeQKX2(32, nmax, xg, weights, L + 32 * j, &m, Laux.baseAddress!,
-                                         rmin: rmin, rdelta: rdelta, nstep: nstep)
-                    mins[j] = m
                     if scales[j] > maxScale { maxScale = scales[j] }
                     if mins[j] > maxMin { maxMin = mins[j] }
                 }
@@ -237,9 +109,9 @@ enum KQuants {
                 for i in 0..<(k / qk) {
                     let xb = x + i * qk, yb = y + i * 210
                     var maxScale: Float = 0, maxAbsScale: Float = 0
+                    bk_make_qx_16x16(32, xb, L, scales)   // makeQX for the 16 groups, in parallel lanes
                     for ib in 0..<16 {
-                        let s = makeQX(16, 32, xb + 16 * ib, L + 16 * ib)
-                        scales[ib] = s
+                        let s = scales[ib]
                         if abs(s) > maxAbsScale { maxAbsScale = abs(s); maxScale = s }
                     }
                     if maxAbsScale < 1e-15 {

@@ -1,3 +1,4 @@
+import CKernels
 /// ggml's 32-element block quantizers (the "reference" ones llama-quantize runs without an importance matrix) and
 /// their dequantizers. The arithmetic follows ggml-quants.c operation for operation: separate f32 multiplies and
 /// adds (Swift does not contract them into FMAs), C truncating conversions, and round-half-away for Q8_0.
@@ -37,20 +38,9 @@ enum LegacyQuants {
 
     // MARK: quantize (k elements, k a multiple of 32)
 
+    /// In CKernels: the same reference algorithm, a block per AVX-512 step where the CPU has it.
     static func quantizeQ8_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ k: Int) {
-        for i in 0..<(k / 32) {
-            let xb = x + i * 32, yb = y + i * 34
-            var amax: Float = 0
-            for j in 0..<32 { let a = abs(xb[j]); amax = amax > a ? amax : a }
-            let d = amax / 127
-            let id: Float = d != 0 ? 1 / d : 0
-            storeHalf(yb, 0, d)
-            for j in 0..<32 {
-                let x0 = xb[j] * id
-                yb.storeBytes(of: Int8(truncatingIfNeeded: CRound.truncToInt32(x0.rounded(.toNearestOrAwayFromZero))),
-                              toByteOffset: 2 + j, as: Int8.self)
-            }
-        }
+        bk_quantize_q8_0(x, y, Int64(k))
     }
 
     static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ k: Int) {

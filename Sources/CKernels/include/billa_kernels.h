@@ -46,6 +46,22 @@ void bk_f32_to_f16_using(int portable, const float *src, uint16_t *dst, int64_t 
 /* Sum of n floats, accumulated in double. */
 double bk_sum_f64(const float *a, int64_t n);
 
+/* ggml's make_qx_quants (rmse_type 1, no importance weights) for 16 consecutive groups of 16 values (a Q6_K block):
+ * L[256] gets levels offset by nmax, scales[16] each group's scale. Bit-identical to ggml's reference; the AVX-512
+ * body runs the groups in parallel lanes. `_using(1, ...)` forces the scalar body. */
+void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales);
+void bk_make_qx_16x16_using(int portable, int nmax, const float *x, int8_t *L, float *scales);
+
+/* ggml's make_qkx2_quants with Q4_K/Q5_K's weights for the 8 groups of 32 of one block: L[256] levels, scales[8],
+ * mins[8] (negated minimum, as ggml returns it). Bit-identical to ggml's reference; lanes as above. */
+void bk_make_qkx2_8x32(int nmax, const float *x, float rmin, float rdelta, int nstep, uint8_t *L, float *scales, float *mins);
+void bk_make_qkx2_8x32_using(int portable, int nmax, const float *x, float rmin, float rdelta, int nstep,
+                             uint8_t *L, float *scales, float *mins);
+
+/* ggml's quantize_row_q8_0_ref over n values (whole blocks): bit-identical output. */
+void bk_quantize_q8_0(const float *x, void *y, int64_t n);
+void bk_quantize_q8_0_using(int portable, const float *x, void *y, int64_t n);
+
 /* Fixes glibc malloc's mmap threshold (blocks of `bytes` or more get their own mapping); 1 on success, 0 where
  * there is no such setting. */
 int bk_set_mmap_threshold(size_t bytes);
