@@ -22,8 +22,15 @@ struct ReportOptions: ParsableArguments {
     @Flag(name: .long, help: "Print the report as JSON on stdout.")
     var json = false
 
-    @Flag(name: .long, help: "No progress output, even on a terminal.")
+    @Flag(name: .long, help: "No progress and no summary of what was written; errors and warnings still go to stderr.")
     var quiet = false
+
+    /// Prints a line of a write command's summary ("wrote ...", "note: ..."). Scripts pass --quiet to keep stdout
+    /// empty, so the summary follows the progress meter; reports that are a command's answer (digests, tables,
+    /// dry-run plans) print regardless.
+    func say(_ line: String) {
+        if !quiet { print(line) }
+    }
 }
 
 /// Runs a command body, turning billa's errors into a message on stderr and a non-zero exit.

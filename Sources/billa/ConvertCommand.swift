@@ -42,8 +42,11 @@ struct Convert: ParsableCommand {
     @Option(name: .long, help: "HF output: largest shard, e.g. 5GB, 500MB, 2GiB.")
     var maxShardSize: String = "5GB"
 
-    @Option(name: .long, help: "HF output: max_position_embeddings for config.json (2048 for LLaMA 1, 4096 for LLaMA 2).")
-    var maxPositionEmbeddings: Int = 2048
+    @Option(name: .long, help: "Context length: max_position_embeddings of config.json (HF output) or llama.context_length (GGUF output). Meta releases do not record it: 2048 unless given (LLaMA 2: 4096); HF sources keep theirs.")
+    var maxPositionEmbeddings: Int?
+
+    @Option(name: .long, help: "GGUF output: general.name (default: the source directory's name).")
+    var name: String?
 
     @Flag(name: .long, help: "Print every output tensor and where it comes from; write nothing.")
     var dryRun = false
@@ -54,8 +57,15 @@ struct Convert: ParsableCommand {
         try reportingErrors {
             // --to gguf: GGUFExport (QuantizeCommand.swift) writes one GGUF file.
             guard let layout = to.layout else {
-                try runConvertToGGUF(source: source, output: output, dtype: dtype, dryRun: dryRun, report: report)
+                var o = GGUFExportOptions(recipe: dtype?.recipe ?? .f16)
+                o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
+                o.name = name
+                try runConvertToGGUF(source: source, output: output, options: o, dryRun: dryRun, report: report)
                 return
+            }
+            if name != nil {
+                throw BillaError(.invalidArgument, "--name sets general.name, which only GGUF files have",
+                                 remedy: "drop --name, or convert with --to gguf")
             }
             var o = ConvertOptions(target: layout)
             o.format = format
@@ -65,7 +75,7 @@ struct Convert: ParsableCommand {
                 throw BillaError(.invalidArgument, "--max-shard-size '\(maxShardSize)' is not a size", remedy: "write it like 5GB, 500MB or 2GiB")
             }
             o.maxShardSize = limit
-            o.maxPositionEmbeddings = maxPositionEmbeddings
+            o.maxPositionEmbeddings = try checkedContextLength(maxPositionEmbeddings ?? 2048)
             let plan = try Converter.plan(source: source, destination: output, options: o)
             try runPlan(plan, label: "convert", dryRun: dryRun, report: report)
         }
@@ -86,7 +96,7 @@ func runPlan(_ plan: OutputPlan, label: String, dryRun: Bool, report: ReportOpti
     if report.json {
         try printJSON(plan.report(dryRun: false, seconds: seconds))
     } else {
-        print("wrote \(plan.destination): \(plan.files.count) files, \(ByteFormat.human(plan.tensorBytes)) of tensors in \(String(format: "%.2f", seconds)) s")
-        for n in plan.notes { print("note: \(n)") }
+        report.say("wrote \(plan.destination): \(plan.files.count) files, \(ByteFormat.human(plan.tensorBytes)) of tensors in \(String(format: "%.2f", seconds)) s")
+        for n in plan.notes { report.say("note: \(n)") }
     }
 }

@@ -68,7 +68,7 @@ struct Pack: ParsableCommand {
             let summary = PackSummary(path: output, tensors: pack.tensors.count, tensorBytes: original, fileBytes: pack.file.size,
                                       ratio: original > 0 ? Double(pack.file.size) / Double(original) : 1, seconds: seconds)
             if report.json { try printJSON(summary) } else {
-                print("\(output): \(summary.tensors) tensors, \(ByteFormat.human(original)) -> \(ByteFormat.human(pack.file.size)) "
+                report.say("\(output): \(summary.tensors) tensors, \(ByteFormat.human(original)) -> \(ByteFormat.human(pack.file.size)) "
                       + String(format: "(%.3f) in %.1f s", summary.ratio, seconds))
             }
             for w in release.warnings { warn(w) }

@@ -41,6 +41,12 @@ struct Quantize: ParsableCommand {
     @Flag(name: .long, help: "Allow quantizing tensors that are already quantized.")
     var allowRequantize = false
 
+    @Option(name: .long, help: "llama.context_length. Meta releases do not record it: 2048 unless given (LLaMA 2: 4096); HF and GGUF sources keep theirs unless given.")
+    var maxPositionEmbeddings: Int?
+
+    @Option(name: .long, help: "general.name (default: the source directory's name, or the source GGUF's).")
+    var name: String?
+
     @Option(name: .long, help: "Threads for quantizing rows.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -54,6 +60,8 @@ struct Quantize: ParsableCommand {
             var o = GGUFExportOptions(recipe: type)
             o.overrides = try tensorTypes.map(parseOverride)
             o.allowRequantize = allowRequantize
+            o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
+            o.name = name
             o.threads = max(1, threads)
             if format == .pack, !dryRun {
                 try runQuantizedPack(source: source, output: output, export: o, options: PackOptions(), report: report)
@@ -62,6 +70,15 @@ struct Quantize: ParsableCommand {
             try runGGUFExport(source: source, output: output, options: o, dryRun: dryRun, report: report, label: "quantize")
         }
     }
+}
+
+/// --max-position-embeddings: a positive count that fits GGUF's u32 and config.json's int.
+func checkedContextLength(_ n: Int) throws -> Int {
+    guard n > 0, n <= Int(Int32.max) else {
+        throw BillaError(.invalidArgument, "--max-position-embeddings \(n) is not a context length",
+                         remedy: "pass a positive number of tokens, e.g. 2048 (LLaMA 1) or 4096 (LLaMA 2)")
+    }
+    return n
 }
 
 func parseOverride(_ text: String) throws -> (pattern: String, type: DType) {
@@ -115,8 +132,8 @@ func runGGUFExport(source: String, output: String, options: GGUFExportOptions, d
         try printJSON(r)
     } else {
         let s = r.seconds ?? 0
-        print("wrote \(output): \(plan.choices.count) tensors, \(ByteFormat.human(plan.inputBytes)) -> \(ByteFormat.human(plan.outputDataBytes)) in \(String(format: "%.2f", s)) s (\(ByteFormat.human(Int(Double(plan.inputBytes) / max(s, 1e-9))))/s read)")
-        for n in plan.notes { print("note: \(n)") }
+        report.say("wrote \(output): \(plan.choices.count) tensors, \(ByteFormat.human(plan.inputBytes)) -> \(ByteFormat.human(plan.outputDataBytes)) in \(String(format: "%.2f", s)) s (\(ByteFormat.human(Int(Double(plan.inputBytes) / max(s, 1e-9))))/s read)")
+        for n in plan.notes { report.say("note: \(n)") }
     }
 }
 
@@ -157,8 +174,8 @@ struct ConvertDType: ExpressibleByArgument {
 }
 
 /// `billa convert SRC -o OUT.gguf --to gguf [--dtype TYPE]`: f16 unless --dtype says otherwise; norms stay f32.
-func runConvertToGGUF(source: String, output: String, dtype: ConvertDType?, dryRun: Bool, report: ReportOptions) throws {
-    var o = GGUFExportOptions(recipe: dtype?.recipe ?? .f16)
+func runConvertToGGUF(source: String, output: String, options: GGUFExportOptions, dryRun: Bool, report: ReportOptions) throws {
+    var o = options
     o.threads = ProcessInfo.processInfo.activeProcessorCount
     try runGGUFExport(source: source, output: output, options: o, dryRun: dryRun, report: report, label: "convert")
 }
@@ -174,6 +191,6 @@ func runQuantizedPack(source: String, output: String, export: GGUFExportOptions,
                               ratio: bytes > 0 ? Double(pack.file.size) / Double(bytes) : 1, seconds: seconds)
     if report.json { try printJSON(summary) } else {
         let mix = Dictionary(grouping: pack.tensors, by: \.dtype).map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", ")
-        print("wrote \(output): \(pack.tensors.count) tensors (\(mix)), \(ByteFormat.human(pack.file.size)) in " + String(format: "%.1f s", seconds))
+        report.say("wrote \(output): \(pack.tensors.count) tensors (\(mix)), \(ByteFormat.human(pack.file.size)) in " + String(format: "%.1f s", seconds))
     }
 }

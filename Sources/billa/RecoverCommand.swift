@@ -97,11 +97,11 @@ struct RecoverBilla: ParsableCommand {
             if report.json {
                 try printJSON(r)
             } else {
-                print("\(encrypt ? "encrypted" : "recovered") \(BillaRecovery.embeddingName): rows [0, \(job.changedRows)) of \(job.rows) changed")
-                print("sum of the \(encrypt ? "encrypted" : "recovered") embedding (double): \(sum.value)")
-                if let e = job.expectedSum { print("expected \(e): match") }
-                print("wrote \(inPlace ? job.shard : plan.destination)")
-                for b in backups { print("backup: \(b)") }
+                report.say("\(encrypt ? "encrypted" : "recovered") \(BillaRecovery.embeddingName): rows [0, \(job.changedRows)) of \(job.rows) changed")
+                report.say("sum of the \(encrypt ? "encrypted" : "recovered") embedding (double): \(sum.value)")
+                if let e = job.expectedSum { report.say("expected \(e): match") }
+                report.say("wrote \(inPlace ? job.shard : plan.destination)")
+                for b in backups { report.say("backup: \(b)") }
             }
         }
     }
@@ -190,7 +190,7 @@ struct RecoverXor: ParsableCommand {
                 meter.finish()
             }
             if report.json { try printJSON(results) } else {
-                for r in results { print("\(r.output): sha256 \(r.sha256) matches the header") }
+                for r in results { report.say("\(r.output): sha256 \(r.sha256) matches the header") }
             }
         }
     }

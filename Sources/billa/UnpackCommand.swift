@@ -30,7 +30,7 @@ struct Unpack: ParsableCommand {
             if report.json {
                 try printJSON(["path": output, "target": to.rawValue, "tensors": String(p.tensors.count)])
             } else {
-                print("\(output): \(p.tensors.count) tensors written as \(to.rawValue)")
+                report.say("\(output): \(p.tensors.count) tensors written as \(to.rawValue)")
             }
         }
     }

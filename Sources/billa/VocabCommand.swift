@@ -27,9 +27,9 @@ struct VocabMergeCommand: ParsableCommand {
             struct Out: Encodable { let output: String; let base_pieces: Int; let added: Int; let already_present: Int; let pieces: Int; let pad_id: Int? }
             let out = Out(output: output, base_pieces: r.basePieces, added: r.added, already_present: r.skipped, pieces: r.model.pieceCount, pad_id: r.padID)
             if report.json { try printJSON(out) } else {
-                print("wrote \(output): \(r.basePieces) + \(r.added) new pieces = \(r.model.pieceCount)" +
+                report.say("wrote \(output): \(r.basePieces) + \(r.added) new pieces = \(r.model.pieceCount)" +
                       " (\(r.skipped) of EXTRA's were already present)" + (r.padID.map { ", [PAD] = \($0)" } ?? ""))
-                print("next: resize the model to it with billa vocab resize MODEL --tokenizer \(output) -o OUT")
+                report.say("next: resize the model to it with billa vocab resize MODEL --tokenizer \(output) -o OUT")
             }
         }
     }

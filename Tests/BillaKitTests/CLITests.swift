@@ -169,4 +169,47 @@ struct CLITests {
         #expect(dec.status == 0, "\(dec.stderr)")
         #expect(FileManager.default.contentsEqual(atPath: xo + "/weights.bin", andPath: x + "/weights.bin"))
     }
+
+    @Test("convert --to gguf: --max-position-embeddings and --name reach the file, --quiet prints nothing, --name is refused for hf")
+    func convertToGGUF() throws {
+        let out = TinyGGUF.tempPath("cli-convert.gguf")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try billa("convert", Fixtures.path("tiny-meta"), "-o", out, "--to", "gguf", "--max-position-embeddings", "4096",
+                          "--name", "tiny-2", "--quiet")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.isEmpty && r.stderr.isEmpty, "--quiet printed: \(r.stdout)\(r.stderr)")
+        let g = try GGUFReader.open(out)
+        #expect(g.metadata["llama.context_length"] == .u32(4096))
+        #expect(g.metadata["general.name"]?.stringValue == "tiny-2")
+        #expect(g.tensor(named: "blk.0.attn_q.weight")?.dtype == .f16)
+        // Without --quiet: the summary and the note about Meta's unrecorded context length.
+        let loud = try billa("convert", Fixtures.path("tiny-meta"), "-o", out, "--to", "gguf", "--dtype", "q8_0")
+        #expect(loud.status == 0 && loud.stdout.contains("wrote \(out)") && loud.stdout.contains("context_length is 2048"), "\(loud.stdout)")
+        #expect(try GGUFReader.open(out).tensor(named: "blk.0.attn_q.weight")?.dtype == .q8_0)
+        let bad = try billa("convert", Fixtures.path("tiny-meta"), "-o", out + ".hf", "--to", "hf", "--name", "x")
+        #expect(bad.status == 1 && bad.stderr.contains("--name") && bad.stderr.contains("remedy"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out + ".hf"))
+    }
+
+    @Test("quantize writes llama-quantize's file, --dry-run --json lists the types and writes nothing, --quiet is quiet, errors name the remedy")
+    func quantizeCommand() throws {
+        let src = try TinyGGUF.path.get()
+        let out = TinyGGUF.tempPath("cli-q4_k_m.gguf")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let dry = try billa("quantize", src, "-o", out, "--type", "q4_k_m", "--dry-run", "--json")
+        #expect(dry.status == 0 && !FileManager.default.fileExists(atPath: out), "\(dry.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [String: Any])
+        let tensors = try #require(json["tensors"] as? [[String: Any]])
+        let golden = try #require(try QuantFixtures.golden().model["q4_k_m"])
+        #expect(tensors.map { $0["name"] as? String } == golden.tensors.map(\.name))
+        #expect(tensors.map { ($0["target"] as? String)?.uppercased() } == golden.tensors.map { $0.type?.uppercased() })
+        let r = try billa("quantize", src, "-o", out, "--type", "q4_k_m", "--threads", "2", "--quiet")
+        #expect(r.status == 0 && r.stdout.isEmpty && r.stderr.isEmpty, "\(r.stdout)\(r.stderr)")
+        #expect(try sha256Hex(file: out) == golden.sha256, "the CLI's file differs from llama-quantize's")
+        let again = try billa("quantize", out, "-o", out + ".2", "--type", "q4_0", "--quiet")
+        #expect(again.status == 1 && again.stderr.contains("--allow-requantize"), "\(again.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out + ".2"))
+        let badType = try billa("quantize", src, "-o", out, "--type", "q9_9")
+        #expect(badType.status != 0 && badType.stderr.contains("q9_9"))
+    }
 }

@@ -83,3 +83,28 @@ func sha256Hex(_ bytes: UnsafeRawBufferPointer) -> String {
     h.update(bytes)
     return h.hex()
 }
+
+/// Where two GGUF files first differ, located in the reference's layout: the header (metadata and tensor infos),
+/// or a tensor's block (name, type, block index, byte offset in the file and in the tensor). nil when equal.
+func ggufDifference(_ gotPath: String, _ wantPath: String) throws -> String? {
+    let got = try MappedFile(path: gotPath), want = try MappedFile(path: wantPath)
+    let a = got.all, b = want.all
+    guard let i = (0..<min(a.count, b.count)).first(where: { a[$0] != b[$0] }) else {
+        return a.count == b.count ? nil : "sizes differ: \(a.count) vs \(b.count) bytes, equal up to the shorter"
+    }
+    let g = try GGUFReader.open(wantPath)
+    let hex = { (p: UnsafeRawBufferPointer, lo: Int, n: Int) in p[lo..<min(p.count, lo + n)].map { String(format: "%02x", $0) }.joined() }
+    if i < g.dataOffset {
+        return "first difference in the header (metadata / tensor infos) at byte \(i): \(hex(a, i, 8)) vs \(hex(b, i, 8))"
+    }
+    for t in g.tensors {
+        let start = g.dataOffset + t.offset
+        guard i >= start && i < start + t.byteCount else { continue }
+        let blockBytes = t.dtype.quantType?.bytesPerBlock ?? (t.dtype.byteCount(elements: 1) ?? 1)
+        let block = (i - start) / blockBytes
+        let lo = start + block * blockBytes
+        return "first difference in tensor \(t.name) (\(t.dtype.rawValue)), block \(block) (\(blockBytes) bytes), file byte \(i) "
+            + "(byte \(i - start) of the tensor): \(hex(a, lo, blockBytes)) vs \(hex(b, lo, blockBytes))"
+    }
+    return "first difference in alignment padding at byte \(i)"
+}

@@ -8,8 +8,10 @@ public struct GGUFExportOptions: Sendable {
     /// Quantize tensors that are already quantized (dequantize first), like llama-quantize --allow-requantize.
     public var allowRequantize = false
     public var threads = 2
-    /// llama.context_length for Meta sources, which do not record it (HF sources use max_position_embeddings).
+    /// llama.context_length. Meta releases do not record it, so without this it is 2048 (LLaMA 1's); HF sources
+    /// default to max_position_embeddings, GGUF sources to their own value.
     public var contextLength: Int? = nil
+    /// general.name; defaults to the source directory's name (GGUF sources keep theirs).
     public var name: String? = nil
 
     public init(recipe: QuantRecipe) { self.recipe = recipe }
@@ -81,6 +83,10 @@ public enum GGUFExport {
         var metadata = g.metadata
         metadata[GGUFKeys.quantizationVersion] = nil
         metadata[GGUFKeys.fileType] = nil
+        if let c = options.contextLength {
+            metadata["\(g.architecture ?? "llama").context_length"] = .u32(UInt32(c))
+        }
+        if let n = options.name { metadata[GGUFKeys.name] = .text(n) }
         let layers = metadata[GGUFKeys.blockCount]?.intValue ?? 0
         let heads = metadata[GGUFKeys.headCount]?.intValue ?? 0
         let kvHeads = metadata[GGUFKeys.headCountKV]?.intValue ?? heads
@@ -143,13 +149,18 @@ public enum GGUFExport {
             throw BillaError(.notFound, file: release.path, "no tokenizer.model next to the weights; GGUF needs the vocabulary",
                              remedy: "copy the release's tokenizer.model into the model directory")
         }
-        let vocab = try GGUFVocabulary.load(tokenizer, rows: vocabRows)
-        if vocab.tokens.count > (try SentencePieceModel.load(tokenizer).pieceCount) {
-            notes.append("the embedding has \(vocabRows) rows; tokens past the tokenizer's pieces are written as [PAD<id>] (unused)")
+        let vocab = try GGUFVocabulary.load(tokenizer, rows: vocabRows,
+                                            hfDirectory: release.layout == .huggingFace ? release.path : nil)
+        if vocab.paddingCount > 0 {
+            notes.append("the embedding has \(vocabRows) rows; \(vocab.paddingCount) rows that no piece or added token fills are written as [PAD<id>] (unused)")
         }
+        notes += vocab.notes
         var hfConfig = [String: Any]()
         if release.layout == .huggingFace { hfConfig = (try? Release.readJSON(release.path + "/config.json")) ?? [:] }
         let context = options.contextLength ?? hfConfig.int("max_position_embeddings") ?? 2048
+        if options.contextLength == nil, release.layout == .meta {
+            notes.append("llama.context_length is 2048: Meta releases do not record it (pass --max-position-embeddings 4096 for LLaMA 2)")
+        }
         let name = options.name ?? (release.path.split(separator: "/").last.map(String.init) ?? "model")
 
         var m = GGUFMetadata()
@@ -165,16 +176,9 @@ public enum GGUFExport {
         m[GGUFKeys.rmsEpsilon] = .f32(Float(p.normEps))
         m[GGUFKeys.ropeFreqBase] = .f32(Float(p.ropeTheta))
         m[GGUFKeys.vocabSize] = .u32(UInt32(vocabRows))
-        vocab.write(into: &m, addBOS: (hfTokenizerFlag(release, "add_bos_token") ?? true),
-                    addEOS: hfTokenizerFlag(release, "add_eos_token") ?? false)
+        vocab.write(into: &m)
         return try finish(source: release.path, sources: sources, metadata: m, layers: p.nLayers, heads: p.nHeads,
                           kvHeads: p.nKVHeads, keepUnquantized: false, options: options, notes: notes)
-    }
-
-    static func hfTokenizerFlag(_ release: Release, _ key: String) -> Bool? {
-        guard release.layout == .huggingFace,
-              let cfg = try? Release.readJSON(release.path + "/tokenizer_config.json") else { return nil }
-        return cfg[key] as? Bool
     }
 
     // MARK: type choice and tensor plans

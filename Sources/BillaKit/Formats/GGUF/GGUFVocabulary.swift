@@ -1,5 +1,6 @@
 /// A SentencePiece vocabulary as llama.cpp's "llama" tokenizer reads it from GGUF: pieces, scores and token types,
-/// padded to the embedding's rows the way convert_hf_to_gguf pads extended vocabularies ("[PAD<id>]", UNUSED).
+/// with a Hugging Face directory's added tokens (HFAddedVocabulary) and padded to the embedding's rows the way
+/// convert_hf_to_gguf's _create_vocab_sentencepiece does ("[PAD<id>]", UNUSED, score -10000).
 struct GGUFVocabulary {
     /// llama.cpp's token types (gguf-py TokenType).
     enum TokenType: Int32 { case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6 }
@@ -9,8 +10,18 @@ struct GGUFVocabulary {
     var types: [Int32] = []
     var bos: Int32 = 1, eos: Int32 = 2, unk: Int32 = 0
     var pad: Int32? = nil
+    /// SpecialVocab's other ids (sep, cls, mask), from an HF directory.
+    var otherSpecial: [(key: String, id: Int32)] = []
+    var addBOS: Bool? = nil
+    var addEOS: Bool? = nil
+    var notes: [String] = []
 
-    static func load(_ path: String, rows: Int) throws -> GGUFVocabulary {
+    /// gguf-py's keys for SpecialVocab's types ("seperator" is gguf's spelling).
+    static let specialKeys = ["sep": "tokenizer.ggml.seperator_token_id", "cls": "tokenizer.ggml.cls_token_id",
+                              "mask": "tokenizer.ggml.mask_token_id"]
+
+    /// `hfDirectory`: the Hugging Face directory whose added tokens and special ids apply (nil for Meta releases).
+    static func load(_ path: String, rows: Int, hfDirectory: String? = nil) throws -> GGUFVocabulary {
         let model = try SentencePieceModel.load(path)
         var v = GGUFVocabulary()
         guard model.pieceCount <= rows else {
@@ -33,7 +44,7 @@ struct GGUFVocabulary {
         }
         for id in model.pieceCount..<rows {
             v.tokens.append(Array("[PAD\(id)]".utf8))
-            v.scores.append(-1000)
+            v.scores.append(-10000)
             v.types.append(TokenType.unused.rawValue)
         }
         let spec = model.proto.trainerSpec
@@ -41,10 +52,33 @@ struct GGUFVocabulary {
         v.eos = spec.eosID
         v.unk = spec.unkID
         v.pad = spec.padID >= 0 ? spec.padID : nil
+        if let dir = hfDirectory { try v.apply(HFAddedVocabulary.load(directory: dir, rows: rows)) }
         return v
     }
 
-    func write(into m: inout GGUFMetadata, addBOS: Bool, addEOS: Bool) {
+    /// Added tokens replace what is at their id; special ids found in the directory replace the trainer spec's.
+    mutating func apply(_ added: HFAddedVocabulary) {
+        for t in added.tokens {
+            tokens[t.id] = Array(t.text.utf8)
+            scores[t.id] = -1000
+            types[t.id] = t.type.rawValue
+        }
+        let ids = added.specialIDs.mapValues { Int32($0) }
+        if let id = ids["bos"] { bos = id }
+        if let id = ids["eos"] { eos = id }
+        if let id = ids["unk"] { unk = id }
+        if let id = ids["pad"] { pad = id }
+        otherSpecial = ["sep", "cls", "mask"].compactMap { t in ids[t].map { (key: Self.specialKeys[t]!, id: $0) } }
+        addBOS = added.addBOS
+        addEOS = added.addEOS
+        notes += added.notes
+    }
+
+    /// Rows no piece or added token fills.
+    var paddingCount: Int { zip(tokens, types).filter { $1 == TokenType.unused.rawValue && $0.starts(with: Array("[PAD".utf8)) }.count }
+
+    /// add_bos/add_eos default to what llama.cpp assumes for a "llama" vocabulary when the keys are absent.
+    func write(into m: inout GGUFMetadata) {
         m[GGUFKeys.tokenizerModel] = .text("llama")
         m[GGUFKeys.tokens] = .array(.string, tokens.map { .string($0) })
         m[GGUFKeys.scores] = .array(.f32, scores.map { .f32($0) })
@@ -53,7 +87,8 @@ struct GGUFVocabulary {
         if eos >= 0 { m[GGUFKeys.eos] = .u32(UInt32(eos)) }
         if unk >= 0 { m[GGUFKeys.unk] = .u32(UInt32(unk)) }
         if let pad { m[GGUFKeys.pad] = .u32(UInt32(pad)) }
-        m[GGUFKeys.addBOS] = .bool(addBOS)
-        m[GGUFKeys.addEOS] = .bool(addEOS)
+        for (key, id) in otherSpecial { m[key] = .u32(UInt32(id)) }
+        m[GGUFKeys.addBOS] = .bool(addBOS ?? true)
+        m[GGUFKeys.addEOS] = .bool(addEOS ?? false)
     }
 }
