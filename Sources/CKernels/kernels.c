@@ -547,8 +547,11 @@ BK_FAST512 static void bk_widen_row_512(int type, const uint8_t *src, float *dst
 BK_FAST512 static int64_t bk_rows_prompt_512(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
                                               const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
     const int64_t groups = rows / 4 * 4;
-    for (int64_t t0 = 0; t0 < ntok; t0 += BK_TOKEN_BLOCK_512) {
-        const int64_t t1 = t0 + BK_TOKEN_BLOCK_512 < ntok ? t0 + BK_TOKEN_BLOCK_512 : ntok;
+    /* as many tokens as fit in ~768 KiB of L2, at least BK_TOKEN_BLOCK_512: fewer re-widenings of the rows */
+    int64_t block = (768 << 10) / (cols * 4) / 6 * 6;
+    if (block < BK_TOKEN_BLOCK_512) block = BK_TOKEN_BLOCK_512;
+    for (int64_t t0 = 0; t0 < ntok; t0 += block) {
+        const int64_t t1 = t0 + block < ntok ? t0 + block : ntok;
         for (int64_t r = 0; r < groups; r += 4) {
             const float *wf;
             if (type == BK_F32 && row_bytes == (size_t)cols * 4) {
