@@ -480,53 +480,46 @@ BK_FAST static void bk_tile4x3_fast(const float *w, int64_t ldw, const float *x,
 
 BK_FAST512 static inline float bk_hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
 
-/* Four f32 rows against six tokens: 24 zmm accumulators, six token loads and one row load live at a time (31 of
- * the 32 registers): 24 FMAs per 10 loads, so the FMA units, not the loads, set the pace. */
-BK_FAST512 static void bk_tile4x6_512(const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t n, float out[24]) {
-    const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx, *x4 = x + 4 * ldx, *x5 = x + 5 * ldx;
-    const float *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
+/* Four f32 rows against nt <= 6 tokens: up to 24 zmm accumulators, the token vectors and one row vector live at a
+ * time (31 of the 32 registers): 24 FMAs per 10 loads, so the FMA units, not the loads, set the pace. Instantiated
+ * for each nt, so a prompt's last tokens are not left to a load-bound one-token loop. */
+BK_FAST512 static inline __attribute__((always_inline)) void bk_tile4xT_512(
+        const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t n, float *y, int64_t ldy, const int nt) {
     __m512 a[4][6];
-    for (int r = 0; r < 4; r++) for (int t = 0; t < 6; t++) a[r][t] = _mm512_setzero_ps();
-#define BK_ROW(r, wp, load)                                                                                            \
-    do {                                                                                                               \
-        const __m512 wv = load(wp + i);                                                                                \
-        a[r][0] = _mm512_fmadd_ps(wv, v0, a[r][0]); a[r][1] = _mm512_fmadd_ps(wv, v1, a[r][1]);                        \
-        a[r][2] = _mm512_fmadd_ps(wv, v2, a[r][2]); a[r][3] = _mm512_fmadd_ps(wv, v3, a[r][3]);                        \
-        a[r][4] = _mm512_fmadd_ps(wv, v4, a[r][4]); a[r][5] = _mm512_fmadd_ps(wv, v5, a[r][5]);                        \
-    } while (0)
+    const float *xp[6];
+    for (int t = 0; t < nt; t++) xp[t] = x + t * ldx;
+    for (int r = 0; r < 4; r++) for (int t = 0; t < nt; t++) a[r][t] = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        const __m512 v0 = _mm512_loadu_ps(x0 + i), v1 = _mm512_loadu_ps(x1 + i), v2 = _mm512_loadu_ps(x2 + i);
-        const __m512 v3 = _mm512_loadu_ps(x3 + i), v4 = _mm512_loadu_ps(x4 + i), v5 = _mm512_loadu_ps(x5 + i);
-        BK_ROW(0, w0, _mm512_loadu_ps); BK_ROW(1, w1, _mm512_loadu_ps); BK_ROW(2, w2, _mm512_loadu_ps); BK_ROW(3, w3, _mm512_loadu_ps);
+        __m512 v[6];
+        for (int t = 0; t < nt; t++) v[t] = _mm512_loadu_ps(xp[t] + i);
+        for (int r = 0; r < 4; r++) {
+            const __m512 wv = _mm512_loadu_ps(w + r * ldw + i);
+            for (int t = 0; t < nt; t++) a[r][t] = _mm512_fmadd_ps(wv, v[t], a[r][t]);
+        }
     }
     if (i < n) {
         const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-#define BK_MLOAD(p) _mm512_maskz_loadu_ps(m, p)
-        const __m512 v0 = BK_MLOAD(x0 + i), v1 = BK_MLOAD(x1 + i), v2 = BK_MLOAD(x2 + i);
-        const __m512 v3 = BK_MLOAD(x3 + i), v4 = BK_MLOAD(x4 + i), v5 = BK_MLOAD(x5 + i);
-        BK_ROW(0, w0, BK_MLOAD); BK_ROW(1, w1, BK_MLOAD); BK_ROW(2, w2, BK_MLOAD); BK_ROW(3, w3, BK_MLOAD);
-#undef BK_MLOAD
+        __m512 v[6];
+        for (int t = 0; t < nt; t++) v[t] = _mm512_maskz_loadu_ps(m, xp[t] + i);
+        for (int r = 0; r < 4; r++) {
+            const __m512 wv = _mm512_maskz_loadu_ps(m, w + r * ldw + i);
+            for (int t = 0; t < nt; t++) a[r][t] = _mm512_fmadd_ps(wv, v[t], a[r][t]);
+        }
     }
-#undef BK_ROW
-    for (int r = 0; r < 4; r++) for (int t = 0; t < 6; t++) out[r * 6 + t] = bk_hsum512(a[r][t]);
+    for (int t = 0; t < nt; t++) for (int r = 0; r < 4; r++) y[t * ldy + r] = bk_hsum512(a[r][t]);
 }
 
-/* Four rows against one token, for the tokens left over after the six-token tiles. */
-BK_FAST512 static void bk_tile4x1_512(const float *w, int64_t ldw, const float *x, int64_t n, float out[4]) {
-    __m512 a[4];
-    for (int r = 0; r < 4; r++) a[r] = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 xv = _mm512_loadu_ps(x + i);
-        for (int r = 0; r < 4; r++) a[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * ldw + i), xv, a[r]);
+BK_FAST512 static void bk_tile4_512(const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t n, float *y,
+                                    int64_t ldy, int nt) {
+    switch (nt) {
+    case 6: bk_tile4xT_512(w, ldw, x, ldx, n, y, ldy, 6); break;
+    case 5: bk_tile4xT_512(w, ldw, x, ldx, n, y, ldy, 5); break;
+    case 4: bk_tile4xT_512(w, ldw, x, ldx, n, y, ldy, 4); break;
+    case 3: bk_tile4xT_512(w, ldw, x, ldx, n, y, ldy, 3); break;
+    case 2: bk_tile4xT_512(w, ldw, x, ldx, n, y, ldy, 2); break;
+    default: bk_tile4xT_512(w, ldw, x, ldx, n, y, ldy, 1); break;
     }
-    if (i < n) {
-        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
-        for (int r = 0; r < 4; r++) a[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + r * ldw + i), xv, a[r]);
-    }
-    for (int r = 0; r < 4; r++) out[r] = bk_hsum512(a[r]);
 }
 
 BK_FAST512 static void bk_widen_row_512(int type, const uint8_t *src, float *dst, int64_t n) {
@@ -560,17 +553,8 @@ BK_FAST512 static int64_t bk_rows_prompt_512(int type, const uint8_t *w, size_t 
                 for (int k = 0; k < 4; k++) bk_widen_row_512(type, w + (size_t)(r + k) * row_bytes, scratch + k * cols, cols);
                 wf = scratch;
             }
-            int64_t t = t0;
-            for (; t + 6 <= t1; t += 6) {
-                float o[24];
-                bk_tile4x6_512(wf, cols, x + t * ldx, ldx, cols, o);
-                for (int k = 0; k < 4; k++) for (int j = 0; j < 6; j++) y[(t + j) * ldy + r + k] = o[k * 6 + j];
-            }
-            for (; t < t1; t++) {
-                float o[4];
-                bk_tile4x1_512(wf, cols, x + t * ldx, cols, o);
-                for (int k = 0; k < 4; k++) y[t * ldy + r + k] = o[k];
-            }
+            for (int64_t t = t0; t < t1; t += 6)
+                bk_tile4_512(wf, cols, x + t * ldx, ldx, cols, y + t * ldy + r, ldy, (int)(t1 - t < 6 ? t1 - t : 6));
         }
     }
     return groups;   /* rows done; the caller finishes the last rows % 4 */
