@@ -149,6 +149,20 @@ BK_Q512 static inline __m512i bk_levels512(__m512 iscale, __m512 x, __m512i lo, 
     return _mm512_min_epi32(_mm512_max_epi32(i, lo), hi);
 }
 
+/* One candidate scale for all sixteen groups: levels into L, and per lane the sums in ggml's order. */
+BK_Q512 static inline void bk_qx_pass512(__m512 iscale, const __m512 *xt, __m512i lo, __m512i hi, __m512i *L,
+                                         __m512 *sumlx, __m512 *suml2) {
+    __m512 lx = _mm512_setzero_ps(), l2 = _mm512_setzero_ps();
+    for (int i = 0; i < 16; i++) {
+        L[i] = bk_levels512(iscale, xt[i], lo, hi);
+        const __m512 w = _mm512_mul_ps(xt[i], xt[i]), fl = _mm512_cvtepi32_ps(L[i]);
+        lx = _mm512_add_ps(lx, _mm512_mul_ps(_mm512_mul_ps(w, xt[i]), fl));
+        l2 = _mm512_add_ps(l2, _mm512_mul_ps(_mm512_mul_ps(w, fl), fl));
+    }
+    *sumlx = lx;
+    *suml2 = l2;
+}
+
 /* Lane j is group j: xt[i] holds element i of every group. */
 BK_Q512 static void bk_make_qx_16x16_512(int nmax, const float *x, int8_t *L, float *scales) {
     __m512 xt[16];
@@ -168,14 +182,8 @@ BK_Q512 static void bk_make_qx_16x16_512(int nmax, const float *x, int8_t *L, fl
     const float fnmax = (float)nmax;
     __m512i Lt[16];
     __m512 iscale = _mm512_div_ps(_mm512_set1_ps((float)(-nmax)), max);
-    __m512 sumlx = _mm512_setzero_ps(), suml2 = _mm512_setzero_ps();
-    for (int i = 0; i < 16; i++) {
-        const __m512i l = bk_levels512(iscale, xt[i], lo, hi);
-        Lt[i] = l;
-        const __m512 w = _mm512_mul_ps(xt[i], xt[i]), fl = _mm512_cvtepi32_ps(l);
-        sumlx = _mm512_add_ps(sumlx, _mm512_mul_ps(_mm512_mul_ps(w, xt[i]), fl));
-        suml2 = _mm512_add_ps(suml2, _mm512_mul_ps(_mm512_mul_ps(w, fl), fl));
-    }
+    __m512 sumlx, suml2;
+    bk_qx_pass512(iscale, xt, lo, hi, Lt, &sumlx, &suml2);
     const __mmask16 nz = _mm512_cmp_ps_mask(suml2, _mm512_setzero_ps(), _CMP_NEQ_UQ);
     __m512 scale = _mm512_maskz_div_ps(nz, sumlx, suml2);
     __m512 best = _mm512_mul_ps(scale, sumlx);
@@ -183,15 +191,7 @@ BK_Q512 static void bk_make_qx_16x16_512(int nmax, const float *x, int8_t *L, fl
         if (step == 0) continue;
         iscale = _mm512_div_ps(_mm512_set1_ps(-(fnmax + 0.1f * (float)step)), max);
         __m512i ls[16];
-        sumlx = _mm512_setzero_ps();
-        suml2 = _mm512_setzero_ps();
-        for (int i = 0; i < 16; i++) {
-            const __m512i l = bk_levels512(iscale, xt[i], lo, hi);
-            ls[i] = l;
-            const __m512 w = _mm512_mul_ps(xt[i], xt[i]), fl = _mm512_cvtepi32_ps(l);
-            sumlx = _mm512_add_ps(sumlx, _mm512_mul_ps(_mm512_mul_ps(w, xt[i]), fl));
-            suml2 = _mm512_add_ps(suml2, _mm512_mul_ps(_mm512_mul_ps(w, fl), fl));
-        }
+        bk_qx_pass512(iscale, xt, lo, hi, ls, &sumlx, &suml2);
         const __mmask16 better = _mm512_cmp_ps_mask(suml2, _mm512_setzero_ps(), _CMP_GT_OQ) &
                                  _mm512_cmp_ps_mask(_mm512_mul_ps(sumlx, sumlx), _mm512_mul_ps(best, suml2), _CMP_GT_OQ);
         if (better) {
