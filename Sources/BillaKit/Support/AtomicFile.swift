@@ -1,3 +1,5 @@
+import CKernels
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -38,11 +40,15 @@ public final class AtomicFileWriter {
         }
     }
 
+    /// Where the next byte goes: every write is positional, so two threads can fill two halves of a piece.
+    private var fileOffset = 0
+
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         // Bytes that sit in a mapped file go file to file in the kernel (see MappedRegions).
         if bytes.count >= 1 << 20, let base = bytes.baseAddress, let src = MappedRegions.locate(base, count: bytes.count) {
             try flush()
-            if try sendAll(from: src.fd, offset: src.offset, count: bytes.count) {
+            if try copyAll(from: src.fd, offset: src.offset, count: bytes.count) {
+                fileOffset += bytes.count
                 bytesWritten += bytes.count
                 return
             }
@@ -60,22 +66,47 @@ public final class AtomicFileWriter {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
-    /// sendfile(2) until `count` bytes are written; false when the kernel cannot do it for these files (nothing
-    /// was written then, and the caller writes the bytes itself).
-    private func sendAll(from source: Int32, offset: Int, count: Int) throws -> Bool {
-        var off = off_t(offset)
-        var done = 0
-        while done < count {
-            let n = sendfile(fd, source, &off, count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if done == 0, errno == EINVAL || errno == ENOSYS { return false }
-                throw BillaError.fromErrno("sendfile", path: temporaryPath)
+    /// Splits a large piece at a page boundary of the file into two halves done on two threads: the kernel's copy
+    /// into the page cache is the cost of a conversion, and one core's copy is slower than the disk takes it.
+    private func halves(_ count: Int) -> [(start: Int, count: Int)] {
+        guard count >= 4 << 20 else { return [(0, count)] }
+        let mid = ((fileOffset + count / 2) & ~4095) - fileOffset
+        return [(0, mid), (mid, count - mid)]
+    }
+
+    private func onThreads(_ parts: [(start: Int, count: Int)], _ work: (Int, Int) throws -> Void) throws {
+        if parts.count == 1 { try work(parts[0].start, parts[0].count); return }
+        nonisolated(unsafe) var failures: [Error?] = [nil, nil]
+        withoutActuallyEscaping(work) { w in
+            nonisolated(unsafe) let w = w
+            DispatchQueue.concurrentPerform(iterations: parts.count) { i in
+                do { try w(parts[i].start, parts[i].count) } catch { failures[i] = error }
             }
-            if n == 0 { throw BillaError(.io, file: temporaryPath, "the source ended while copying", remedy: "the input file was truncated while billa read it") }
-            done += n
         }
-        return true
+        if let e = failures.compactMap({ $0 }).first { throw e }
+    }
+
+    /// copy_file_range(2) until `count` bytes are copied; false when the kernel cannot do it for these files
+    /// (nothing was written then, and the caller writes the bytes itself).
+    private func copyAll(from source: Int32, offset: Int, count: Int) throws -> Bool {
+        let base = fileOffset
+        let fd = self.fd, path = temporaryPath
+        var unsupported = false
+        try onThreads(halves(count)) { start, n in
+            var src = Int64(offset + start), dst = Int64(base + start)
+            var done = 0
+            while done < n {
+                let k = Int(bk_copy_file_range(source, &src, fd, &dst, n - done))
+                if k < 0 {
+                    if errno == EINTR { continue }
+                    if done == 0, [EINVAL, ENOSYS, EXDEV, EOPNOTSUPP, EBADF].contains(errno) { unsupported = true; return }
+                    throw BillaError.fromErrno("copy_file_range", path: path)
+                }
+                if k == 0 { throw BillaError(.io, file: path, "the source ended while copying", remedy: "the input file was truncated while billa read it") }
+                done += k
+            }
+        }
+        return !unsupported
     }
 
     private func flush() throws {
@@ -85,15 +116,21 @@ public final class AtomicFileWriter {
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw BillaError.fromErrno("write", path: temporaryPath)
+        guard let base = bytes.baseAddress else { return }
+        let at = fileOffset, fd = self.fd, path = temporaryPath
+        nonisolated(unsafe) let p = base
+        try onThreads(halves(bytes.count)) { start, n in
+            var done = 0
+            while done < n {
+                let k = pwrite(fd, p + start + done, n - done, off_t(at + start + done))
+                if k < 0 {
+                    if errno == EINTR { continue }
+                    throw BillaError.fromErrno("write", path: path)
+                }
+                done += k
             }
-            done += n
         }
+        fileOffset += bytes.count
     }
 
     /// Flushes, syncs and renames into place. Until this returns, nothing exists at `finalPath` that was not there.

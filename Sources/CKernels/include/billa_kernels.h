@@ -62,6 +62,10 @@ void bk_make_qkx2_8x32_using(int portable, int nmax, const float *x, float rmin,
 void bk_quantize_q8_0(const float *x, void *y, int64_t n);
 void bk_quantize_q8_0_using(int portable, const float *x, void *y, int64_t n);
 
+/* copy_file_range(2) with explicit offsets (advanced by the bytes copied); -1 and errno ENOSYS where it does not
+ * exist. */
+int64_t bk_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len);
+
 /* Fixes glibc malloc's mmap threshold (blocks of `bytes` or more get their own mapping); 1 on success, 0 where
  * there is no such setting. */
 int bk_set_mmap_threshold(size_t bytes);
