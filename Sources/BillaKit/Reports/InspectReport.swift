@@ -56,7 +56,12 @@ public struct InspectReport: Codable, Sendable {
                        shard: f.path.split(separator: "/").last.map(String.init) ?? f.path, contiguous: t.isDense)
         }
         vocab = release.vocab
-        tokenizer = release.tokenizerPath
+        // A pack's tokenizer is a blob: reported as PACK:tokenizer.model.
+        if let t = release.tokenizerPath {
+            tokenizer = t
+        } else if release.isPack, ((try? release.sideFiles.bytes("tokenizer.model")) ?? nil) != nil {
+            tokenizer = release.sideFiles.location("tokenizer.model")
+        }
         warnings = release.warnings
     }
 }

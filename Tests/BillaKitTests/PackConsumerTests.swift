@@ -1,0 +1,70 @@
+import Crypto
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// Commands that take a model must take a pack of it and get what the directory would give them: the tokenizer and
+/// configs travel as blobs, and re-packing records the pack itself as the source.
+@Suite struct PackConsumerTests {
+    static func packed(_ fixture: String) throws -> String {
+        let pack = PackTestSupport.temporaryPath("\(fixture).billa")
+        try Packer.pack(Release.open(Fixtures.path(fixture)), options: PackOptions(), to: pack)
+        return pack
+    }
+
+    static func contents(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
+
+    @Test func metaPackConvertsToHFWithItsTokenizer() throws {
+        let pack = try Self.packed("tiny-meta")
+        let out = PackTestSupport.temporaryPath("hf")
+        try Converter.plan(source: pack, destination: out, options: ConvertOptions(target: .hf)).execute()
+        let written = try #require(Self.contents(out + "/tokenizer.model"))
+        #expect(written == Self.contents(Fixtures.path("tiny-meta/tokenizer.model")))
+        #expect(FileManager.default.fileExists(atPath: out + "/tokenizer_config.json"))
+    }
+
+    @Test func hfPackConvertsToMetaWithItsTokenizer() throws {
+        let pack = try Self.packed("tiny-hf-st")
+        let out = PackTestSupport.temporaryPath("meta")
+        try Converter.plan(source: pack, destination: out, options: ConvertOptions(target: .meta)).execute()
+        #expect(Self.contents(out + "/tokenizer.model") == Self.contents(Fixtures.path("tiny-hf-st/tokenizer.model")))
+    }
+
+    /// The pack's GGUF is the directory's, byte for byte: same vocabulary, same HF configs (context length, ids).
+    @Test(arguments: ["tiny-hf-st", "tiny-meta"]) func packConvertsToTheDirectorysGGUF(_ fixture: String) throws {
+        let pack = try Self.packed(fixture)
+        var o = GGUFExportOptions(recipe: .f16)
+        o.name = "tiny"
+        let fromPack = PackTestSupport.temporaryPath("p.gguf"), fromDir = PackTestSupport.temporaryPath("d.gguf")
+        try GGUFExport.plan(source: pack, options: o).write(to: fromPack)
+        try GGUFExport.plan(source: Fixtures.path(fixture), options: o).write(to: fromDir)
+        let p = try #require(Self.contents(fromPack))
+        #expect(p == Self.contents(fromDir))
+    }
+
+    @Test func packQuantizesAndKeepsItsBlobs() throws {
+        let pack = try Self.packed("tiny-hf-st")
+        let out = PackTestSupport.temporaryPath("q.billa")
+        try Packer.packQuantized(source: pack, export: GGUFExportOptions(recipe: .q8_0), options: PackOptions(), to: out)
+        let q = try PackReader.open(out)
+        #expect(q.metadata.quantization != nil)
+        let tok = try #require(try q.blob(named: "tokenizer.model"))
+        #expect(Data(tok) == Self.contents(Fixtures.path("tiny-hf-st/tokenizer.model")))
+    }
+
+    /// tiny-meta has two shards, so its pack has two groups; re-packing must name the pack file (hashed once) as
+    /// the source, keep the groups' names and carry the blobs.
+    @Test func repackingAMultiGroupPackRecordsThePackOnce() throws {
+        let pack = try Self.packed("tiny-meta")
+        #expect(try PackReader.open(pack).metadata.groups.count == 2)
+        let again = PackTestSupport.temporaryPath("again.billa")
+        try Packer.pack(Release.open(pack), options: PackOptions(), to: again)
+        let m = try PackReader.open(again).metadata
+        let name = (pack as NSString).lastPathComponent
+        #expect(m.source.files.map(\.name) == [name])
+        let bytes = try #require(Self.contents(pack))
+        #expect(m.source.files.first?.sha256 == SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+        #expect(m.groups.map(\.name) == ["consolidated.00.pth", "consolidated.01.pth"])
+        #expect(try PackReader.open(again).blobs.map(\.name).contains("tokenizer.model"))
+    }
+}
