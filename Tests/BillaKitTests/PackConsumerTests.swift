@@ -68,3 +68,28 @@ import Testing
         #expect(try PackReader.open(again).blobs.map(\.name).contains("tokenizer.model"))
     }
 }
+
+/// `billa inspect PACK`: the pack's size counts once however many groups it has, and storage is named.
+@Suite struct PackInspectTests {
+    @Test func multiGroupPackSizeCountsOnceAndStorageIsNamed() throws {
+        let pack = try PackConsumerTests.packed("tiny-meta")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: pack)[.size] as? Int)
+        let json = try CLITests().billa("inspect", pack, "--json")
+        #expect(json.status == 0, "\(json.stderr)")
+        let r = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(r["total_bytes"] as? Int == size)
+        let files = try #require(r["files"] as? [[String: Any]])
+        #expect(files.count == 2)
+        #expect(files.compactMap { $0["bytes"] as? Int }.reduce(0, +) < size)
+        let storage = Set(try #require(r["tensors"] as? [[String: Any]]).compactMap { $0["storage"] as? String })
+        #expect(storage.contains("zstd planes") && !storage.contains("strided"))
+        let text = try CLITests().billa("inspect", pack)
+        #expect(text.stdout.contains("2 group(s), \(ByteFormat.human(size))"), "\(text.stdout.prefix(200))")
+        #expect(text.stdout.contains("(zstd planes)") && !text.stdout.contains("(strided)"))
+
+        let raw = PackTestSupport.temporaryPath("raw.billa")
+        try Packer.pack(Release.open(Fixtures.path("tiny-meta")), options: PackOptions(raw: true), to: raw)
+        let rawText = try CLITests().billa("inspect", raw)
+        #expect(rawText.stdout.contains("(raw)") && !rawText.stdout.contains("(zstd planes)"))
+    }
+}
