@@ -93,3 +93,23 @@ import Testing
         #expect(rawText.stdout.contains("(raw)") && !rawText.stdout.contains("(zstd planes)"))
     }
 }
+
+@Suite struct PackUnpackConvertTests {
+    static func files(_ dir: String) throws -> [String: Data] {
+        var out = [String: Data]()
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) { out[name] = FileManager.default.contents(atPath: dir + "/" + name) }
+        return out
+    }
+
+    /// A Meta pack unpacks to HF as the Meta directory converts: the same files, byte for byte.
+    @Test func metaPackUnpacksToHFAsTheReleaseConverts() throws {
+        let pack = try PackConsumerTests.packed("tiny-meta")
+        let unpacked = PackTestSupport.temporaryPath("unpacked"), converted = PackTestSupport.temporaryPath("converted")
+        try Unpacker.unpack(PackReader.open(pack), to: .hf, output: unpacked)
+        try Converter.plan(source: Fixtures.path("tiny-meta"), destination: converted, options: ConvertOptions(target: .hf)).execute()
+        let got = try Self.files(unpacked), want = try Self.files(converted)
+        #expect(got.keys.sorted() == want.keys.sorted())
+        #expect(got.keys.contains("tokenizer.model") && got.keys.contains("config.json"))
+        for (name, data) in want { #expect(got[name] == data, "\(name) differs") }
+    }
+}
