@@ -113,3 +113,19 @@ import Testing
         for (name, data) in want { #expect(got[name] == data, "\(name) differs") }
     }
 }
+
+/// `billa pack --level`: the help and the validation name the same range, and its ends work.
+@Suite struct PackLevelOptionTests {
+    @Test func helpAndValidationAgreeOn1To22() throws {
+        let cli = CLITests()
+        let help = try cli.billa("pack", "--help")
+        #expect(help.stdout.contains("1-22"), "\(help.stdout)")
+        #expect(!help.stdout.contains("1-19"))
+        for (level, ok) in [("22", true), ("1", true), ("23", false), ("0", false)] {
+            let out = PackTestSupport.temporaryPath("l\(level).billa")
+            let r = try cli.billa("pack", Fixtures.path("tiny-hf-st"), "-o", out, "--level", level, "--quiet")
+            #expect((r.status == 0) == ok, "--level \(level): \(r.stderr)")
+            if !ok { #expect(r.stderr.contains("1-22")) }
+        }
+    }
+}
