@@ -86,6 +86,7 @@ public struct InspectReport: Codable, Sendable {
         switch t.layout {
         case .strided: return "strided"
         case .packed: return "zstd planes"
+        case .unreadable: return "unreadable (newer billa)"
         case .dense: return inPack ? "raw" : "dense"
         }
     }
