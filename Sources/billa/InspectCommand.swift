@@ -29,8 +29,11 @@ struct Inspect: ParsableCommand {
 enum InspectText {
     static func render(_ r: InspectReport) -> String {
         var out = ""
-        let kind = ["meta": "Meta original release", "hf": "Hugging Face directory"][r.format] ?? r.format
-        out += "\(r.path): \(kind), \(r.files.count) file(s), \(ByteFormat.human(r.files.reduce(0) { $0 + $1.bytes }))\n"
+        var kind = ["meta": "Meta original release", "hf": "Hugging Face directory"][r.format] ?? r.format
+        // A pack's "files" are its groups (the source files it was made from) inside one file on disk.
+        let pack = r.files.first?.format == .billaPack
+        if pack, r.format != ContainerFormat.billaPack.rawValue { kind += " in a billa pack" }
+        out += "\(r.path): \(kind), \(r.files.count) \(pack ? "group(s)" : "file(s)"), \(ByteFormat.human(r.totalBytes))\n"
         if let p = r.parameters {
             out += "architecture: dim \(p.dim), layers \(p.nLayers), heads \(p.nHeads) (kv \(p.nKVHeads)), ffn \(p.ffnDim.map(String.init) ?? "?"), "
             out += "vocab \(p.vocabSize.map(String.init) ?? "?"), norm eps \(p.normEps), rope theta \(p.ropeTheta)\n"
@@ -43,7 +46,7 @@ enum InspectText {
         out += "vocab: embedding \(show(r.vocab.embedding)), lm_head \(show(r.vocab.lmHead)), config \(show(r.vocab.config)), "
         out += "tokenizer \(show(r.vocab.tokenizer)): \(r.vocab.consistent ? "consistent" : "MISMATCH")\n"
         out += "\n"
-        let rows = r.tensors.map { [$0.name, $0.dtype.rawValue, Shape.describe($0.shape), grouped($0.bytes), $0.shard + ($0.contiguous ? "" : " (strided)")] }
+        let rows = r.tensors.map { [$0.name, $0.dtype.rawValue, Shape.describe($0.shape), grouped($0.bytes), $0.shard + ($0.storage == "dense" ? "" : " (\($0.storage))")] }
         out += Table.render(header: ["tensor", "dtype", "shape", "bytes", "file"], rows: rows, rightAligned: [3])
         return out
     }

@@ -17,7 +17,7 @@ struct Pack: ParsableCommand {
     @Option(name: .shortAndLong, help: "The pack file to write (conventionally NAME.billa).")
     var output: String
 
-    @Option(name: .long, help: "zstd level for the non-exponent planes (1-19).")
+    @Option(name: .long, help: "zstd level for the non-exponent planes, 1-22 (20-22 are zstd's slow ultra levels).")
     var level: Int32 = 3
 
     @Option(name: .long, help: "Uncompressed bytes per chunk, e.g. 1MiB (the default) or 64KiB.")
@@ -35,7 +35,8 @@ struct Pack: ParsableCommand {
     @OptionGroup var report: ReportOptions
 
     func validate() throws {
-        guard (1...22).contains(level) else { throw ValidationError("--level must be 1...22") }
+        // The range zstd itself accepts (ZSTD_maxCLevel), so help, validation and the library agree.
+        guard (1...22).contains(level) else { throw ValidationError("--level must be 1-22 (zstd's levels), not \(level)") }
         if let chunkSize {
             guard let n = ByteFormat.parse(chunkSize), n >= 64, n <= PackLayout.maxChunkBytes, n % 8 == 0 else {
                 throw ValidationError("--chunk-size must be a multiple of 8 bytes between 64 B and 256 MiB")

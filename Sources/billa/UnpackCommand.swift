@@ -7,7 +7,11 @@ extension Unpacker.Target: ExpressibleByArgument {}
 struct Unpack: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a billa pack back out as safetensors or a Hugging Face directory, bit-exact.",
-        discussion: "Every chunk is checked against its hash while decoding; nothing is written if one fails.")
+        discussion: """
+            Every chunk is checked against its hash while decoding; nothing is written if one fails. A pack of a Meta \
+            release unpacks --to hf through the Meta -> HF converter (as billa convert PACK --to hf), and a pack of \
+            a Hugging Face directory --to meta through HF -> Meta.
+            """)
 
     @Argument(help: "A .billa pack.")
     var pack: String

@@ -112,7 +112,8 @@ struct PackCorruptionTests {
 
     @Test("hostile tables: offsets past EOF, overlaps, overflow, bad counts, bad names", arguments: [
         "data past EOF", "overlapping tensors", "dimension overflow", "counts do not add up", "name outside strings",
-        "wrong chunk count", "footer table offset past EOF", "unknown dtype", "raw misaligned", "blob past EOF",
+        "wrong chunk count", "footer table offset past EOF", "raw misaligned", "blob past EOF",
+        "unknown dtype overlapping another tensor",
     ])
     func hostile(_ kind: String) throws {
         var s = try Self.sample()
@@ -133,7 +134,12 @@ struct PackCorruptionTests {
         case "wrong chunk count": Self.put(UInt64(3), at: e0 + 48, in: &s.bytes)
         case "footer table offset past EOF":
             Self.put(UInt64(1) << 62, at: s.bytes.count - 64, in: &s.bytes)
-        case "unknown dtype": Self.put(UInt16(0x7777), at: e0 + 14, in: &s.bytes)
+        case "unknown dtype overlapping another tensor":
+            // An unreadable tensor's extent is still checked: it may not overlap b.
+            Self.put(UInt16(0x7777), at: e0 + 14, in: &s.bytes)
+            let bOffset = Self.read64(s.bytes, e1 + 24), aLength = Self.read64(s.bytes, e0 + 32)
+            Self.put(UInt64(bOffset), at: e0 + 24, in: &s.bytes)
+            Self.put(UInt64((bOffset + aLength + 7) / 8 * 8), at: e0 + 56, in: &s.bytes)
         case "raw misaligned":
             let c = s.entry(2)
             Self.put(UInt64(Self.read64(s.bytes, c + 24) + 4), at: c + 24, in: &s.bytes)
@@ -145,6 +151,35 @@ struct PackCorruptionTests {
         Self.reseal(&s)
         let e = try #require(try Self.openError(s.bytes), "\(kind) was accepted")
         #expect(!e.message.isEmpty && e.file != nil, "\(kind): \(e)")
+    }
+
+    /// formats/pack.md 8: codes from a newer minor version fail that tensor only, when it is read, naming it and
+    /// saying to upgrade; the other tensors still read bit-exact.
+    @Test("an unknown dtype or transform code fails only its tensor, on read", arguments: [
+        ("dtype", 0, 14, 0x7777), ("transform", 1, 17, 9), ("block dtype", 0, 14, 0x10A), ("raw dtype", 2, 14, 0x7777),
+    ])
+    func unknownCode(_ what: String, _ tensor: Int, _ field: Int, _ code: Int) throws {
+        var s = try Self.sample()
+        if field == 14 { Self.put(UInt16(code), at: s.entry(tensor) + field, in: &s.bytes) } else { s.bytes[s.entry(tensor) + field] = UInt8(code) }
+        Self.reseal(&s)
+        let path = try Self.save(s.bytes)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let pack = try PackReader.open(path)
+        let names = ["a", "b", "c"]
+        #expect(pack.tensors.map(\.name) == names, "\(what): every tensor is still listed")
+        do {
+            try pack.tensors[tensor].withBytes { _ in }
+            Issue.record("\(what): a tensor with an unknown code was read")
+        } catch let e as BillaError {
+            #expect(e.code == .unsupported && e.tensor == names[tensor], "\(e)")
+            #expect(e.description.contains("upgrade billa"), "\(e.description)")
+        }
+        #expect(throws: BillaError.self) { _ = try pack.tensors[tensor].readRows(0..<0) }
+        for (i, want) in [Self.a, Self.b, []].enumerated() where i != tensor {
+            #expect(try pack.tensors[i].withBytes { Array($0) } == want, "\(what): tensor \(names[i]) no longer reads")
+        }
+        let report = PackVerifier.verify(pack)
+        #expect(report.items.filter { !$0.ok }.map(\.name) == [names[tensor]])
     }
 
     @Test("a tampered chunk index is caught before it is trusted")

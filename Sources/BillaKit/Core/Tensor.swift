@@ -7,6 +7,9 @@ public enum TensorLayout: Sendable, Equatable {
     case strided(storageByteOffset: Int, elementOffset: Int, strides: [Int])
     /// A chunked, compressed tensor of a billa pack; `withBytes` decodes it (checking every chunk's hash).
     case packed(PackedTensor)
+    /// A pack tensor whose dtype or transform code this billa does not know (formats/pack.md 8): listed so commands
+    /// see it, but reading it throws this error instead of misreading it.
+    case unreadable(BillaError)
 }
 
 /// One tensor of one file: what it is, and how to reach its bytes without reading anything else.
@@ -43,6 +46,8 @@ public struct Tensor: Sendable {
             return try gathered.withUnsafeBytes(body)
         case .packed(let packed):
             return try packed.decodeAll().withUnsafeBytes(body)
+        case .unreadable(let error):
+            throw error
         }
     }
 

@@ -36,6 +36,16 @@ public enum Converter {
         }
     }
 
+    /// The source's tokenizer.model for the output: linked from a directory, copied out of a pack's blob.
+    static func tokenizerFile(_ release: Release) throws -> PlannedFile? {
+        if let tok = release.tokenizerPath {
+            return tok.hasSuffix("tokenizer.model") ? PlannedFile(name: "tokenizer.model", content: .link(from: tok)) : nil
+        }
+        let side = release.sideFiles
+        guard let bytes = try side.bytes("tokenizer.model") else { return nil }
+        return PlannedFile(name: "tokenizer.model", content: .bytes(bytes, source: side.location("tokenizer.model")))
+    }
+
     static func requireParameters(_ release: Release) throws -> ModelParameters {
         guard let p = release.parameters, p.nHeads > 0, p.nKVHeads > 0, p.dim % p.nHeads == 0, (p.dim / p.nHeads) % 2 == 0 else {
             throw BillaError(.invalidHeader, file: release.path, "the architecture (dim, heads) is missing or inconsistent",
@@ -92,13 +102,13 @@ public enum Converter {
         files.append(PlannedFile(name: "config.json", content: .text(HFLayout.config(p, vocab: embeddingRows, ffn: ffn, dtype: dtype,
                                                                                      maxPositions: o.maxPositionEmbeddings))))
         files.append(PlannedFile(name: "generation_config.json", content: .text(HFLayout.generationConfig)))
-        if let tok = release.tokenizerPath {
-            files.append(PlannedFile(name: "tokenizer.model", content: .link(from: tok)))
+        if let tok = try tokenizerFile(release) {
+            files.append(tok)
             files.append(PlannedFile(name: "tokenizer_config.json", content: .text(HFLayout.tokenizerConfig(maxLength: o.maxPositionEmbeddings))))
             files.append(PlannedFile(name: "special_tokens_map.json", content: .text(HFLayout.specialTokensMap)))
         }
         var notes = skipped.map { "\($0) is not converted: transformers recomputes it from the config" }
-        if release.tokenizerPath == nil { notes.append("the source has no tokenizer.model; copy one into the output before loading it") }
+        if !files.contains(where: { $0.name == "tokenizer.model" }) { notes.append("the source has no tokenizer.model; copy one into the output before loading it") }
         return OutputPlan(destination: destination, files: files, notes: notes)
     }
 
@@ -137,9 +147,7 @@ public enum Converter {
             files.append(PlannedFile(name: name, content: .torch(plans)))
         }
         files.append(PlannedFile(name: "params.json", content: .text(MetaLayout.params(p, ffn: release.parameters?.ffnDim))))
-        if let tok = release.tokenizerPath, tok.hasSuffix("tokenizer.model") {
-            files.append(PlannedFile(name: "tokenizer.model", content: .link(from: tok)))
-        }
+        if let tok = try tokenizerFile(release) { files.append(tok) }
         var notes = skipped.map { "\($0) is not converted: Meta's code recomputes it" }
         notes.append("rope.freqs is computed from params.json (theta \(p.ropeTheta)) as LLaMA 1's checkpoints carry it")
         return OutputPlan(destination: destination, files: files, notes: notes)

@@ -11,6 +11,8 @@ public struct PlannedFile: Sendable {
         case text(String)
         /// Hard-linked when source and output share a file system, copied otherwise.
         case link(from: String)
+        /// Bytes copied out of a container (a pack's tokenizer blob); `source` names it in reports, e.g. `PACK:tokenizer.model`.
+        case bytes([UInt8], source: String)
     }
     public let name: String
     public let content: Content
@@ -80,6 +82,7 @@ public struct OutputPlan: Sendable {
             case .link(let from):
                 kind = "link"
                 bytes = ((try? FileManager.default.attributesOfItem(atPath: from)[.size]) as? Int) ?? 0
+            case .bytes(let b, _): kind = "copy"; bytes = b.count
             }
             return OutputReport.File(name: f.name, kind: kind, bytes: bytes, tensors: f.tensors.map {
                 OutputReport.TensorEntry(name: $0.name, dtype: $0.dtype, shape: $0.shape, source: $0.provenance)
@@ -94,6 +97,7 @@ public struct OutputPlan: Sendable {
             switch f.content {
             case .text: out += "  \(f.name)  (generated)\n"
             case .link(let from): out += "  \(f.name)  <- link or copy of \(from)\n"
+            case .bytes(_, let source): out += "  \(f.name)  <- copy of \(source)\n"
             case .safetensors, .torch:
                 out += "  \(f.name)  (\(f.tensors.count) tensors, \(ByteFormat.human(f.tensorBytes)))\n"
                 for t in f.tensors {
@@ -180,6 +184,11 @@ public struct OutputPlan: Sendable {
             try w.commit()
         case .link(let from):
             try FileLinker.linkOrCopy(from: from, to: path, progress: add)
+        case .bytes(let b, _):
+            let w = try AtomicFileWriter(path: path)
+            try w.write(b)
+            try w.commit()
+            add(b.count)
         }
     }
 }

@@ -145,18 +145,19 @@ public enum GGUFExport {
         }
         let vocabRows = embedding.shape[0]
         let ffn = sources.first(where: { $0.name == "blk.0.ffn_gate.weight" })?.shape[0] ?? p.ffnDim ?? 0
-        guard let tokenizer = release.tokenizerPath, tokenizer.hasSuffix(".model") else {
+        // A directory's tokenizer.model and HF configs, or the blobs of a pack made from one.
+        let side = release.sideFiles
+        guard let tokenizer = try side.tokenizerModel() else {
             throw BillaError(.notFound, file: release.path, "no tokenizer.model next to the weights; GGUF needs the vocabulary",
-                             remedy: "copy the release's tokenizer.model into the model directory")
+                             remedy: "copy the release's tokenizer.model into the model directory (or pack the directory that has it)")
         }
-        let vocab = try GGUFVocabulary.load(tokenizer, rows: vocabRows,
-                                            hfDirectory: release.layout == .huggingFace ? release.path : nil)
+        let vocab = try GGUFVocabulary.load(tokenizer, rows: vocabRows, hfFiles: release.layout == .huggingFace ? side : nil)
         if vocab.paddingCount > 0 {
             notes.append("the embedding has \(vocabRows) rows; \(vocab.paddingCount) rows that no piece or added token fills are written as [PAD<id>] (unused)")
         }
         notes += vocab.notes
         var hfConfig = [String: Any]()
-        if release.layout == .huggingFace { hfConfig = (try? Release.readJSON(release.path + "/config.json")) ?? [:] }
+        if release.layout == .huggingFace { hfConfig = ((try? side.json("config.json")) ?? nil) ?? [:] }
         let context = options.contextLength ?? hfConfig.int("max_position_embeddings") ?? 2048
         if options.contextLength == nil, release.layout == .meta {
             notes.append("llama.context_length is 2048: Meta releases do not record it (pass --max-position-embeddings 4096 for LLaMA 2)")

@@ -33,11 +33,14 @@ struct HFAddedVocabulary {
     }
 
     static func load(directory dir: String, rows: Int) throws -> HFAddedVocabulary {
+        try load(.directory(dir), rows: rows)
+    }
+
+    /// From a directory's files or, for a packed HF model, the pack's blobs.
+    static func load(_ files: SideFiles, rows: Int) throws -> HFAddedVocabulary {
         var v = HFAddedVocabulary()
-        let fm = FileManager.default
-        let addedPath = dir + "/added_tokens.json"
-        if fm.fileExists(atPath: addedPath) {
-            let json = try Release.readJSON(addedPath)
+        let addedPath = files.location("added_tokens.json")
+        if let json = try files.json("added_tokens.json") {
             var entries = [(String, Int)]()
             for (text, value) in json {
                 guard let id = value as? Int else {
@@ -52,8 +55,8 @@ struct HFAddedVocabulary {
                 v.tokens.append(Token(id: id, text: text, type: .userDefined))
             }
         }
-        let configPath = dir + "/tokenizer_config.json"
-        let tokenizerConfig = fm.fileExists(atPath: configPath) ? try Release.readJSON(configPath) : nil
+        let configPath = files.location("tokenizer_config.json")
+        let tokenizerConfig = try files.json("tokenizer_config.json")
         if let decoder = tokenizerConfig?["added_tokens_decoder"] as? [String: Any] {
             var entries = [(Int, String, Bool)]()
             for (key, value) in decoder {
@@ -72,7 +75,7 @@ struct HFAddedVocabulary {
                 }
             }
         }
-        try v.loadSpecialIDs(dir, tokenizerConfig: tokenizerConfig, rows: rows)
+        try v.loadSpecialIDs(files, tokenizerConfig: tokenizerConfig, rows: rows)
         return v
     }
 
@@ -82,8 +85,7 @@ struct HFAddedVocabulary {
         return false
     }
 
-    mutating func loadSpecialIDs(_ dir: String, tokenizerConfig: [String: Any]?, rows: Int) throws {
-        let fm = FileManager.default
+    mutating func loadSpecialIDs(_ files: SideFiles, tokenizerConfig: [String: Any]?, rows: Int) throws {
         func set(_ type: String, _ value: Any?, _ source: String) {
             guard let id = value as? Int, specialIDs[type] == nil else { return }
             if id < 0 {
@@ -99,18 +101,15 @@ struct HFAddedVocabulary {
             addBOS = cfg["add_bos_token"] as? Bool
             addEOS = cfg["add_eos_token"] as? Bool
         }
-        let tokenizerJSON = dir + "/tokenizer.json"
-        if fm.fileExists(atPath: tokenizerJSON), let cfg = tokenizerConfig {
-            let added = (try Release.readJSON(tokenizerJSON)["added_tokens"] as? [[String: Any]]) ?? []
+        if let cfg = tokenizerConfig, let tokenizerJSON = try files.json("tokenizer.json") {
+            let added = (tokenizerJSON["added_tokens"] as? [[String: Any]]) ?? []
             for type in Self.specialTypes {
                 let entry = cfg["\(type)_token"]
                 guard let content = (entry as? String) ?? ((entry as? [String: Any])?["content"] as? String) else { continue }
                 set(type, added.first { ($0["content"] as? String) == content }?["id"], "tokenizer_config.json \(type)_token")
             }
         }
-        let configPath = dir + "/config.json"
-        if fm.fileExists(atPath: configPath) {
-            let config = try Release.readJSON(configPath)
+        if let config = try files.json("config.json") {
             for type in Self.specialTypes { set(type, config["\(type)_token_id"], "config.json") }
         }
     }

@@ -20,9 +20,9 @@ struct GGUFVocabulary {
     static let specialKeys = ["sep": "tokenizer.ggml.seperator_token_id", "cls": "tokenizer.ggml.cls_token_id",
                               "mask": "tokenizer.ggml.mask_token_id"]
 
-    /// `hfDirectory`: the Hugging Face directory whose added tokens and special ids apply (nil for Meta releases).
-    static func load(_ path: String, rows: Int, hfDirectory: String? = nil) throws -> GGUFVocabulary {
-        let model = try SentencePieceModel.load(path)
+    /// `hfFiles`: the Hugging Face side files whose added tokens and special ids apply (nil for Meta releases).
+    static func load(_ model: SentencePieceModel, rows: Int, hfFiles: SideFiles? = nil) throws -> GGUFVocabulary {
+        let path = model.path
         var v = GGUFVocabulary()
         guard model.pieceCount <= rows else {
             throw BillaError(.shapeMismatch, file: path,
@@ -52,7 +52,7 @@ struct GGUFVocabulary {
         v.eos = spec.eosID
         v.unk = spec.unkID
         v.pad = spec.padID >= 0 ? spec.padID : nil
-        if let dir = hfDirectory { try v.apply(HFAddedVocabulary.load(directory: dir, rows: rows)) }
+        if let hf = hfFiles { try v.apply(HFAddedVocabulary.load(hf, rows: rows)) }
         return v
     }
 

@@ -135,6 +135,7 @@ public enum PackReader {
         }
 
         var entries = [PackTensorEntry]()
+        var unreadable = [Int: BillaError]()
         var names = Set<String>()
         for i in 0..<tensorCount {
             var e = ByteReader(UnsafeRawBufferPointer(rebasing: table[(entriesStart + i * PackLayout.tensorEntrySize)...]), file: file.path)
@@ -161,21 +162,27 @@ public enum PackReader {
                 guard let dim = Int(exactly: UInt64(littleEndian: v)) else { throw fail("dimension \(d) (\(v)) is too large") }
                 shape.append(dim)
             }
-            guard let dtype = PackLayout.dtypesByCode[dtypeCode] else {
-                if let block = PackLayout.blockDTypes[dtypeCode] {
-                    throw BillaError(.unsupported, file: file.path, tensor: tensorName, "dtype \(block.name) is a quantized block type this billa cannot read yet",
-                                     remedy: "use a billa with quantization support")
-                }
-                throw BillaError(.unsupported, file: file.path, tensor: tensorName, "unknown dtype code \(dtypeCode): written by a newer billa (pack \(version.0).\(version.1))",
+            guard group < metadata.groups.count else { throw fail("group \(group) but the metadata lists \(metadata.groups.count) groups") }
+            // Section 8: a dtype or transform code this billa does not know (a newer minor version) makes only this
+            // tensor unreadable; its extent is still checked so the rest of the file can be trusted.
+            if let why = unknownCodes(dtypeCode, transformCode, storage: storage, version: version) {
+                let entry = try unreadableEntry(tensorName, shape: shape, group: group, storage: storage, dataOffset: dataOffset,
+                                                dataLength: dataLength, chunkBytes: chunkBytes, chunkCount: chunkCount,
+                                                indexOffset: indexOffset, sha256: sha, alignment: alignment, fail: fail, inData: inData)
+                extents.append((entry.extent.start, entry.extent.end, "tensor '\(tensorName)'"))
+                entries.append(entry)
+                unreadable[entries.count - 1] = BillaError(.unsupported, file: file.path, tensor: tensorName, why,
+                                                           remedy: "upgrade billa to a release that reads pack \(version.0).\(version.1); the other tensors read normally")
+                continue
+            }
+            let dtype = PackLayout.dtypesByCode[dtypeCode]!
+            guard let transform = PlaneTransform(rawValue: transformCode) else {
+                throw storage == 0 ? fail("a raw tensor must have transform, chunk and index fields 0")
+                    : BillaError(.unsupported, file: file.path, tensor: tensorName, "unknown storage code \(storage): written by a newer billa",
                                  remedy: "use a newer billa to read this pack")
             }
             guard let byteCount = Shape.byteCount(shape, dtype) else {
                 throw fail("shape \(Shape.describe(shape)) overflows\(dtype.isQuantized ? " or its rows are not whole \(dtype.rawValue) blocks" : "")")
-            }
-            guard group < metadata.groups.count else { throw fail("group \(group) but the metadata lists \(metadata.groups.count) groups") }
-            guard let transform = PlaneTransform(rawValue: transformCode) else {
-                throw BillaError(.unsupported, file: file.path, tensor: tensorName, "unknown transform code \(transformCode): written by a newer billa",
-                                 remedy: "use a newer billa to read this pack")
             }
             var entry = PackTensorEntry(name: tensorName, shape: shape, dtype: dtype, chunked: storage == 1, transform: transform, group: group,
                                         dataOffset: 0, dataLength: 0, chunkBytes: 0, chunkCount: 0, indexOffset: 0, indexXXH64: indexHash, sha256: sha)
@@ -238,9 +245,9 @@ public enum PackReader {
             throw bad(file, "\(a.what) (\(a.start)..<\(a.end)) and \(b.what) (\(b.start)..<\(b.end)) overlap")
         }
 
-        let tensors = entries.map { e in
+        let tensors = entries.enumerated().map { i, e in
             Tensor(name: e.name, dtype: e.dtype, shape: e.shape, file: file,
-                   layout: e.chunked ? .packed(PackedTensor(file: file, entry: e)) : .dense(byteOffset: e.dataOffset))
+                   layout: unreadable[i].map { .unreadable($0) } ?? (e.chunked ? .packed(PackedTensor(file: file, entry: e)) : .dense(byteOffset: e.dataOffset)))
         }
         return PackFile(file: file, alignment: alignment, shardIndex: shard.0, shardCount: shard.1, version: version,
                         metadata: metadata, blobs: blobs, tableSHA256: tableHash, entries: entries, tensors: tensors)

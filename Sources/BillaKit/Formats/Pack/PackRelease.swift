@@ -12,8 +12,12 @@ public enum Packer {
         for (g, f) in release.files.enumerated() {
             for t in f.tensors { inputs.append(PackInput(plan: TensorPlan(copying: t), group: g)) }
         }
-        let groups = release.files.map { f in
+        var groups = release.files.map { f in
             PackMetadata.Group(name: base(f.path), format: f.format.rawValue, safetensorsMetadata: f.format == .safetensors ? f.metadata : nil)
+        }
+        // Re-packing a pack keeps its groups (the original source files' names and formats), not "PACK#group".
+        if release.isPack, let source = try? PackReader.open(release.path), source.metadata.groups.count == groups.count {
+            groups = source.metadata.groups
         }
         try write(release, inputs: inputs, groups: groups, layout: release.layout, quantization: nil, options: options, to: path, quiet: quiet)
     }
@@ -37,6 +41,17 @@ public enum Packer {
 
     private static func write(_ release: Release, inputs: [PackInput], groups: [PackMetadata.Group], layout: ReleaseLayout,
                               quantization: String?, options: PackOptions, to path: String, quiet: Bool) throws {
+        // A pack's side files are its blobs, carried over as they are; its provenance is the pack file itself, once
+        // (its groups are not files: `PACK#group` names only where a tensor came from).
+        if release.isPack {
+            let source = try PackReader.open(release.path)
+            let blobs = try source.blobs.map { b in
+                PackBlobInput(name: b.name, bytes: Array(try source.file.bytes(at: b.offset, count: b.length, what: "blob '\(b.name)'")))
+            }
+            try write(release, inputs: inputs, groups: groups, layout: layout, quantization: quantization, options: options, to: path,
+                      quiet: quiet, sourcePaths: [release.path], blobs: blobs)
+            return
+        }
         var blobPaths = [String]()
         if release.layout != .file {
             for name in blobNames where FileManager.default.fileExists(atPath: release.path + "/" + name) {
@@ -46,8 +61,20 @@ public enum Packer {
                 blobPaths.append(t)
             }
         }
-        let weightPaths = release.files.map(\.path)
-        let sourcePaths = weightPaths + blobPaths
+        var blobs = [PackBlobInput]()
+        for p in blobPaths {
+            guard let data = FileManager.default.contents(atPath: p) else {
+                throw BillaError(.io, file: p, "cannot read", remedy: "check the file's permissions")
+            }
+            blobs.append(PackBlobInput(name: base(p), bytes: Array(data)))
+        }
+        try write(release, inputs: inputs, groups: groups, layout: layout, quantization: quantization, options: options, to: path,
+                  quiet: quiet, sourcePaths: release.files.map(\.path) + blobPaths, blobs: blobs)
+    }
+
+    private static func write(_ release: Release, inputs: [PackInput], groups: [PackMetadata.Group], layout: ReleaseLayout,
+                              quantization: String?, options: PackOptions, to path: String, quiet: Bool,
+                              sourcePaths: [String], blobs: [PackBlobInput]) throws {
         let sizes = sourcePaths.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
         let hashMeter = ProgressMeter(label: "hashing source", total: sizes.reduce(0, +), quiet: quiet)
         var files = [PackMetadata.SourceFile]()
@@ -66,13 +93,6 @@ public enum Packer {
                                     source: .init(layout: layout.rawValue, name: base(release.path), files: files),
                                     groups: groups, model: release.parameters, vocab: release.vocab, compression: compression)
         metadata.quantization = quantization
-        var blobs = [PackBlobInput]()
-        for p in blobPaths {
-            guard let data = FileManager.default.contents(atPath: p) else {
-                throw BillaError(.io, file: p, "cannot read", remedy: "check the file's permissions")
-            }
-            blobs.append(PackBlobInput(name: base(p), bytes: Array(data)))
-        }
         let total = inputs.reduce(0) { $0 + $1.plan.byteCount }
         let meter = ProgressMeter(label: "packing", total: total, quiet: quiet)
         try PackWriter.write(inputs, blobs: blobs, metadata: metadata, options: options, to: path) { meter.add($0) }
@@ -83,6 +103,11 @@ public enum Packer {
         let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
         return trimmed.split(separator: "/").last.map(String.init) ?? trimmed
     }
+}
+
+extension Release {
+    /// Read from a billa pack (its tensor files are the pack's groups).
+    var isPack: Bool { files.first?.format == .billaPack }
 }
 
 extension PackFile {
@@ -101,7 +126,8 @@ extension PackFile {
     }
 
     /// The pack as the release it was made from: same layout, files (one per group), parameters and vocabulary
-    /// check. There is no tokenizer path (the tokenizer is a blob inside the pack).
+    /// check. There is no tokenizer path: the tokenizer and configs are blobs, which consumers read through
+    /// `Release.sideFiles` exactly as they read a directory's files.
     public func release() -> Release {
         let files = tensorFiles
         // The source release's check (it knew the config, the tokenizer and how Meta shards split the head); a pack

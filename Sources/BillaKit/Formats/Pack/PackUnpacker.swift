@@ -20,17 +20,12 @@ public enum Unpacker {
 
     /// A Meta release. A pack made from one is written back file for file (consolidated.NN.pth via `TorchWriter`,
     /// params.json and the tokenizer from the blobs); a pack of a Hugging Face directory goes through the
-    /// HF -> Meta `Converter` (which reads the pack like any release), then gets the tokenizer blob.
+    /// HF -> Meta `Converter` (which reads the pack like any release, tokenizer blob included).
     static func writeMeta(_ pack: PackFile, to output: String, quiet: Bool) throws {
         let meter = ProgressMeter(label: "unpacking", total: pack.tensors.reduce(0) { $0 + $1.byteCount }, quiet: quiet)
         defer { meter.finish() }
         if pack.metadata.source.layout == ReleaseLayout.huggingFace.rawValue {
             try Converter.plan(source: pack.path, destination: output, options: ConvertOptions(target: .meta)).execute(progress: meter)
-            if let tok = try pack.blob(named: "tokenizer.model") {
-                let w = try AtomicFileWriter(path: output + "/tokenizer.model")
-                try w.write(tok)
-                try w.commit()
-            }
             return
         }
         guard pack.metadata.source.layout == ReleaseLayout.meta.rawValue else {
@@ -99,11 +94,14 @@ public enum Unpacker {
 
     /// A Hugging Face directory: the source's safetensors files under their own names (or model.safetensors /
     /// model-0000i-of-0000n.safetensors for .bin sources) and the config and tokenizer blobs. Written into a
-    /// temporary directory beside `output` and renamed into place.
+    /// temporary directory beside `output` and renamed into place. A pack of a Meta release has no HF files to
+    /// restore, so it goes through the Meta -> HF `Converter`, exactly as `billa convert PACK --to hf` would.
     static func writeHuggingFace(_ pack: PackFile, to output: String, quiet: Bool) throws {
-        guard pack.metadata.source.layout != ReleaseLayout.meta.rawValue else {
-            throw BillaError(.unsupported, file: pack.path, "this pack holds a Meta release; turning it into a Hugging Face directory needs the Meta -> HF converter",
-                             remedy: "unpack with --to safetensors, or convert the source release first and pack the result")
+        if pack.metadata.source.layout == ReleaseLayout.meta.rawValue {
+            let meter = ProgressMeter(label: "unpacking", total: pack.tensors.reduce(0) { $0 + $1.byteCount }, quiet: quiet)
+            defer { meter.finish() }
+            try Converter.plan(source: pack.path, destination: output, options: ConvertOptions(target: .hf)).execute(progress: meter)
+            return
         }
         guard pack.blobs.contains(where: { $0.name == "config.json" }) else {
             throw BillaError(.unsupported, file: pack.path, "this pack has no config.json (it was packed from a single tensor file), so it cannot become a Hugging Face directory",
