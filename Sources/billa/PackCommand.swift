@@ -26,6 +26,9 @@ struct Pack: ParsableCommand {
     @Flag(name: .long, help: "Store every tensor uncompressed and page-aligned, for zero-copy mmap.")
     var raw = false
 
+    @Option(name: .long, help: "Split into a shard set of files holding at most SIZE of tensors each (e.g. 4GB): NAME-00001-of-0000N.billa.")
+    var maxShardSize: String?
+
     @Option(name: .long, help: "Quantize while packing, as billa quantize would (q8_0, q4_k_m, ...); GGUF tensor names.")
     var quantize: String?
 
@@ -37,6 +40,9 @@ struct Pack: ParsableCommand {
     func validate() throws {
         // The range zstd itself accepts (ZSTD_maxCLevel), so help, validation and the library agree.
         guard (1...22).contains(level) else { throw ValidationError("--level must be 1-22 (zstd's levels), not \(level)") }
+        if let maxShardSize, (ByteFormat.parse(maxShardSize) ?? 0) <= 0 {
+            throw ValidationError("--max-shard-size must be a size such as 4GB or 500MiB")
+        }
         if let chunkSize {
             guard let n = ByteFormat.parse(chunkSize), n >= 64, n <= PackLayout.maxChunkBytes, n % 8 == 0 else {
                 throw ValidationError("--chunk-size must be a multiple of 8 bytes between 64 B and 256 MiB")
@@ -62,15 +68,18 @@ struct Pack: ParsableCommand {
             let start = Date()
             var options = PackOptions(level: level, raw: raw)
             if let chunkSize, let n = ByteFormat.parse(chunkSize) { options.chunkBytes = n }
-            try Packer.pack(release, options: options, to: output, quiet: report.quiet)
+            options.maxShardBytes = maxShardSize.flatMap(ByteFormat.parse)
+            let written = try Packer.pack(release, options: options, to: output, quiet: report.quiet)
             let seconds = Date().timeIntervalSince(start)
-            let pack = try PackReader.open(output)
-            let original = pack.tensors.reduce(0) { $0 + $1.byteCount }
-            let summary = PackSummary(path: output, tensors: pack.tensors.count, tensorBytes: original, fileBytes: pack.file.size,
-                                      ratio: original > 0 ? Double(pack.file.size) / Double(original) : 1, seconds: seconds)
+            let first = written.first ?? output   // one file, or the first of the set written in its place
+            let packs = try PackSet.open(first)
+            let original = packs.reduce(0) { $0 + $1.tensors.reduce(0) { $0 + $1.byteCount } }
+            let stored = packs.reduce(0) { $0 + $1.file.size }
+            let summary = PackSummary(path: first, files: packs.count, tensors: packs.reduce(0) { $0 + $1.tensors.count }, tensorBytes: original,
+                                      fileBytes: stored, ratio: original > 0 ? Double(stored) / Double(original) : 1, seconds: seconds)
             if report.json { try printJSON(summary) } else {
-                report.say("\(output): \(summary.tensors) tensors, \(ByteFormat.human(original)) -> \(ByteFormat.human(pack.file.size)) "
-                      + String(format: "(%.3f) in %.1f s", summary.ratio, seconds))
+                report.say("\(first)\(packs.count > 1 ? " (1 of \(packs.count) files)" : ""): \(summary.tensors) tensors, "
+                      + "\(ByteFormat.human(original)) -> \(ByteFormat.human(stored)) " + String(format: "(%.3f) in %.1f s", summary.ratio, seconds))
             }
             for w in release.warnings { warn(w) }
         }
@@ -79,13 +88,14 @@ struct Pack: ParsableCommand {
 
 struct PackSummary: Encodable {
     var path: String
+    var files: Int
     var tensors: Int
     var tensorBytes: Int
     var fileBytes: Int
     var ratio: Double
     var seconds: Double
 
-    enum CodingKeys: String, CodingKey { case path, tensors, tensorBytes = "tensor_bytes", fileBytes = "file_bytes", ratio, seconds }
+    enum CodingKeys: String, CodingKey { case path, files, tensors, tensorBytes = "tensor_bytes", fileBytes = "file_bytes", ratio, seconds }
 }
 
 extension DType: ExpressibleByArgument {

@@ -187,7 +187,7 @@ func runQuantizedPack(source: String, output: String, export: GGUFExportOptions,
     let pack = try PackReader.open(output)
     let seconds = Date().timeIntervalSince(start)
     let bytes = pack.tensors.reduce(0) { $0 + $1.byteCount }
-    let summary = PackSummary(path: output, tensors: pack.tensors.count, tensorBytes: bytes, fileBytes: pack.file.size,
+    let summary = PackSummary(path: output, files: 1, tensors: pack.tensors.count, tensorBytes: bytes, fileBytes: pack.file.size,
                               ratio: bytes > 0 ? Double(pack.file.size) / Double(bytes) : 1, seconds: seconds)
     if report.json { try printJSON(summary) } else {
         let mix = Dictionary(grouping: pack.tensors, by: \.dtype).map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", ")

@@ -27,6 +27,10 @@ struct Unpack: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let p = try PackReader.open(pack)
+            guard p.shardCount == 1 else {
+                throw BillaError(.unsupported, file: pack, "is shard \(p.shardIndex + 1) of a \(p.shardCount)-file pack set; unpack takes single-file packs",
+                                 remedy: "convert the whole set instead: billa convert \(pack) -o OUT --to hf (or --to meta)")
+            }
             if to == .safetensors, FileManager.default.fileExists(atPath: output) {
                 throw BillaError(.invalidArgument, file: output, "already exists", remedy: "choose another output path or remove it")
             }

@@ -86,9 +86,16 @@ struct Verify: ParsableCommand {
     }
 
     private func verifyChecksums() throws {
-        let pack = try PackReader.open(reference)
-        let meter = ProgressMeter(label: "verifying", total: pack.tensors.reduce(0) { $0 + $1.byteCount }, quiet: report.quiet)
-        let r = PackVerifier.verify(pack, progress: meter)
+        let packs = try PackSet.open(reference)   // a shard set is checked file by file
+        let meter = ProgressMeter(label: "verifying", total: packs.reduce(0) { $0 + $1.tensors.reduce(0) { $0 + $1.byteCount } }, quiet: report.quiet)
+        var r = PackVerifier.verify(packs[0], progress: meter)
+        if packs.count > 1 {
+            let reports = [r] + packs.dropFirst().map { PackVerifier.verify($0, progress: meter) }
+            r.items = zip(packs, reports).flatMap { p, rep in
+                rep.items.map { var i = $0; i.name = "\(p.path.split(separator: "/").last ?? ""): \(i.name)"; return i }
+            }
+            r.tableSHA256 = reports.map(\.tableSHA256).joined(separator: ",")
+        }
         meter.finish()
         if report.json {
             try printJSON(r)

@@ -223,10 +223,11 @@ public enum Verifier {
         checks.append(.init(name: "perplexity", ok: p.isFinite && p < Double(w.vocabSize),
                             detail: String(format: "%.2f on %d tokens; guessing uniformly scores %d", p, nll.1, w.vocabSize)))
         if m.release.files.count == 1, m.release.files[0].format == .billaPack {
-            let r = PackVerifier.verify(try PackReader.open(m.release.files[0].path))
-            let badItems = r.items.filter { !$0.ok }
+            let reports = try PackSet.open(m.release.files[0].path).map { PackVerifier.verify($0) }   // every file of a set
+            let items = reports.flatMap(\.items)
+            let badItems = items.filter { !$0.ok }
             checks.append(.init(name: "pack checksums", ok: badItems.isEmpty,
-                                detail: badItems.isEmpty ? "\(r.items.count) tensors and blobs" : "corrupt: " + badItems.prefix(3).map(\.name).joined(separator: ", ")))
+                                detail: badItems.isEmpty ? "\(items.count) tensors and blobs" : "corrupt: " + badItems.prefix(3).map(\.name).joined(separator: ", ")))
         }
         return SanityReport(model: m.path, pass: checks.allSatisfy(\.ok), checks: checks, ppl: p, vocab: w.vocabSize)
     }

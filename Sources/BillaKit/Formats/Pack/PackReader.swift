@@ -8,6 +8,8 @@ public struct PackFile: Sendable {
     public let alignment: Int
     public let shardIndex: Int
     public let shardCount: Int
+    /// Equal in every file of one shard set (formats/pack.md 7).
+    public let setID: [UInt8]
     public let version: (major: UInt16, minor: UInt16)
     public let metadata: PackMetadata
     public let blobs: [PackBlob]
@@ -55,10 +57,7 @@ public enum PackReader {
         }
         let shardIndex = Int(try h.readLE(UInt32.self, "shard index")), shardCount = Int(try h.readLE(UInt32.self, "shard count"))
         guard shardCount >= 1, shardIndex < shardCount else { throw bad(file, "shard \(shardIndex) of \(shardCount) is impossible") }
-        guard shardCount == 1 else {
-            throw BillaError(.unsupported, file: file.path, "this is shard \(shardIndex + 1) of a \(shardCount)-file pack set; this billa reads single-file packs",
-                             remedy: "re-create the pack as one file with `billa pack`")
-        }
+        let setID = Array(try h.readBytes(16, "set id"))
 
         var f = ByteReader(try file.bytes(at: size - PackLayout.footerSize, count: PackLayout.footerSize, what: "pack footer"), file: file.path)
         let tableOffset64 = try f.readLE(UInt64.self, "table offset"), tableLength64 = try f.readLE(UInt64.self, "table length")
@@ -84,11 +83,11 @@ public enum PackReader {
                              remedy: "the pack is damaged; copy it again or re-create it with `billa pack`")
         }
         return try parseTable(table, file: file, tableOffset: tableOffset, alignment: alignment,
-                              shard: (shardIndex, shardCount), version: (major, minor), tableHash: tableHash)
+                              shard: (shardIndex, shardCount, setID), version: (major, minor), tableHash: tableHash)
     }
 
     static func parseTable(_ table: UnsafeRawBufferPointer, file: MappedFile, tableOffset: Int, alignment: Int,
-                           shard: (Int, Int), version: (UInt16, UInt16), tableHash: [UInt8]) throws -> PackFile {
+                           shard: (Int, Int, [UInt8]), version: (UInt16, UInt16), tableHash: [UInt8]) throws -> PackFile {
         var r = ByteReader(table, file: file.path)
         let tensorCount = Int(try r.readLE(UInt32.self, "tensor count"))
         let blobCount = Int(try r.readLE(UInt32.self, "blob count"))
@@ -249,7 +248,7 @@ public enum PackReader {
             Tensor(name: e.name, dtype: e.dtype, shape: e.shape, file: file,
                    layout: unreadable[i].map { .unreadable($0) } ?? (e.chunked ? .packed(PackedTensor(file: file, entry: e)) : .dense(byteOffset: e.dataOffset)))
         }
-        return PackFile(file: file, alignment: alignment, shardIndex: shard.0, shardCount: shard.1, version: version,
+        return PackFile(file: file, alignment: alignment, shardIndex: shard.0, shardCount: shard.1, setID: shard.2, version: version,
                         metadata: metadata, blobs: blobs, tableSHA256: tableHash, entries: entries, tensors: tensors)
     }
 }

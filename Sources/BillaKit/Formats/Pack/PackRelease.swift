@@ -6,8 +6,10 @@ public enum Packer {
     static let blobNames = ["config.json", "generation_config.json", "params.json", "tokenizer.model", "tokenizer.json",
                             "tokenizer_config.json", "special_tokens_map.json", "model.safetensors.index.json"]
 
-    /// Packs `release` into `path`. The source files are hashed on all cores first, for the provenance record.
-    public static func pack(_ release: Release, options: PackOptions, to path: String, quiet: Bool = true) throws {
+    /// Packs `release` into `path` (or the shard set `options.maxShardBytes` asks for); returns the files written.
+    /// The source files are hashed on all cores first, for the provenance record.
+    @discardableResult
+    public static func pack(_ release: Release, options: PackOptions, to path: String, quiet: Bool = true) throws -> [String] {
         var inputs = [PackInput]()
         for (g, f) in release.files.enumerated() {
             for t in f.tensors { inputs.append(PackInput(plan: TensorPlan(copying: t), group: g)) }
@@ -19,7 +21,7 @@ public enum Packer {
         if release.isPack, let source = try? PackReader.open(release.path), source.metadata.groups.count == groups.count {
             groups = source.metadata.groups
         }
-        try write(release, inputs: inputs, groups: groups, layout: release.layout, quantization: nil, options: options, to: path, quiet: quiet)
+        return try write(release, inputs: inputs, groups: groups, layout: release.layout, quantization: nil, options: options, to: path, quiet: quiet)
     }
 
     /// Packs what `billa quantize` would write to a GGUF: llama.cpp's tensor names and Meta's rotary row order, each
@@ -36,11 +38,11 @@ public enum Packer {
         let inputs = plan.tensors.map { PackInput(plan: $0, group: 0) }
         let groups = [PackMetadata.Group(name: base(source), format: "gguf-layout", safetensorsMetadata: nil)]
         let note = "\(export.recipe.rawValue): llama-quantize's per-tensor types; GGUF tensor names, Meta rotary layout"
-        try write(release, inputs: inputs, groups: groups, layout: .file, quantization: note, options: options, to: path, quiet: quiet)
+        _ = try write(release, inputs: inputs, groups: groups, layout: .file, quantization: note, options: options, to: path, quiet: quiet)
     }
 
     private static func write(_ release: Release, inputs: [PackInput], groups: [PackMetadata.Group], layout: ReleaseLayout,
-                              quantization: String?, options: PackOptions, to path: String, quiet: Bool) throws {
+                              quantization: String?, options: PackOptions, to path: String, quiet: Bool) throws -> [String] {
         // A pack's side files are its blobs, carried over as they are; its provenance is the pack file itself, once
         // (its groups are not files: `PACK#group` names only where a tensor came from).
         if release.isPack {
@@ -48,9 +50,8 @@ public enum Packer {
             let blobs = try source.blobs.map { b in
                 PackBlobInput(name: b.name, bytes: Array(try source.file.bytes(at: b.offset, count: b.length, what: "blob '\(b.name)'")))
             }
-            try write(release, inputs: inputs, groups: groups, layout: layout, quantization: quantization, options: options, to: path,
-                      quiet: quiet, sourcePaths: [release.path], blobs: blobs)
-            return
+            return try write(release, inputs: inputs, groups: groups, layout: layout, quantization: quantization, options: options, to: path,
+                             quiet: quiet, sourcePaths: [release.path], blobs: blobs)
         }
         var blobPaths = [String]()
         if release.layout != .file {
@@ -68,13 +69,13 @@ public enum Packer {
             }
             blobs.append(PackBlobInput(name: base(p), bytes: Array(data)))
         }
-        try write(release, inputs: inputs, groups: groups, layout: layout, quantization: quantization, options: options, to: path,
-                  quiet: quiet, sourcePaths: release.files.map(\.path) + blobPaths, blobs: blobs)
+        return try write(release, inputs: inputs, groups: groups, layout: layout, quantization: quantization, options: options, to: path,
+                         quiet: quiet, sourcePaths: release.files.map(\.path) + blobPaths, blobs: blobs)
     }
 
     private static func write(_ release: Release, inputs: [PackInput], groups: [PackMetadata.Group], layout: ReleaseLayout,
                               quantization: String?, options: PackOptions, to path: String, quiet: Bool,
-                              sourcePaths: [String], blobs: [PackBlobInput]) throws {
+                              sourcePaths: [String], blobs: [PackBlobInput]) throws -> [String] {
         let sizes = sourcePaths.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }
         let hashMeter = ProgressMeter(label: "hashing source", total: sizes.reduce(0, +), quiet: quiet)
         var files = [PackMetadata.SourceFile]()
@@ -95,8 +96,9 @@ public enum Packer {
         metadata.quantization = quantization
         let total = inputs.reduce(0) { $0 + $1.plan.byteCount }
         let meter = ProgressMeter(label: "packing", total: total, quiet: quiet)
-        try PackWriter.write(inputs, blobs: blobs, metadata: metadata, options: options, to: path) { meter.add($0) }
+        let written = try PackSet.write(inputs, blobs: blobs, metadata: metadata, options: options, to: path) { meter.add($0) }
         meter.finish()
+        return written
     }
 
     static func base(_ path: String) -> String {

@@ -10,6 +10,11 @@ public struct PackOptions: Sendable {
     public var alignment = PackLayout.defaultAlignment
     /// Chunks compressed per parallel batch: bounds memory at about 2 x this x chunkBytes.
     public var window = 8
+    /// Split the pack into a shard set (formats/pack.md 7) whose files hold at most this many tensor bytes each
+    /// (a larger tensor gets a file of its own); nil writes one file.
+    public var maxShardBytes: Int? = nil
+    /// This file's place in a shard set, written into its header; nil for a single file. Set by PackSet.write.
+    var shard: (index: Int, count: Int, setID: [UInt8])? = nil
 
     public init(level: Int32 = 3, raw: Bool = false, chunkBytes: Int = PackLayout.defaultChunkBytes, alignment: Int = PackLayout.defaultAlignment) {
         self.level = level
@@ -99,8 +104,14 @@ public enum PackWriter {
         }
         var header = PackLayout.headerMagic
         header.appendLE(PackLayout.major); header.appendLE(PackLayout.minor)
-        header.appendLE(UInt32(options.alignment)); header.appendLE(UInt32(0)); header.appendLE(UInt32(1))
-        header += Array(planHash.finalize()).prefix(16)
+        header.appendLE(UInt32(options.alignment))
+        if let shard = options.shard {
+            header.appendLE(UInt32(shard.index)); header.appendLE(UInt32(shard.count))
+            header += shard.setID.prefix(16)
+        } else {
+            header.appendLE(UInt32(0)); header.appendLE(UInt32(1))
+            header += Array(planHash.finalize()).prefix(16)
+        }
         header.appendZeros(PackLayout.headerSize - header.count)
         try out.write(header)
 

@@ -44,7 +44,10 @@ public struct Release: Sendable {
 
     static func openFile(_ path: String) throws -> Release {
         let mapped = try MappedFile(path: path)
-        if FormatSniffer.detect(mapped) == .billaPack { return try PackReader.open(mapped).release() }
+        if FormatSniffer.detect(mapped) == .billaPack {
+            let pack = try PackReader.open(mapped)
+            return pack.shardCount > 1 ? PackSet.release(try PackSet.open(mapped.path)) : pack.release()
+        }
         if FormatSniffer.detect(mapped) == .gguf { return try GGUFReader.open(mapped).release() }
         let file = try FormatSniffer.openTensorFile(path)
         let embedding = file.tensor(named: "model.embed_tokens.weight") ?? file.tensor(named: "tok_embeddings.weight")

@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// Shard sets (formats/pack.md 7): a model split over NAME-0000i-of-0000N.billa files reads back as the whole model.
+@Suite("pack shard sets")
+struct PackSetTests {
+    static func tempDir() throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("billa-set-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// Packs tiny-hf-st (330 KB of tensors) into files of at most 100 KB of tensors.
+    static func makeSet(_ dir: String, name: String = "tiny") throws -> [String] {
+        var o = PackOptions()
+        o.maxShardBytes = 100_000
+        return try Packer.pack(try Release.open(Fixtures.path("tiny-hf-st")), options: o, to: dir + "/\(name).billa")
+    }
+
+    @Test("a set reads back as the source model: every tensor's bytes, from any shard's path; blobs in the first only")
+    func roundTrip() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = try Self.makeSet(dir)
+        #expect(files.count >= 3)
+        #expect(files.first?.hasSuffix("tiny-00001-of-0000\(files.count).billa") == true, "\(files)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/tiny.billa"))
+        let packs = try PackSet.open(files[files.count - 1])
+        #expect(packs.map(\.shardIndex) == Array(0..<files.count))
+        #expect(Set(packs.map(\.setID)).count == 1)
+        #expect(!packs[0].blobs.isEmpty && packs.dropFirst().allSatisfy { $0.blobs.isEmpty })
+        for p in packs { #expect(p.tensors.reduce(0) { $0 + $1.byteCount } <= 100_000 || p.tensors.count == 1) }
+
+        let source = try Release.open(Fixtures.path("tiny-hf-st"))
+        let back = try Release.open(files[1])
+        let want = source.tensors.map(\.tensor), got = back.tensors.map(\.tensor)
+        #expect(got.map(\.name).sorted() == want.map(\.name).sorted())
+        for t in want {
+            let g = try #require(got.first { $0.name == t.name })
+            let diff = try t.withBytes { a in try g.withBytes { b in firstDifference(a, b, elementSize: max(1, t.dtype.size)) } }
+            #expect(diff == nil, "\(t.name): \(diff ?? "")")
+        }
+        // the side files come from the first shard, whichever file was named
+        #expect(try back.sideFiles.bytes("tokenizer.model") == Array(try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tiny-hf-st/tokenizer.model")))))
+    }
+
+    @Test("a missing shard and a shard of another set are errors naming the file")
+    func incompleteOrMixed() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = try Self.makeSet(dir)
+        try FileManager.default.removeItem(atPath: files[1])
+        #expect { try PackSet.open(files[0]) } throws: { e in
+            (e as? BillaError)?.description.contains(files[1]) == true && (e as? BillaError)?.description.contains("missing") == true
+        }
+        // a file of another set (other tensors, so another set_id) under the missing shard's name
+        var o = PackOptions()
+        o.maxShardBytes = 100_000
+        let other = try Packer.pack(try Release.open(Fixtures.path("tiny-meta")), options: o, to: dir + "/other.billa")
+        try FileManager.default.copyItem(atPath: other[0], toPath: files[1])
+        #expect { try PackSet.open(files[0]) } throws: { e in (e as? BillaError)?.description.contains("same set") == true }
+    }
+
+    @Test("billa pack --max-shard-size writes a set; verify --checksums checks every file of it")
+    func commandLine() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cli = CLITests()
+        let r = try cli.billa("pack", Fixtures.path("tiny-hf-st"), "-o", dir + "/t.billa", "--max-shard-size", "100KB", "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let count = try #require(json?["files"] as? Int)
+        #expect(count >= 3)
+        let first = dir + "/" + PackSet.fileName(prefix: "t", index: 0, count: count)
+        let v = try cli.billa("verify", "--checksums", first)
+        #expect(v.status == 0, "\(v.stderr)")
+        #expect(v.stdout.contains("t-0000\(count)-of-0000\(count).billa"), "every shard is listed")
+    }
+}
