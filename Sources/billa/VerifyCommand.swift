@@ -101,12 +101,12 @@ struct Verify: ParsableCommand {
             try printJSON(r)
         } else {
             for item in r.items {
-                print("\(item.ok ? "ok     " : "CORRUPT") \(item.kind) \(item.name)" + (item.message.map { ": \($0)" } ?? ""))
+                print("\(item.ok ? "ok     " : "CORRUPT") \(item.label)" + (item.message.map { ": \($0)" } ?? ""))
             }
         }
         let bad = r.items.filter { !$0.ok }
         if !bad.isEmpty {
-            FileHandle.standardError.write(Data("billa: \(bad.count) of \(r.items.count) items of \(reference) are corrupt (first: \(bad[0].kind) '\(bad[0].name)'); re-create the pack with billa pack\n".utf8))
+            FileHandle.standardError.write(Data("billa: \(bad.count) of \(r.items.count) items of \(reference) are corrupt (first: \(bad[0].label)); re-create the pack with billa pack\n".utf8))
             throw ExitCode(1)
         }
     }

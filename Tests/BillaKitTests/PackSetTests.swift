@@ -77,4 +77,17 @@ struct PackSetTests {
         #expect(v.status == 0, "\(v.stderr)")
         #expect(v.stdout.contains("t-0000\(count)-of-0000\(count).billa"), "every shard is listed")
     }
+
+    /// A Meta release's shards repeat every tensor name: the checksum report must say which source file an item is.
+    @Test("verify --checksums names the source file of each tensor of a multi-group pack")
+    func checksumItemsNameTheGroup() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Packer.pack(try Release.open(Fixtures.path("tiny-meta")), options: PackOptions(), to: dir + "/m.billa")
+        let r = PackVerifier.verify(try PackReader.open(dir + "/m.billa"))
+        let tensors = r.items.filter { $0.kind == "tensor" }
+        #expect(!tensors.isEmpty && tensors.allSatisfy { ["consolidated.00.pth", "consolidated.01.pth"].contains($0.group ?? "") })
+        #expect(Set(tensors.compactMap(\.group)).count == 2)
+        #expect(tensors[0].label.hasSuffix("(\(tensors[0].group ?? ""))"))
+    }
 }

@@ -6,13 +6,19 @@ import Foundation
 public struct PackVerifyReport: Encodable, Sendable {
     public struct Item: Codable, Sendable {
         public var name: String
+        /// The source file (group) a tensor came from, when the pack has several: a Meta release's model-parallel
+        /// shards repeat every tensor name, so the name alone does not say which one is damaged.
+        public var group: String?
         public var kind: String
         public var ok: Bool
         public var chunks: Int
         public var badChunks: [Int]
         public var message: String?
 
-        enum CodingKeys: String, CodingKey { case name, kind, ok, chunks, badChunks = "bad_chunks", message }
+        enum CodingKeys: String, CodingKey { case name, group, kind, ok, chunks, badChunks = "bad_chunks", message }
+
+        /// "tensor NAME", "tensor NAME (GROUP)" or "blob NAME", for messages.
+        public var label: String { "\(kind) \(name)" + (group.map { " (\($0))" } ?? "") }
     }
 
     public var path: String
@@ -34,11 +40,14 @@ public struct PackVerifyReport: Encodable, Sendable {
 public enum PackVerifier {
     public static func verify(_ pack: PackFile, progress: ProgressMeter? = nil) -> PackVerifyReport {
         var items = [PackVerifyReport.Item]()
+        let groups = pack.metadata.groups
         for (entry, tensor) in zip(pack.entries, pack.tensors) {
-            items.append(verifyTensor(entry, tensor, progress: progress))
+            var item = verifyTensor(entry, tensor, progress: progress)
+            if groups.count > 1, entry.group < groups.count { item.group = groups[entry.group].name }
+            items.append(item)
         }
         for b in pack.blobs {
-            var item = PackVerifyReport.Item(name: b.name, kind: "blob", ok: true, chunks: 0, badChunks: [], message: nil)
+            var item = PackVerifyReport.Item(name: b.name, group: nil, kind: "blob", ok: true, chunks: 0, badChunks: [], message: nil)
             do {
                 let bytes = try pack.file.bytes(at: b.offset, count: b.length, what: "blob '\(b.name)'")
                 let digest = Array(SHA256.hash(data: bytes))
@@ -53,7 +62,7 @@ public enum PackVerifier {
     }
 
     static func verifyTensor(_ entry: PackTensorEntry, _ tensor: Tensor, progress: ProgressMeter?) -> PackVerifyReport.Item {
-        var item = PackVerifyReport.Item(name: entry.name, kind: "tensor", ok: true, chunks: entry.chunkCount, badChunks: [], message: nil)
+        var item = PackVerifyReport.Item(name: entry.name, group: nil, kind: "tensor", ok: true, chunks: entry.chunkCount, badChunks: [], message: nil)
         var hasher = SHA256()
         do {
             if case .packed(let packed) = tensor.layout {
