@@ -40,6 +40,12 @@ public final class AtomicFileWriter {
         }
     }
 
+    /// BILLA_SERIAL_WRITES=1 writes every piece on one thread, to measure what the split brings.
+    static let serialWrites: Bool = {
+        guard let v = getenv("BILLA_SERIAL_WRITES") else { return false }
+        return String(cString: v) != "0" && String(cString: v) != ""
+    }()
+
     /// Where the next byte goes: every write is positional, so two threads can fill two halves of a piece.
     private var fileOffset = 0
 
@@ -69,7 +75,7 @@ public final class AtomicFileWriter {
     /// Splits a large piece at a page boundary of the file into two halves done on two threads: the kernel's copy
     /// into the page cache is the cost of a conversion, and one core's copy is slower than the disk takes it.
     private func halves(_ count: Int) -> [(start: Int, count: Int)] {
-        guard count >= 4 << 20 else { return [(0, count)] }
+        guard count >= 4 << 20, !AtomicFileWriter.serialWrites else { return [(0, count)] }
         let mid = ((fileOffset + count / 2) & ~4095) - fileOffset
         return [(0, mid), (mid, count - mid)]
     }
