@@ -4,7 +4,8 @@
 /// a leaf unit's low 31 bits are its value.
 struct CharsMap: Sendable {
     private let units: [UInt32]
-    private let strings: [UInt8]
+    /// NUL-terminated replacements; `longestRule` gives ranges into it.
+    let strings: [UInt8]
 
     init(_ blob: [UInt8], file: String?) throws {
         func bad(_ why: String) -> BillaError {
@@ -30,8 +31,9 @@ struct CharsMap: Sendable {
     @inline(__always) private static func hasLeaf(_ u: UInt32) -> Bool { (u >> 8) & 1 == 1 }
     @inline(__always) private static func value(_ u: UInt32) -> Int { Int(u & ((1 << 31) - 1)) }
 
-    /// The longest rule that matches a prefix of `p[0..<n]`: its length and replacement bytes.
-    func longestRule(_ p: UnsafePointer<UInt8>, _ n: Int) -> (Int, ArraySlice<UInt8>)? {
+    /// The longest rule that matches a prefix of `p[0..<n]`: its length and where its replacement is in `strings`.
+    @inline(__always)
+    func longestRule(_ p: UnsafePointer<UInt8>, _ n: Int) -> (length: Int, start: Int, end: Int)? {
         var best: (Int, Int)?
         var node = 0
         guard !units.isEmpty else { return nil }
@@ -48,6 +50,6 @@ struct CharsMap: Sendable {
         guard let (length, at) = best, at < strings.count else { return nil }
         var end = at
         while end < strings.count, strings[end] != 0 { end += 1 }
-        return (length, strings[at..<end])
+        return (length, at, end)
     }
 }
