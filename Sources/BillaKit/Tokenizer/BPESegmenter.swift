@@ -66,10 +66,61 @@ struct PairHeap {
 }
 
 extension Tokenizer {
+    /// Where the merge loop may be cut: before a whitespace symbol that follows another character, provided no
+    /// segmentable piece holds such a pair inside it (none of the LLaMA family's does). No merge can then cross a
+    /// cut, and merges on either side never meet, so merging each word alone gives the pieces of merging the whole
+    /// text, with heaps of a word's size instead of a line's. A model with UNUSED pieces merges whole texts: their
+    /// split is the last one recorded anywhere in the text.
+    static func bpeWordSeparator(_ pieces: [(bytes: [UInt8], id: Int32)], escapeWhitespaces: Bool,
+                                 hasUnused: Bool) -> [UInt8]? {
+        if hasUnused { return nil }
+        let space = escapeWhitespaces ? Normalizer.spaceSymbol : [0x20]
+        for p in pieces {
+            var prev = 0, i = UTF8Length.of(p.bytes[0])
+            while i < p.bytes.count {
+                let len = UTF8Length.of(p.bytes[i])
+                let isSpace = p.bytes[i..<min(i + len, p.bytes.count)].elementsEqual(space)
+                if isSpace, !p.bytes[prev..<i].elementsEqual(space) { return nil }
+                prev = i
+                i += len
+            }
+        }
+        return space
+    }
+
     func bpeSegment(_ norm: UnsafeBufferPointer<UInt8>, _ work: SegmentBuffers,
                     _ out: inout [(start: Int32, end: Int32, id: Int32)]) {
-        guard let text = norm.baseAddress, let merges else { return }
+        guard let text = norm.baseAddress else { return }
         let n = norm.count
+        guard let space = bpeWordSeparator, let first = space.first else {
+            bpeMerge(text, n, at: 0, work, &out)
+            return
+        }
+        let w = space.count
+        @inline(__always) func isSpace(_ p: Int) -> Bool {
+            if p + w > n || text[p] != first { return false }
+            for k in 1..<max(w, 1) where text[p + k] != space[k] { return false }
+            return true
+        }
+        var start = 0
+        var p = 1
+        while p < n {
+            // text[p] == first only at a character start: a space symbol begins with a lead byte
+            if text[p] == first, isSpace(p), !(p >= w && isSpace(p - w)) {
+                bpeMerge(text + start, p - start, at: start, work, &out)
+                start = p
+                p += w
+            } else {
+                p += 1
+            }
+        }
+        bpeMerge(text + start, n - start, at: start, work, &out)
+    }
+
+    /// The merge loop over `text[0..<n]`, which begins at byte `offset` of the normalized text.
+    private func bpeMerge(_ text: UnsafePointer<UInt8>, _ n: Int, at offset: Int, _ work: SegmentBuffers,
+                          _ out: inout [(start: Int32, end: Int32, id: Int32)]) {
+        guard let merges, n > 0 else { return }
         let symbols = work.symbols.reserve(n)
         // n - 1 starting pairs, then at most two new ones per merge
         var heap = PairHeap(base: work.pairs.reserve(3 * n))
@@ -120,9 +171,9 @@ extension Tokenizer {
             // needs the lookup by bytes
             let id = s.id >= 0 && !reservedShadowsNormal ? s.id : pieceID(text + start, len)
             if let revMerge, types[Int(id)] == .unused {
-                resegment(Array(norm[start..<(start + len)]), at: start, revMerge, &out)
+                resegment(Array(UnsafeBufferPointer(start: text + start, count: len)), at: offset + start, revMerge, &out)
             } else {
-                out.append((Int32(start), Int32(start + len), id))
+                out.append((Int32(offset + start), Int32(offset + start + len), id))
             }
             index = s.next
         }

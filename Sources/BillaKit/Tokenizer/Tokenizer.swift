@@ -22,6 +22,8 @@ public final class Tokenizer: Sendable {
     let trie: PieceTrie
     /// BPE only: (left id, right id) → merged piece.
     let merges: MergeTable?
+    /// BPE: the whitespace symbol before which words may be merged one by one (nil: whole texts).
+    let bpeWordSeparator: [UInt8]?
     /// Some CONTROL/UNKNOWN/BYTE piece has the same text as a segmentable one, so PieceToId of a segment is not
     /// simply the id segmentation found.
     let reservedShadowsNormal: Bool
@@ -106,9 +108,12 @@ public final class Tokenizer: Sendable {
         if proto.trainerSpec.modelType == .unigram {
             self.trie = PieceTrie(segmentable)
             self.merges = nil
+            self.bpeWordSeparator = nil
         } else {
             self.trie = PieceTrie(segmentable.filter { UTF8Length.of($0.bytes[0]) >= $0.bytes.count })
             self.merges = MergeTable(segmentable, index: normal, scores: scores)
+            self.bpeWordSeparator = Tokenizer.bpeWordSeparator(segmentable, escapeWhitespaces: proto.normalizerSpec.escapeWhitespaces,
+                                                               hasUnused: hasUnused)
         }
         self.reservedShadowsNormal = segmentable.contains { reserved.lookup($0.bytes) != nil }
         self.types = types
