@@ -65,6 +65,13 @@ struct PairHeap {
     }
 }
 
+/// Room for a text of n bytes: n symbols at most, and n - 1 starting pairs plus at most two new ones per merge.
+struct BPEBuffers {
+    let symbols: UnsafeMutablePointer<BPESymbol>
+    let pairs: UnsafeMutablePointer<BPEPair>
+    let memo: MergeMemo
+}
+
 extension Tokenizer {
     /// Where the merge loop may be cut: before a whitespace symbol that follows another character, provided no
     /// segmentable piece holds such a pair inside it (none of the LLaMA family's does). No merge can then cross a
@@ -92,8 +99,11 @@ extension Tokenizer {
                     _ out: inout [(start: Int32, end: Int32, id: Int32)]) {
         guard let text = norm.baseAddress else { return }
         let n = norm.count
+        // taken once per text: a class's stored properties are checked for exclusive access at run time
+        let buffers = BPEBuffers(symbols: work.symbols.reserve(n), pairs: work.pairs.reserve(3 * n),
+                                 memo: work.mergeMemo(for: self))
         guard let space = bpeWordSeparator, let first = space.first else {
-            bpeMerge(text, n, at: 0, work, &out)
+            bpeMerge(text, n, at: 0, buffers, &out)
             return
         }
         let w = space.count
@@ -107,23 +117,23 @@ extension Tokenizer {
         while p < n {
             // text[p] == first only at a character start: a space symbol begins with a lead byte
             if text[p] == first, isSpace(p), !(p >= w && isSpace(p - w)) {
-                bpeMerge(text + start, p - start, at: start, work, &out)
+                bpeMerge(text + start, p - start, at: start, buffers, &out)
                 start = p
                 p += w
             } else {
                 p += 1
             }
         }
-        bpeMerge(text + start, n - start, at: start, work, &out)
+        bpeMerge(text + start, n - start, at: start, buffers, &out)
     }
 
     /// The merge loop over `text[0..<n]`, which begins at byte `offset` of the normalized text.
-    private func bpeMerge(_ text: UnsafePointer<UInt8>, _ n: Int, at offset: Int, _ work: SegmentBuffers,
+    private func bpeMerge(_ text: UnsafePointer<UInt8>, _ n: Int, at offset: Int, _ buffers: BPEBuffers,
                           _ out: inout [(start: Int32, end: Int32, id: Int32)]) {
-        guard let merges, n > 0 else { return }
-        let symbols = work.symbols.reserve(n)
-        // n - 1 starting pairs, then at most two new ones per merge
-        var heap = PairHeap(base: work.pairs.reserve(3 * n))
+        guard n > 0 else { return }
+        let merges = buffers.memo
+        let symbols = buffers.symbols
+        var heap = PairHeap(base: buffers.pairs)
         var count = 0
         var pos = 0
         while pos < n {
@@ -182,7 +192,7 @@ extension Tokenizer {
     /// MaybeAddNewSymbolPair: queues the merge of two adjacent symbols when their concatenation is a piece.
     @inline(__always)
     private func bpeCandidate(_ left: Int32, _ right: Int32, _ text: UnsafePointer<UInt8>,
-                              _ symbols: UnsafeMutablePointer<BPESymbol>, _ merges: MergeTable,
+                              _ symbols: UnsafeMutablePointer<BPESymbol>, _ merges: MergeMemo,
                               _ heap: inout PairHeap, _ revMerge: inout [[UInt8]: ([UInt8], [UInt8])]?) {
         if left < 0 || right < 0 { return }
         let l = symbols[Int(left)], r = symbols[Int(right)]
@@ -190,7 +200,14 @@ extension Tokenizer {
         let size = l.length + r.length
         var pair = BPEPair(score: 0, left: left, right: right, size: size, id: -1)
         if l.id >= 0, r.id >= 0 {
-            let m = merges.merged(l.id, r.id)
+            let key = MergeMemo.key(l.id, r.id)
+            let slot = MergeMemo.slot(key)
+            var m = merges.entries[slot]
+            if m.key != key {
+                let id = normal.lookup(text + Int(l.start), Int(size)) ?? -1
+                m = MergeMemo.Entry(key: key, id: id, score: id >= 0 ? scores[Int(id)] : 0)
+                merges.entries[slot] = m
+            }
             if m.id < 0 { return }
             pair.id = m.id
             pair.score = m.score

@@ -68,8 +68,17 @@ struct Normalizer: Sendable {
         }
         if !treatWhitespaceAsSuffix, addDummyPrefix { addSpace(&out) }
         var prevSpace = removeExtraWhitespaces
+        // A character without a rule and other than ' ' is copied as it is: such runs are appended in one go.
+        var run = pos
         while pos < n {
             let (rep, len) = prefix(base + pos, n - pos)
+            if rep.baseAddress == base + pos, rep.count == len, !rep.contains(0x20) {
+                pos += len
+                prevSpace = false
+                continue
+            }
+            if run < pos { out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: pos - run)) }
+            run = pos + len
             var from = 0
             if prevSpace { while from < rep.count, rep[from] == 0x20 { from += 1 } }
             if from < rep.count {
@@ -82,6 +91,7 @@ struct Normalizer: Sendable {
             pos += len
             if !removeExtraWhitespaces { prevSpace = false }
         }
+        if run < n { out.append(contentsOf: UnsafeBufferPointer(start: base + run, count: n - run)) }
         if removeExtraWhitespaces {
             let space: [UInt8] = escapeWhitespaces ? Normalizer.spaceSymbol : [0x20]
             while out.count >= space.count, out[(out.count - space.count)...].elementsEqual(space) {

@@ -8,9 +8,12 @@ final class SegmentBuffers {
     /// Unigram: per byte offset, the first and last lattice node ending there (-1: none).
     var endHead = GrowableBuffer<Int32>()
     var endTail = GrowableBuffer<Int32>()
+    /// BPE: see MergeMemo; kept for `memoOwner` only (a strong reference, so its identity cannot be reused).
+    var memo = GrowableBuffer<MergeMemo.Entry>()
+    var memoOwner: Tokenizer?
 
     deinit {
-        symbols.free(); pairs.free(); nodes.free(); endHead.free(); endTail.free()
+        symbols.free(); pairs.free(); nodes.free(); endHead.free(); endTail.free(); memo.free()
     }
 }
 

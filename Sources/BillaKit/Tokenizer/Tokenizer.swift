@@ -17,11 +17,11 @@ public final class Tokenizer: Sendable {
 
     /// NORMAL, USER_DEFINED and UNUSED pieces: what segmentation can produce (`pieces_` in the reference).
     let normal: PieceIndex
-    /// Unigram: every segmentable piece, walked character by character from each lattice position. BPE: the
-    /// single-character ones, which give the starting symbols their ids.
+    /// Unigram: every piece a lattice node can be (UNUSED ones are only paths), walked character by character
+    /// from each position. BPE: the single-character segmentable pieces, which give the starting symbols their ids.
     let trie: PieceTrie
-    /// BPE only: (left id, right id) → merged piece.
-    let merges: MergeTable?
+    /// Unigram: a node's score per piece id; a user-defined piece gets `chars * max_score - 0.1`.
+    let latticeScores: [Float]
     /// BPE: the whitespace symbol before which words may be merged one by one (nil: whole texts).
     let bpeWordSeparator: [UInt8]?
     /// Some CONTROL/UNKNOWN/BYTE piece has the same text as a segmentable one, so PieceToId of a segment is not
@@ -106,12 +106,17 @@ public final class Tokenizer: Sendable {
         let segmentable = bytes.indices.filter { types[$0] == .normal || types[$0] == .userDefined || types[$0] == .unused }
             .map { (bytes: bytes[$0], id: Int32($0)) }
         if proto.trainerSpec.modelType == .unigram {
-            self.trie = PieceTrie(segmentable)
-            self.merges = nil
+            self.trie = PieceTrie(segmentable.map { (bytes: $0.bytes, id: types[Int($0.id)] == .unused ? -1 : $0.id) })
+            self.latticeScores = types.indices.map { id in
+                guard types[id] == .userDefined else { return scores[id] }
+                var chars = 0, i = 0
+                while i < bytes[id].count { i += UTF8Length.of(bytes[id][i]); chars += 1 }
+                return Float(Double(Float(chars) * maxScore) - 0.1)
+            }
             self.bpeWordSeparator = nil
         } else {
+            self.latticeScores = []
             self.trie = PieceTrie(segmentable.filter { UTF8Length.of($0.bytes[0]) >= $0.bytes.count })
-            self.merges = MergeTable(segmentable, index: normal, scores: scores)
             self.bpeWordSeparator = Tokenizer.bpeWordSeparator(segmentable, escapeWhitespaces: proto.normalizerSpec.escapeWhitespaces,
                                                                hasUnused: hasUnused)
         }

@@ -84,16 +84,8 @@ extension Tokenizer {
                 guard let step = trie.step(node, PieceTrie.code(text + end, len)) else { break }
                 end += len
                 node = step.child
-                let id = Int(step.piece)
-                if id < 0 || types[id] == .unused { continue }
-                var score = scores[id]
-                if types[id] == .userDefined {
-                    var chars = 0
-                    var i = pos
-                    while i < end { i += UTF8Length.of(text[i]); chars += 1 }
-                    score = Float(Double(Float(chars) * maxScore) - 0.1)
-                }
-                lattice.add(begin: pos, end: end, id: step.piece, score: score, work)
+                if step.piece < 0 { continue }
+                lattice.add(begin: pos, end: end, id: step.piece, score: latticeScores[Int(step.piece)], work)
                 if end - pos == mblen { hasSingle = true }
             }
             if !hasSingle {
