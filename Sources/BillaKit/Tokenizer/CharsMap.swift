@@ -6,6 +6,8 @@ struct CharsMap: Sendable {
     private let units: [UInt32]
     /// NUL-terminated replacements; `longestRule` gives ranges into it.
     let strings: [UInt8]
+    /// Whether some rule begins with this ASCII byte: most of a Latin text's bytes begin none, and skip the walk.
+    private let asciiStartsRule: [Bool]
 
     init(_ blob: [UInt8], file: String?) throws {
         func bad(_ why: String) -> BillaError {
@@ -24,6 +26,14 @@ struct CharsMap: Sendable {
         }
         units = u
         strings = Array(blob[(4 + size)...])
+        var starts = [Bool](repeating: true, count: 128)
+        if !u.isEmpty {
+            for c in 0..<128 {
+                let node = CharsMap.offset(u[0]) ^ c
+                starts[c] = node < u.count && CharsMap.label(u[node]) == UInt32(c)
+            }
+        }
+        asciiStartsRule = starts
     }
 
     @inline(__always) private static func offset(_ u: UInt32) -> Int { Int((u >> 10) << ((u & (1 << 9)) >> 6)) }
@@ -34,6 +44,7 @@ struct CharsMap: Sendable {
     /// The longest rule that matches a prefix of `p[0..<n]`: its length and where its replacement is in `strings`.
     @inline(__always)
     func longestRule(_ p: UnsafePointer<UInt8>, _ n: Int) -> (length: Int, start: Int, end: Int)? {
+        if p[0] < 0x80, !asciiStartsRule[Int(p[0])] { return nil }
         var best: (Int, Int)?
         var node = 0
         guard !units.isEmpty else { return nil }

@@ -15,13 +15,15 @@ struct PieceTrie: Sendable {
     static let root: Int32 = 0
     private var slots: [Slot]
     private let shift: UInt64
+    /// The root's edges for ASCII characters, looked up directly: every position of Latin text starts with one.
+    private var asciiRoot: [(child: Int32, piece: Int32)] = Array(repeating: (-1, -1), count: 128)
 
     /// `pieces` must be valid UTF-8; a piece already present keeps its first id.
     init(_ pieces: [(bytes: [UInt8], id: Int32)]) {
         var chars = 0
         for p in pieces { chars += PieceTrie.characterCount(p.bytes) }
         var bits: UInt64 = 4
-        while (1 << bits) < 2 * max(chars, 1) { bits += 1 }
+        while (1 << bits) < max(chars + chars / 2, 1) { bits += 1 }   // nodes ≤ chars: at most 2/3 full, 16-byte slots
         slots = Array(repeating: Slot(), count: 1 << Int(bits))
         shift = 64 - bits
         var nodes: Int32 = 1
@@ -42,6 +44,10 @@ struct PieceTrie: Sendable {
                     node = slots[s].child
                 }
             }
+        }
+        for c in 0..<128 {
+            let slot = slots[slotIndex(PieceTrie.root, UInt32(c))]
+            if slot.key != 0 { asciiRoot[c] = (slot.child, slot.piece) }
         }
     }
 
@@ -85,6 +91,10 @@ struct PieceTrie: Sendable {
     /// when no piece goes on with that character.
     @inline(__always)
     func step(_ node: Int32, _ code: UInt32) -> (child: Int32, piece: Int32)? {
+        if node == PieceTrie.root, code < 128 {
+            let edge = asciiRoot[Int(code)]
+            return edge.child < 0 ? nil : edge
+        }
         let slot = slots[slotIndex(node, code)]
         return slot.key == 0 ? nil : (slot.child, slot.piece)
     }

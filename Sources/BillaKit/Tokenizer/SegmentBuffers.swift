@@ -1,16 +1,20 @@
 /// Working memory of the segmenters (BPE symbols and pair heap, unigram lattice), reused from one call to the next
 /// so encoding a corpus line by line does not allocate. The hot loops index raw pointers: an Array would check
 /// uniqueness and bounds on every store, which showed up as a large share of the encode time.
+///
+/// The properties are exempt from run-time exclusivity checks: each encode call takes them a few times, and the
+/// checks (a thread-local access set) cost more per line than the rest of the setup. A scratch is used by one
+/// encode at a time (`Tokenizer.Scratch.buffers()` gives a copied scratch its own), so accesses cannot overlap.
 final class SegmentBuffers {
-    var symbols = GrowableBuffer<BPESymbol>()
-    var pairs = GrowableBuffer<BPEPair>()
-    var nodes = GrowableBuffer<UnigramNode>()
+    @exclusivity(unchecked) var symbols = GrowableBuffer<BPESymbol>()
+    @exclusivity(unchecked) var pairs = GrowableBuffer<BPEPair>()
+    @exclusivity(unchecked) var nodes = GrowableBuffer<UnigramNode>()
     /// Unigram: per byte offset, the first and last lattice node ending there (-1: none).
-    var endHead = GrowableBuffer<Int32>()
-    var endTail = GrowableBuffer<Int32>()
+    @exclusivity(unchecked) var endHead = GrowableBuffer<Int32>()
+    @exclusivity(unchecked) var endTail = GrowableBuffer<Int32>()
     /// BPE: see MergeMemo; kept for `memoOwner` only (a strong reference, so its identity cannot be reused).
-    var memo = GrowableBuffer<MergeMemo.Entry>()
-    var memoOwner: Tokenizer?
+    @exclusivity(unchecked) var memo = GrowableBuffer<MergeMemo.Entry>()
+    @exclusivity(unchecked) var memoOwner: Tokenizer?
 
     deinit {
         symbols.free(); pairs.free(); nodes.free(); endHead.free(); endTail.free(); memo.free()
