@@ -6,8 +6,9 @@ struct CharsMap: Sendable {
     private let units: [UInt32]
     /// NUL-terminated replacements; `longestRule` gives ranges into it.
     let strings: [UInt8]
-    /// Whether some rule begins with this ASCII byte: most of a Latin text's bytes begin none, and skip the walk.
-    private let asciiStartsRule: [Bool]
+    /// ASCII bytes that begin no rule matching when an ASCII byte (or the end) follows: most of a Latin text's
+    /// bytes, which then skip the walk (NFKC's rules for a letter go on with a combining mark).
+    private let plainASCII: [Bool]
 
     init(_ blob: [UInt8], file: String?) throws {
         func bad(_ why: String) -> BillaError {
@@ -26,14 +27,21 @@ struct CharsMap: Sendable {
         }
         units = u
         strings = Array(blob[(4 + size)...])
-        var starts = [Bool](repeating: true, count: 128)
+        // a byte is plain when no rule is that byte alone and none goes on from it with another ASCII byte
+        var plain = [Bool](repeating: false, count: 128)
         if !u.isEmpty {
-            for c in 0..<128 {
-                let node = CharsMap.offset(u[0]) ^ c
-                starts[c] = node < u.count && CharsMap.label(u[node]) == UInt32(c)
+            func child(_ node: Int, _ c: Int) -> Int? {
+                let next = node ^ c
+                return next < u.count && CharsMap.label(u[next]) == UInt32(c) ? next : nil
+            }
+            for b in 0..<128 {
+                guard let n1 = child(CharsMap.offset(u[0]), b) else { plain[b] = true; continue }
+                let after = n1 ^ CharsMap.offset(u[n1])
+                let continues = after < u.count && (0..<128).contains { child(after, $0) != nil }
+                plain[b] = !CharsMap.hasLeaf(u[n1]) && !continues
             }
         }
-        asciiStartsRule = starts
+        plainASCII = plain
     }
 
     @inline(__always) private static func offset(_ u: UInt32) -> Int { Int((u >> 10) << ((u & (1 << 9)) >> 6)) }
@@ -44,7 +52,7 @@ struct CharsMap: Sendable {
     /// The longest rule that matches a prefix of `p[0..<n]`: its length and where its replacement is in `strings`.
     @inline(__always)
     func longestRule(_ p: UnsafePointer<UInt8>, _ n: Int) -> (length: Int, start: Int, end: Int)? {
-        if p[0] < 0x80, !asciiStartsRule[Int(p[0])] { return nil }
+        if p[0] < 0x80, plainASCII[Int(p[0])], n == 1 || p[1] < 0x80 { return nil }
         var best: (Int, Int)?
         var node = 0
         guard !units.isEmpty else { return nil }

@@ -8,15 +8,17 @@
 struct PieceTrie: Sendable {
     struct Slot: Sendable {
         var key: UInt64 = 0     // (node << 32 | character code) + 1; 0 is empty
-        var child: Int32 = -1
+        var child: Int32 = -1   // -1: the child has no edges (a walk ends there)
         var piece: Int32 = -1   // id of the piece the child spells, or -1
     }
 
     static let root: Int32 = 0
     private var slots: [Slot]
     private let shift: UInt64
-    /// The root's edges for ASCII characters, looked up directly: every position of Latin text starts with one.
-    private var asciiRoot: [(child: Int32, piece: Int32)] = Array(repeating: (-1, -1), count: 128)
+    /// The root's edges for characters of the Basic Multilingual Plane, indexed by code point (child -2: none).
+    /// Every walk starts at the root, so these are the most used edges, and CJK text would otherwise spread them
+    /// over the whole table.
+    private var bmpRoot: [(child: Int32, piece: Int32)] = Array(repeating: (-2, -1), count: 0x10000)
 
     /// `pieces` must be valid UTF-8; a piece already present keeps its first id.
     init(_ pieces: [(bytes: [UInt8], id: Int32)]) {
@@ -45,10 +47,24 @@ struct PieceTrie: Sendable {
                 }
             }
         }
-        for c in 0..<128 {
-            let slot = slots[slotIndex(PieceTrie.root, UInt32(c))]
-            if slot.key != 0 { asciiRoot[c] = (slot.child, slot.piece) }
+        // a child without edges of its own is marked, so a walk stops there without probing for a next edge
+        var hasEdges = [Bool](repeating: false, count: Int(nodes))
+        for slot in slots where slot.key != 0 { hasEdges[Int((slot.key - 1) >> 32)] = true }
+        for i in slots.indices where slots[i].key != 0 && !hasEdges[Int(slots[i].child)] { slots[i].child = -1 }
+        for slot in slots where slot.key != 0 && (slot.key - 1) >> 32 == UInt64(PieceTrie.root) {
+            let code = UInt32(truncatingIfNeeded: slot.key - 1)
+            if let scalar = PieceTrie.bmpScalar(code) { bmpRoot[scalar] = (slot.child, slot.piece) }
         }
+    }
+
+    /// The code point of a 1- to 3-byte character code; nil for 4-byte ones.
+    @inline(__always)
+    private static func bmpScalar(_ code: UInt32) -> Int? {
+        let b0 = code & 0xFF, b1 = (code >> 8) & 0x3F, b2 = (code >> 16) & 0x3F
+        if b0 < 0x80 { return Int(b0) }
+        if b0 < 0xE0 { return Int((b0 & 0x1F) << 6 | b1) }
+        if b0 < 0xF0 { return Int((b0 & 0x0F) << 12 | b1 << 6 | b2) }
+        return nil
     }
 
     private static func characterCount(_ b: [UInt8]) -> Int {
@@ -87,13 +103,13 @@ struct PieceTrie: Sendable {
         }
     }
 
-    /// Follows the edge for the character `code` from `node`: the child and the piece it spells (-1: none), or nil
-    /// when no piece goes on with that character.
+    /// Follows the edge for the character `code` from `node` (never -1): the child (-1: a leaf) and the piece it
+    /// spells (-1: none), or nil when no piece goes on with that character.
     @inline(__always)
     func step(_ node: Int32, _ code: UInt32) -> (child: Int32, piece: Int32)? {
-        if node == PieceTrie.root, code < 128 {
-            let edge = asciiRoot[Int(code)]
-            return edge.child < 0 ? nil : edge
+        if node == PieceTrie.root, let scalar = PieceTrie.bmpScalar(code) {
+            let edge = bmpRoot[scalar]
+            return edge.child == -2 ? nil : edge
         }
         let slot = slots[slotIndex(node, code)]
         return slot.key == 0 ? nil : (slot.child, slot.piece)

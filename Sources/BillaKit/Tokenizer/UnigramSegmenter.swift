@@ -84,9 +84,11 @@ extension Tokenizer {
                 guard let step = trie.step(node, PieceTrie.code(text + end, len)) else { break }
                 end += len
                 node = step.child
-                if step.piece < 0 { continue }
-                lattice.add(begin: pos, end: end, id: step.piece, score: latticeScores[Int(step.piece)], work)
-                if end - pos == mblen { hasSingle = true }
+                if step.piece >= 0 {
+                    lattice.add(begin: pos, end: end, id: step.piece, score: latticeScores[Int(step.piece)], work)
+                    if end - pos == mblen { hasSingle = true }
+                }
+                if node < 0 { break }   // no piece is longer
             }
             if !hasSingle {
                 lattice.add(begin: pos, end: pos + mblen, id: Int32(unkID), score: unkScore, work)
