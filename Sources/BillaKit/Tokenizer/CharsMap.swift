@@ -49,6 +49,19 @@ struct CharsMap: Sendable {
     @inline(__always) private static func hasLeaf(_ u: UInt32) -> Bool { (u >> 8) & 1 == 1 }
     @inline(__always) private static func value(_ u: UInt32) -> Int { Int(u & ((1 << 31) - 1)) }
 
+    /// How many bytes from `p` are plain ASCII other than ' ', each followed by ASCII or the end: no rule
+    /// matches at any of them, and each is its own normalized form.
+    @inline(__always)
+    func plainRun(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
+        var i = 0
+        while i < n {
+            let b = p[i]
+            if b >= 0x80 || b == 0x20 || !plainASCII[Int(b)] || (i + 1 < n && p[i + 1] >= 0x80) { break }
+            i += 1
+        }
+        return i
+    }
+
     /// The longest rule that matches a prefix of `p[0..<n]`: its length and where its replacement is in `strings`.
     @inline(__always)
     func longestRule(_ p: UnsafePointer<UInt8>, _ n: Int) -> (length: Int, start: Int, end: Int)? {

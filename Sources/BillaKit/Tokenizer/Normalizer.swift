@@ -71,6 +71,14 @@ struct Normalizer: Sendable {
         // A character without a rule and other than ' ' is copied as it is: such runs are appended in one go.
         var run = pos
         while pos < n {
+            if userDefined == nil, let charsMap {
+                let plain = charsMap.plainRun(base + pos, n - pos)
+                if plain > 0 {
+                    pos += plain
+                    prevSpace = false
+                    continue
+                }
+            }
             let (rep, len) = prefix(base + pos, n - pos)
             if rep.baseAddress == base + pos, rep.count == len, !rep.contains(0x20) {
                 pos += len
