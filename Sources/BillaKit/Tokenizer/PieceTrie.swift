@@ -25,7 +25,8 @@ struct PieceTrie: Sendable {
         var chars = 0
         for p in pieces { chars += PieceTrie.characterCount(p.bytes) }
         var bits: UInt64 = 4
-        while (1 << bits) < max(chars + chars / 2, 1) { bits += 1 }   // nodes ≤ chars: at most 2/3 full, 16-byte slots
+        // nodes ≤ chars: at most half full. Fewer probes gained more than a smaller table (2/3 full: +12% time)
+        while (1 << bits) < 2 * max(chars, 1) { bits += 1 }
         slots = Array(repeating: Slot(), count: 1 << Int(bits))
         shift = 64 - bits
         var nodes: Int32 = 1
