@@ -29,7 +29,9 @@ public struct SentencePieceModel: Sendable {
                              remedy: "download tokenizer.model again")
         }
         do {
-            proto = try Sentencepiece_ModelProto(serializedBytes: bytes)
+            // partial: the schema has no required fields, so the completeness walk over every piece (8% of a
+            // tokenizer's load) could never fail
+            proto = try Sentencepiece_ModelProto(serializedBytes: bytes, partial: true)
         } catch BinaryDecodingError.invalidUTF8 {
             let bad = RawModelScan.nonUTF8Pieces(bytes).first.map { " (piece #\($0.index), bytes \($0.hex))" } ?? ""
             throw BillaError(.invalidHeader, file: path, "a string field is not valid UTF-8\(bad); billa reads only UTF-8 pieces (sentencepiece loads such a model, but no UTF-8 text can ever encode to that piece)",

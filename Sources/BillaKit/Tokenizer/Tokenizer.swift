@@ -17,9 +17,16 @@ public final class Tokenizer: Sendable {
 
     /// NORMAL, USER_DEFINED and UNUSED pieces: what segmentation can produce (`pieces_` in the reference).
     let normal: PieceIndex
-    /// Unigram only: every proper prefix of a segmentable piece, so the lattice stops extending a candidate as soon
-    /// as no piece can start with it (sentencepiece walks a trie for the same reason).
-    let prefixes: PieceIndex?
+    /// Unigram: every piece a lattice node can be (UNUSED ones are only paths), walked character by character
+    /// from each position. BPE: the single-character segmentable pieces, which give the starting symbols their ids.
+    let trie: PieceTrie
+    /// Unigram: a node's score per piece id; a user-defined piece gets `chars * max_score - 0.1`.
+    let latticeScores: [Float]
+    /// BPE: the whitespace symbol before which words may be merged one by one (nil: whole texts).
+    let bpeWordSeparator: [UInt8]?
+    /// Some CONTROL/UNKNOWN/BYTE piece has the same text as a segmentable one, so PieceToId of a segment is not
+    /// simply the id segmentation found.
+    let reservedShadowsNormal: Bool
     /// CONTROL, UNKNOWN and BYTE pieces, looked up first by PieceToId (`reserved_id_map_`).
     let reserved: PieceIndex
     let types: [PieceType]
@@ -29,7 +36,6 @@ public final class Tokenizer: Sendable {
     let normalizer: Normalizer
     let userDefined: PrefixMatcher?
     let hasUnused: Bool
-    let maxPieceBytes: Int
     let minScore: Float
     let maxScore: Float
 
@@ -62,7 +68,6 @@ public final class Tokenizer: Sendable {
         var byteIDs = [Int32](repeating: -1, count: 256)
         var userDefinedPieces = [[UInt8]]()
         var hasUnused = false
-        var maxLen = 1
         var minScore = Float.greatestFiniteMagnitude, maxScore = Float.leastNormalMagnitude
         for (i, p) in proto.pieces.enumerated() {
             let b = Array(p.piece.utf8)
@@ -90,7 +95,6 @@ public final class Tokenizer: Sendable {
                 maxScore = max(maxScore, p.score)
             default: break
             }
-            if isNormal { maxLen = max(maxLen, b.count) }
             types.append(p.type); scores.append(p.score); bytes.append(b)
         }
         guard let unk else { throw bad("no UNKNOWN piece; sentencepiece requires one") }
@@ -99,17 +103,24 @@ public final class Tokenizer: Sendable {
         }
         self.normal = normal
         self.reserved = reserved
+        let segmentable = bytes.indices.filter { types[$0] == .normal || types[$0] == .userDefined || types[$0] == .unused }
+            .map { (bytes: bytes[$0], id: Int32($0)) }
         if proto.trainerSpec.modelType == .unigram {
-            var seen = Set<[UInt8]>()
-            for (i, b) in bytes.enumerated() where types[i] == .normal || types[i] == .userDefined || types[i] == .unused {
-                if b.count > 1 { for l in 1..<b.count { seen.insert(Array(b[0..<l])) } }
+            self.trie = PieceTrie(segmentable.map { (bytes: $0.bytes, id: types[Int($0.id)] == .unused ? -1 : $0.id) })
+            self.latticeScores = types.indices.map { id in
+                guard types[id] == .userDefined else { return scores[id] }
+                var chars = 0, i = 0
+                while i < bytes[id].count { i += UTF8Length.of(bytes[id][i]); chars += 1 }
+                return Float(Double(Float(chars) * maxScore) - 0.1)
             }
-            var p = PieceIndex(capacity: seen.count)
-            for b in seen { _ = p.insert(b, id: 0) }
-            self.prefixes = p
+            self.bpeWordSeparator = nil
         } else {
-            self.prefixes = nil
+            self.latticeScores = []
+            self.trie = PieceTrie(segmentable.filter { UTF8Length.of($0.bytes[0]) >= $0.bytes.count })
+            self.bpeWordSeparator = Tokenizer.bpeWordSeparator(segmentable, escapeWhitespaces: proto.normalizerSpec.escapeWhitespaces,
+                                                               hasUnused: hasUnused)
         }
+        self.reservedShadowsNormal = segmentable.contains { reserved.lookup($0.bytes) != nil }
         self.types = types
         self.scores = scores
         self.pieceBytes = bytes
@@ -117,7 +128,6 @@ public final class Tokenizer: Sendable {
         self.unkID = unk
         self.byteFallback = proto.trainerSpec.byteFallback
         self.hasUnused = hasUnused
-        self.maxPieceBytes = maxLen
         self.minScore = minScore
         self.maxScore = maxScore
         let matcher = PrefixMatcher(userDefinedPieces)
@@ -186,11 +196,15 @@ public final class Tokenizer: Sendable {
     /// Buffers reused across calls, so encoding a corpus line by line allocates almost nothing.
     public struct Scratch {
         public internal(set) var normalized: [UInt8] = []
-        var symbols: [BPESymbol] = []
-        var heap: [BPEPair] = []
-        var best: [UnigramNode] = []
         var pieces: [(start: Int32, end: Int32, id: Int32)] = []
+        private var work = SegmentBuffers()
         public init() {}
+
+        /// The segmenters' buffers, not shared with a copy of this scratch.
+        mutating func buffers() -> SegmentBuffers {
+            if !isKnownUniquelyReferenced(&work) { work = SegmentBuffers() }
+            return work
+        }
     }
 
     public func encode(_ text: String) -> [Int] {
@@ -228,12 +242,14 @@ public final class Tokenizer: Sendable {
         tokens.removeAll(keepingCapacity: true)
         normalizer.normalize(utf8, into: &scratch.normalized)
         if scratch.normalized.isEmpty { return }
-        var pieces = scratch.pieces
+        var pieces: [(start: Int32, end: Int32, id: Int32)] = []
+        swap(&pieces, &scratch.pieces)   // moved out, not copied: the buffer stays unique and is reused
         pieces.removeAll(keepingCapacity: true)
+        let work = scratch.buffers()
         scratch.normalized.withUnsafeBufferPointer { norm in
             switch algorithm {
-            case .bpe: bpeSegment(norm, &scratch, &pieces)
-            case .unigram: unigramSegment(norm, &scratch, &pieces)
+            case .bpe: bpeSegment(norm, work, &pieces)
+            case .unigram: unigramSegment(norm, work, &pieces)
             }
             var prevUnk = false
             for p in pieces {
@@ -295,15 +311,27 @@ public enum UTF8Check {
     }
 
     static func validate(_ bytes: [UInt8], source: String?) throws {
+        try bytes.withUnsafeBufferPointer { try validate($0, source: source) }
+    }
+
+    /// Throws when `bytes` is not well-formed UTF-8; `source` names the text in the error and is only built then.
+    public static func validate(_ bytes: UnsafeBufferPointer<UInt8>, source: @autoclosure () -> String?) throws {
+        guard let base = bytes.baseAddress else { return }
+        let n = bytes.count
         var i = 0
-        while i < bytes.count {
-            guard let n = charLength(bytes, at: i) else {
-                let hex = bytes[i..<min(bytes.count, i + 4)].map { String(format: "%02x", $0) }.joined(separator: " ")
-                throw BillaError(.invalidArgument, file: source,
+        while i < n {
+            // eight ASCII bytes at a time: most text is mostly ASCII
+            if i + 8 <= n, UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+                i += 8
+                continue
+            }
+            guard let len = charLength(bytes, at: i) else {
+                let hex = bytes[i..<min(n, i + 4)].map { String(format: "%02x", $0) }.joined(separator: " ")
+                throw BillaError(.invalidArgument, file: source(),
                                  "the text is not valid UTF-8: byte \(i) starts a malformed sequence (\(hex))",
                                  remedy: "convert the text to UTF-8 first (e.g. iconv -f GB18030 -t UTF-8)")
             }
-            i += n
+            i += len
         }
     }
 }

@@ -7,89 +7,98 @@ struct UnigramNode {
     var begin: Int32
     var end: Int32
     var id: Int32
-    var score: Float
-    var backtrace: Float = 0
-    var prev: Int32 = -1
-    var nextEnding: Int32 = -1   // next node with the same end, in insertion order
+    var backtrace: Float
+    var prev: Int32
+    var nextEnding: Int32   // next node with the same end, in insertion order
+}
+
+/// The lattice being built. Nodes are added in order of their start, so every node ending where a new one begins
+/// is final: Viterbi's best predecessor is chosen as the node is added, in the same order and with the same float
+/// sums as the reference's separate pass.
+struct UnigramLattice {
+    var nodes: UnsafeMutablePointer<UnigramNode>
+    var capacity: Int
+    var count = 0
+    let endHead: UnsafeMutablePointer<Int32>
+    let endTail: UnsafeMutablePointer<Int32>
+
+    init(_ work: SegmentBuffers, size: Int) {
+        nodes = work.nodes.reserve(2 * size + 2)
+        capacity = work.nodes.capacity
+        endHead = work.endHead.reserve(size + 1)
+        endTail = work.endTail.reserve(size + 1)
+        endHead.update(repeating: -1, count: size + 1)
+        endTail.update(repeating: -1, count: size + 1)
+        nodes[0] = UnigramNode(begin: -1, end: 0, id: -1, backtrace: 0, prev: -1, nextEnding: -1)   // BOS
+        endHead[0] = 0
+        endTail[0] = 0
+        count = 1
+    }
+
+    /// The first predecessor ending at `position` with the highest `backtrace + score` (node -1: none).
+    @inline(__always)
+    func best(endingAt position: Int, plus score: Float) -> (node: Int32, score: Float) {
+        var best: Int32 = -1
+        var bestScore: Float = 0
+        var l = endHead[position]
+        while l >= 0 {
+            let candidate = nodes[Int(l)].backtrace + score
+            if best < 0 || candidate > bestScore { best = l; bestScore = candidate }
+            l = nodes[Int(l)].nextEnding
+        }
+        return (best, bestScore)
+    }
+
+    @inline(__always)
+    mutating func add(begin: Int, end: Int, id: Int32, score: Float, _ work: SegmentBuffers) {
+        if count == capacity {
+            nodes = work.nodes.reserve(2 * capacity, keeping: count)
+            capacity = work.nodes.capacity
+        }
+        let (prev, backtrace) = best(endingAt: begin, plus: score)
+        let k = Int32(count)
+        nodes[count] = UnigramNode(begin: Int32(begin), end: Int32(end), id: id, backtrace: backtrace, prev: prev,
+                                   nextEnding: -1)
+        count += 1
+        if endTail[end] >= 0 { nodes[Int(endTail[end])].nextEnding = k } else { endHead[end] = k }
+        endTail[end] = k
+    }
 }
 
 extension Tokenizer {
-    func unigramSegment(_ norm: UnsafeBufferPointer<UInt8>, _ scratch: inout Scratch,
+    func unigramSegment(_ norm: UnsafeBufferPointer<UInt8>, _ work: SegmentBuffers,
                         _ out: inout [(start: Int32, end: Int32, id: Int32)]) {
-        guard let base = norm.baseAddress else { return }
+        guard let text = norm.baseAddress else { return }
         let size = norm.count
-        var nodes = scratch.best
-        nodes.removeAll(keepingCapacity: true)
-        defer { scratch.best = nodes }
-        var endHead = [Int32](repeating: -1, count: size + 1)
-        var endTail = [Int32](repeating: -1, count: size + 1)
-        func add(_ node: UnigramNode) {
-            let k = Int32(nodes.count)
-            nodes.append(node)
-            let e = Int(node.end)
-            if endTail[e] >= 0 { nodes[Int(endTail[e])].nextEnding = k } else { endHead[e] = k }
-            endTail[e] = k
-        }
-        // BOS ends at 0.
-        add(UnigramNode(begin: -1, end: 0, id: -1, score: 0))
+        var lattice = UnigramLattice(work, size: size)
         let unkScore: Float = minScore - 10.0
         var pos = 0
         while pos < size {
-            let mblen = min(UTF8Length.of(base[pos]), size - pos)
+            let mblen = min(UTF8Length.of(text[pos]), size - pos)
             var hasSingle = false
-            var length = 1
-            while length <= min(maxPieceBytes, size - pos) {
-                defer { length += 1 }
-                guard let id32 = normal.lookup(base + pos, length) else {
-                    if let prefixes, prefixes.lookup(base + pos, length) == nil { break }   // no piece goes on from here
-                    continue
+            var node = PieceTrie.root
+            var end = pos
+            // every piece starting here, shortest first
+            while end < size {
+                let len = min(UTF8Length.of(text[end]), size - end)
+                guard let step = trie.step(node, PieceTrie.code(text + end, len)) else { break }
+                end += len
+                node = step.child
+                if step.piece >= 0 {
+                    lattice.add(begin: pos, end: end, id: step.piece, score: latticeScores[Int(step.piece)], work)
+                    if end - pos == mblen { hasSingle = true }
                 }
-                defer { if let prefixes, prefixes.lookup(base + pos, length) == nil { length = Int.max - 1 } }
-                let id = Int(id32)
-                if types[id] == .unused { continue }
-                var score = scores[id]
-                if types[id] == .userDefined {
-                    var chars = 0
-                    var i = pos
-                    while i < pos + length { i += UTF8Length.of(base[i]); chars += 1 }
-                    score = Float(Double(Float(chars) * maxScore) - 0.1)
-                }
-                add(UnigramNode(begin: Int32(pos), end: Int32(pos + length), id: id32, score: score))
-                if length == mblen { hasSingle = true }
+                if node < 0 { break }   // no piece is longer
             }
             if !hasSingle {
-                add(UnigramNode(begin: Int32(pos), end: Int32(pos + mblen), id: Int32(unkID), score: unkScore))
+                lattice.add(begin: pos, end: pos + mblen, id: Int32(unkID), score: unkScore, work)
             }
             pos += mblen
         }
-        // Viterbi: nodes are stored by begin, so every predecessor is final before its successors are visited.
-        var eosPrev: Int32 = -1
-        for k in 1..<nodes.count {
-            var bestScore: Float = 0
-            var best: Int32 = -1
-            var l = endHead[Int(nodes[k].begin)]
-            let s = nodes[k].score
-            while l >= 0 {
-                let candidate = nodes[Int(l)].backtrace + s
-                if best < 0 || candidate > bestScore { best = l; bestScore = candidate }
-                l = nodes[Int(l)].nextEnding
-            }
-            nodes[k].prev = best
-            nodes[k].backtrace = bestScore
-        }
-        do {
-            var bestScore: Float = 0
-            var l = endHead[size]
-            while l >= 0 {
-                let candidate = nodes[Int(l)].backtrace + 0
-                if eosPrev < 0 || candidate > bestScore { eosPrev = l; bestScore = candidate }
-                l = nodes[Int(l)].nextEnding
-            }
-        }
         let first = out.count
-        var k = eosPrev
+        var k = lattice.best(endingAt: size, plus: 0).node   // EOS
         while k > 0 {
-            let n = nodes[Int(k)]
+            let n = lattice.nodes[Int(k)]
             out.append((n.begin, n.end, n.id))
             k = n.prev
         }

@@ -251,7 +251,7 @@ extension Tokenizer {
             guard bytes.count > 1 else { continue }
             bytes.withUnsafeBufferPointer { b in
                 pieces.removeAll(keepingCapacity: true)
-                bpeSegment(b, &scratch, &pieces)
+                bpeSegment(b, scratch.buffers(), &pieces)
             }
             if !(pieces.count == 1 && Int(pieces[0].id) == id) { out.append(id) }
         }
