@@ -560,19 +560,15 @@ BK_FAST512 static int64_t bk_rows_prompt_512(int type, const uint8_t *w, size_t 
     return groups;   /* rows done; the caller finishes the last rows % 4 */
 }
 
-/* BILLA_NO_AVX512=1 keeps the AVX2 tiles, to measure what the wider ones bring. */
-static int bk_detect512(void) {
-    const char *off = getenv("BILLA_NO_AVX512");
-    if (off && *off && *off != '0') return 0;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-}
-
+/* The prompt tiles use AVX-512 when the CPU has it, unless BILLA_NO_AVX512=1 asks for the AVX2 ones (to measure what
+ * the wider ones bring). */
 static int bk_has_avx512(void) {
-    static int detected = -1;   /* a benign race: every thread computes the same answer */
-    if (detected < 0) detected = bk_detect512();
-    return detected;
+    static int use = -1;   /* a benign race: every thread computes the same answer */
+    if (use < 0) {
+        const char *off = getenv("BILLA_NO_AVX512");
+        use = (off && *off && *off != '0') ? 0 : bk_cpu_has_avx512();
+    }
+    return use;
 }
 
 /* Tokens are taken in blocks small enough to stay in L1/L2 while four widened rows sweep over them. */
@@ -676,6 +672,20 @@ static void bk_rows_dot_portable(int type, const uint8_t *w, size_t row_bytes, i
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------------------------- */
+
+int bk_cpu_has_avx512(void) {
+#if BK_X86
+    static int detected = -1;   /* a benign race: every thread computes the same answer */
+    if (detected < 0) {
+        __builtin_cpu_init();
+        detected = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+    }
+    return detected;
+#else
+    return 0;
+#endif
+}
 
 int bk_fast_path(void) {
 #if BK_X86

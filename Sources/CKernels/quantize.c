@@ -293,20 +293,11 @@ BK_Q256 static void bk_make_qkx2_8x32_256(int nmax, const float *x, float rmin, 
         for (int i = 0; i < 32; i++) L[32 * j + i] = (flat >> j) & 1 ? 0 : (uint8_t)lv[i][j];
 }
 
-static int bk_q_has512(void) {
-    static int detected = -1;
-    if (detected < 0) {
-        __builtin_cpu_init();
-        detected = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-    }
-    return detected;
-}
 #endif
 
 void bk_make_qx_16x16_using(int portable, int nmax, const float *x, int8_t *L, float *scales) {
 #if BK_Q_X86
-    if (!portable && bk_q_has512()) { bk_make_qx_16x16_512(nmax, x, L, scales); return; }
+    if (!portable && bk_cpu_has_avx512()) { bk_make_qx_16x16_512(nmax, x, L, scales); return; }
 #else
     (void)portable;
 #endif
@@ -318,7 +309,7 @@ void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales) { bk_m
 void bk_make_qkx2_8x32_using(int portable, int nmax, const float *x, float rmin, float rdelta, int nstep,
                              uint8_t *L, float *scales, float *mins) {
 #if BK_Q_X86
-    if (!portable && bk_q_has512()) { bk_make_qkx2_8x32_256(nmax, x, rmin, rdelta, nstep, L, scales, mins); return; }
+    if (!portable && bk_cpu_has_avx512()) { bk_make_qkx2_8x32_256(nmax, x, rmin, rdelta, nstep, L, scales, mins); return; }
 #else
     (void)portable;
 #endif
@@ -383,7 +374,7 @@ BK_Q512 static void bk_q8_0_512(const float *x, uint8_t *y, int64_t nb) {
 
 void bk_quantize_q8_0_using(int portable, const float *x, void *y, int64_t n) {
 #if BK_Q_X86
-    if (!portable && bk_q_has512()) { bk_q8_0_512(x, (uint8_t *)y, n / 32); return; }
+    if (!portable && bk_cpu_has_avx512()) { bk_q8_0_512(x, (uint8_t *)y, n / 32); return; }
 #else
     (void)portable;
 #endif

@@ -16,6 +16,9 @@ enum {
 /* 1 when the AVX2+FMA+F16C bodies are in use. */
 int bk_fast_path(void);
 
+/* 1 when the CPU (and OS) support AVX-512 F/VL/BW/DQ, which the prompt tiles and the quantizer lanes use. */
+int bk_cpu_has_avx512(void);
+
 /* Elements per block and bytes per block of a type (1 and the element size for plain types). */
 int bk_block_elems(int type);
 int bk_block_bytes(int type);
