@@ -7,11 +7,7 @@ import Testing
 /// model as transformers 4 saved .bin shards (make_convert_fixtures.py).
 @Suite("convert")
 struct ConvertTests {
-    static func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("billa-cv-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir() throws -> String { try Fixtures.tempDir("cv") }
 
     static func sameBytes(_ a: String, _ b: String) throws -> String? {
         let x = try Data(contentsOf: URL(fileURLWithPath: a)), y = try Data(contentsOf: URL(fileURLWithPath: b))

@@ -4,6 +4,13 @@ import Foundation
 /// Paths and the generator's manifest. Expected values in the tests come from `manifest.json`, which
 /// `scripts/fixtures/make_fixtures.py` computed with torch and hashlib, never from billa.
 enum Fixtures {
+    /// A fresh directory under the system's temporary directory, named `billa-TAG-UUID`; tests remove it.
+    static func tempDir(_ tag: String) throws -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("billa-\(tag)-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
     static let root: String = {
         let here = URL(fileURLWithPath: #filePath)
         return here.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures").path

@@ -5,11 +5,7 @@ import Testing
 /// Shard sets (formats/pack.md 7): a model split over NAME-0000i-of-0000N.billa files reads back as the whole model.
 @Suite("pack shard sets")
 struct PackSetTests {
-    static func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("billa-set-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir() throws -> String { try Fixtures.tempDir("set") }
 
     /// Packs tiny-hf-st (330 KB of tensors) into files of at most 100 KB of tensors.
     static func makeSet(_ dir: String, name: String = "tiny") throws -> [String] {

@@ -6,11 +6,7 @@ import Testing
 /// (scripts/fixtures/make_convert_fixtures.py: fastchat_apply_delta, belle_decrypt).
 @Suite("recover delta and xor")
 struct RecoverSiblingTests {
-    static func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("billa-rx-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir() throws -> String { try Fixtures.tempDir("rx") }
 
     @Test("delta: target = base + delta in fp16, extra vocabulary rows kept, equal to FastChat's procedure")
     func delta() throws {

@@ -8,11 +8,7 @@ import Testing
 struct RecoverTests {
     static let dir = Fixtures.path("recover/billa")
 
-    static func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("billa-rc-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir() throws -> String { try Fixtures.tempDir("rc") }
 
     static func expected() throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/expected.json"))) as? [String: Any] ?? [:]

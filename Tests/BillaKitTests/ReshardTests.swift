@@ -5,11 +5,7 @@ import Testing
 /// Resharding never changes a tensor: every output tensor is compared with torch's bytes in the fixtures.
 @Suite("reshard")
 struct ReshardTests {
-    static func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("billa-rs-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir() throws -> String { try Fixtures.tempDir("rs") }
 
     static func expectSame(_ mine: [Tensor], _ reference: [Tensor], _ what: String) throws {
         #expect(Set(mine.map(\.name)) == Set(reference.map(\.name)), "\(what): tensor names differ")

@@ -9,11 +9,7 @@ import CKernels
 struct TorchWriterTests {
     static let cases = ["mixed", "many", "batch", "single"]
 
-    static func tempDir() throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("billa-tw-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
-    }
+    static func tempDir() throws -> String { try Fixtures.tempDir("tw") }
 
     static func plans(_ c: String) throws -> [TensorPlan] {
         let dir = Fixtures.path("convert/torchwriter")
