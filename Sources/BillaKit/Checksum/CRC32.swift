@@ -1,5 +1,4 @@
 import CKernels
-import Dispatch
 
 /// CRC-32 (ISO-HDLC, the ZIP one) of everything written into a `.bin`/`.pth`. The bytes go through CKernels, which
 /// folds them with PCLMULQDQ when the CPU has it (memory speed) and uses slicing-by-8 otherwise.
@@ -17,19 +16,9 @@ struct CRC32 {
     mutating func update(_ bytes: UnsafeRawBufferPointer, whileRunning work: () throws -> Void) throws {
         guard bytes.count >= 1 << 20 else { update(bytes); try work(); return }
         nonisolated(unsafe) var c = self
-        nonisolated(unsafe) let piece = bytes
-        nonisolated(unsafe) var failure: Error? = nil
-        withoutActuallyEscaping(work) { work in
-            nonisolated(unsafe) let w = work
-            DispatchQueue.concurrentPerform(iterations: 2) { i in
-                if i == 0 {
-                    do { try w() } catch { failure = error }
-                } else {
-                    c.updateUsingBothCores(piece)
-                }
-            }
+        try Parallel.forEach(2) { i in
+            if i == 0 { try work() } else { c.updateUsingBothCores(bytes) }
         }
-        if let failure { throw failure }
         self = c
     }
 
@@ -38,14 +27,12 @@ struct CRC32 {
     mutating func updateUsingBothCores(_ bytes: UnsafeRawBufferPointer) {
         guard bk_crc32_fast_path() == 0, bytes.count >= 1 << 20 else { update(bytes); return }
         let half = bytes.count / 2
-        nonisolated(unsafe) let first = UnsafeRawBufferPointer(rebasing: bytes[0..<half])
-        nonisolated(unsafe) let second = UnsafeRawBufferPointer(rebasing: bytes[half...])
-        nonisolated(unsafe) var a = self
-        nonisolated(unsafe) var b = CRC32()
-        DispatchQueue.concurrentPerform(iterations: 2) { i in
-            if i == 0 { a.update(first) } else { b.update(second) }
+        var a = self, b = CRC32()
+        Parallel.forEach(2) { i in
+            if i == 0 { a.update(UnsafeRawBufferPointer(rebasing: bytes[0..<half])) }
+            else { b.update(UnsafeRawBufferPointer(rebasing: bytes[half...])) }
         }
-        crc = CRC32.combine(a.value, b.value, length: second.count) ^ 0xFFFF_FFFF
+        crc = CRC32.combine(a.value, b.value, length: bytes.count - half) ^ 0xFFFF_FFFF
     }
 
     /// zlib's crc32_combine: the CRC of A+B from CRC(A), CRC(B) and B's length, by squaring the GF(2) operator

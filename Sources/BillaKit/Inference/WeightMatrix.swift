@@ -109,18 +109,3 @@ public struct WeightMatrix: @unchecked Sendable {
         return nil
     }
 }
-
-/// Both cores, without the overhead of spawning threads for small work.
-enum Parallel {
-    static let cores = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
-
-    /// Runs body(0..<n) concurrently. The callers give each index disjoint output, and concurrentPerform returns
-    /// only when every index is done, so the non-Sendable body (it captures the caller's buffers) is safe to share.
-    static func forEach(_ n: Int, _ body: (Int) -> Void) {
-        if n <= 1 { if n == 1 { body(0) }; return }
-        withoutActuallyEscaping(body) { b in
-            let shared = UncheckedSendable(b)
-            DispatchQueue.concurrentPerform(iterations: n) { shared.value($0) }
-        }
-    }
-}

@@ -78,20 +78,8 @@ public enum Quantizer {
     static func parallelRows(_ rows: Int, threads: Int, _ body: (Int, Int) -> Void) {
         let n = Swift.max(1, Swift.min(threads, rows))
         if n == 1 { body(0, rows); return }
-        // The ranges are disjoint and concurrentPerform returns only when all are done, so the non-Sendable body
-        // (it captures the caller's buffers) is safe to share.
-        withoutActuallyEscaping(body) { b in
-            let shared = UncheckedSendable(b)
-            DispatchQueue.concurrentPerform(iterations: n) { t in
-                shared.value(rows * t / n, rows * (t + 1) / n)
-            }
-        }
+        Parallel.forEach(n) { t in body(rows * t / n, rows * (t + 1) / n) }
     }
-}
-
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 /// Plain float element conversions to and from f32, with the rounding GGUF converters use.

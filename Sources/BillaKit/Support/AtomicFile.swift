@@ -81,15 +81,7 @@ public final class AtomicFileWriter {
     }
 
     private func onThreads(_ parts: [(start: Int, count: Int)], _ work: (Int, Int) throws -> Void) throws {
-        if parts.count == 1 { try work(parts[0].start, parts[0].count); return }
-        nonisolated(unsafe) var failures: [Error?] = [nil, nil]
-        withoutActuallyEscaping(work) { w in
-            nonisolated(unsafe) let w = w
-            DispatchQueue.concurrentPerform(iterations: parts.count) { i in
-                do { try w(parts[i].start, parts[i].count) } catch { failures[i] = error }
-            }
-        }
-        if let e = failures.compactMap({ $0 }).first { throw e }
+        try Parallel.forEach(parts.count) { try work(parts[$0].start, parts[$0].count) }
     }
 
     /// copy_file_range(2) until `count` bytes are copied; false when the kernel cannot do it for these files
@@ -97,22 +89,26 @@ public final class AtomicFileWriter {
     private func copyAll(from source: Int32, offset: Int, count: Int) throws -> Bool {
         let base = fileOffset
         let fd = self.fd, path = temporaryPath
-        var unsupported = false
-        try onThreads(halves(count)) { start, n in
-            var src = Int64(offset + start), dst = Int64(base + start)
-            var done = 0
-            while done < n {
-                let k = Int(bk_copy_file_range(source, &src, fd, &dst, n - done))
-                if k < 0 {
-                    if errno == EINTR { continue }
-                    if done == 0, [EINVAL, ENOSYS, EXDEV, EOPNOTSUPP, EBADF].contains(errno) { unsupported = true; return }
-                    throw BillaError.fromErrno("copy_file_range", path: path)
+        struct Unsupported: Error {}
+        do {
+            try onThreads(halves(count)) { start, n in
+                var src = Int64(offset + start), dst = Int64(base + start)
+                var done = 0
+                while done < n {
+                    let k = Int(bk_copy_file_range(source, &src, fd, &dst, n - done))
+                    if k < 0 {
+                        if errno == EINTR { continue }
+                        if done == 0, [EINVAL, ENOSYS, EXDEV, EOPNOTSUPP, EBADF].contains(errno) { throw Unsupported() }
+                        throw BillaError.fromErrno("copy_file_range", path: path)
+                    }
+                    if k == 0 { throw BillaError(.io, file: path, "the source ended while copying", remedy: "the input file was truncated while billa read it") }
+                    done += k
                 }
-                if k == 0 { throw BillaError(.io, file: path, "the source ended while copying", remedy: "the input file was truncated while billa read it") }
-                done += k
             }
+        } catch is Unsupported {
+            return false   // the caller writes the bytes (all of them, over any half that was copied)
         }
-        return !unsupported
+        return true
     }
 
     private func flush() throws {

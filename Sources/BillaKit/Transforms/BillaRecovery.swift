@@ -189,16 +189,13 @@ public enum BillaRecovery {
                              // Two halves on two cores; the partial sums are added in a fixed order.
                              let mid = r.lowerBound + r.count / 2
                              let parts = [r.lowerBound..<mid, mid..<r.upperBound]
-                             nonisolated(unsafe) var totals = [0.0, 0.0]
-                             nonisolated(unsafe) var failure: Error? = nil
-                             nonisolated(unsafe) let out = dst
-                             DispatchQueue.concurrentPerform(iterations: 2) { k in
-                                 do {
-                                     totals[k] = try recoverRows(parts[k], released: released, llama: llama, encrypt: encrypt,
-                                                                 into: out + (parts[k].lowerBound - r.lowerBound) * width * target.size)
-                                 } catch { failure = error }
+                             var totals = [0.0, 0.0]
+                             try totals.withUnsafeMutableBufferPointer { t in
+                                 try Parallel.forEach(2) { k in
+                                     t[k] = try recoverRows(parts[k], released: released, llama: llama, encrypt: encrypt,
+                                                            into: dst + (parts[k].lowerBound - r.lowerBound) * width * target.size)
+                                 }
                              }
-                             if let failure { throw failure }
                              sum.add(totals[0] + totals[1], r.count * width)
                          },
                          release: { r in
