@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// A model split over several packs (formats/pack.md 7): `NAME-00001-of-00003.billa`, each file a complete pack with
@@ -48,9 +47,7 @@ public enum PackSet {
             try PackWriter.write(inputs, blobs: blobs, metadata: metadata, options: options, to: path, progress: progress)
             return [path]
         }
-        var planHash = SHA256()
-        for i in inputs { planHash.update(data: Array("\(i.plan.name)\u{0}\(i.plan.dtype.rawValue)\u{0}\(i.plan.shape)\u{0}".utf8)) }
-        let setID = Array(planHash.finalize().prefix(16))
+        let setID = PackWriter.setID(of: inputs)   // of the whole set's plan
         let prefix = path.hasSuffix(".billa") ? String(path.dropLast(".billa".count)) : path
         var written = [String]()
         do {

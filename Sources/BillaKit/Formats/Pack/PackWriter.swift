@@ -84,6 +84,14 @@ public enum PackWriter {
         return CompressedChunk(bytes: out, planeLengths: lengths, hash: hash)
     }
 
+    /// set_id (formats/pack.md 7): the first 16 bytes of the SHA-256 of the tensor plan (names, dtypes, shapes in
+    /// order), so packing the same source twice gives identical files.
+    static func setID(of inputs: [PackInput]) -> [UInt8] {
+        var h = SHA256()
+        for i in inputs { h.update(data: Array("\(i.plan.name)\u{0}\(i.plan.dtype.rawValue)\u{0}\(i.plan.shape)\u{0}".utf8)) }
+        return Array(h.finalize().prefix(16))
+    }
+
     public static func write(_ inputs: [PackInput], blobs: [PackBlobInput], metadata: PackMetadata, options: PackOptions = PackOptions(),
                              to path: String, progress: ((Int) -> Void)? = nil) throws {
         var seen = Set<String>()
@@ -98,10 +106,6 @@ public enum PackWriter {
         }
         let out = try AtomicFileWriter(path: path)
 
-        var planHash = SHA256()
-        for i in inputs {
-            planHash.update(data: Array("\(i.plan.name)\u{0}\(i.plan.dtype.rawValue)\u{0}\(i.plan.shape)\u{0}".utf8))
-        }
         var header = PackLayout.headerMagic
         header.appendLE(PackLayout.major); header.appendLE(PackLayout.minor)
         header.appendLE(UInt32(options.alignment))
@@ -110,7 +114,7 @@ public enum PackWriter {
             header += shard.setID.prefix(16)
         } else {
             header.appendLE(UInt32(0)); header.appendLE(UInt32(1))
-            header += Array(planHash.finalize()).prefix(16)
+            header += setID(of: inputs)
         }
         header.appendZeros(PackLayout.headerSize - header.count)
         try out.write(header)
