@@ -93,7 +93,7 @@ public final class MappedFile: @unchecked Sendable {
 }
 
 /// The live mappings, so that bytes handed to a writer can be traced back to (file, offset) and copied with
-/// sendfile(2): page cache to page cache, without faulting the source pages into this process or copying them
+/// copy_file_range(2): page cache to page cache, without faulting the source pages into this process or copying them
 /// through user space. This is what lets a straight tensor copy run near `cp` speed.
 enum MappedRegions {
     nonisolated(unsafe) private static var regions: [(start: UInt, end: UInt, fd: Int32)] = []
