@@ -20,7 +20,7 @@ import Testing
         }
         // written from memory: no mapping, the ordinary path
         try SafetensorsWriter.write([plan("a", small), plan("b", big)], to: dir + "/a.safetensors")
-        // copied from the mapped file: the big tensor goes through sendfile
+        // copied from the mapped file: the big tensor goes through copy_file_range
         let a = try SafetensorsReader.open(MappedFile(path: dir + "/a.safetensors"))
         try SafetensorsWriter.write(a.tensors.map { TensorPlan(copying: $0) }, to: dir + "/b.safetensors")
         let fa = try Data(contentsOf: URL(fileURLWithPath: dir + "/a.safetensors"))
