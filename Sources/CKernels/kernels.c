@@ -359,6 +359,11 @@ BK_FAST static float bk_dot_q4_0_q8_fast(const uint8_t *w, const int8_t *q, cons
     return bk_hsum256(acc);
 }
 
+/* Generation reads four rows at once, four streams 18 or 34 bytes a block apart, which the hardware prefetcher
+ * follows poorly: the loads stalled on DRAM (7.6 GB/s on a Q4_0 model where llama.cpp's one repacked stream reaches
+ * 14). Asking for each row's block this many blocks ahead gave +20-40 % tokens/s (Q4_0 and Q8_0, interleaved A/B
+ * over distances of 8-40 blocks; ~20 was best for both). */
+#define BK_PREFETCH_BLOCKS 20
 /* Four Q4_0 / Q8_0 rows against the Q8 activation at once: the activation block is loaded once for four rows, and
  * four independent accumulators (and four weight streams in flight) hide the load latency that bound the one-row
  * loop at ~9 GB/s. */
@@ -375,6 +380,7 @@ BK_FAST static void bk_dot4_q4_0_q8_fast(const uint8_t *w, size_t row_bytes, con
         const float dx = d[b];
         for (int r = 0; r < 4; r++) {
             const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * 18;
+            _mm_prefetch((const char *)blk + BK_PREFETCH_BLOCKS * 18, _MM_HINT_T0);
             const __m128i raw = _mm_loadu_si128((const __m128i *)(blk + 2));
             const __m256i n = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m4), _mm_and_si128(raw, m4));
             const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(n, qx), ones), corr);
@@ -391,6 +397,7 @@ BK_FAST static void bk_dot4_q8_0_q8_fast(const uint8_t *w, size_t row_bytes, con
         const float dx = d[b];
         for (int r = 0; r < 4; r++) {
             const uint8_t *blk = w + (size_t)r * row_bytes + (size_t)b * 34;
+            _mm_prefetch((const char *)blk + BK_PREFETCH_BLOCKS * 34, _MM_HINT_T0);
             acc[r] = bk_dot_i8_block(_mm256_loadu_si256((const __m256i *)(blk + 2)), qx, acc[r], _cvtsh_ss(bk_u16(blk)) * dx);
         }
     }
@@ -611,7 +618,10 @@ BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_byte
     }
     int64_t r = 0;
     if (ntok >= 2 && allow512 && bk_has_avx512()) {
-        r = bk_rows_prompt_512(type, w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch);
+        /* Q4_0 / Q8_0 in int8 where the CPU has VNNI (sixteen rows at a time), then f32 tiles for the rest */
+        r = bk_rows_prompt_vnni(type, w, row_bytes, rows, cols, x, ldx, ntok, y, ldy);
+        if (r < rows)
+            r += bk_rows_prompt_512(type, w + (size_t)r * row_bytes, row_bytes, rows - r, cols, x, ldx, ntok, y + r, ldy, scratch);
     } else if (ntok >= 2) {
         /* scratch holds four widened rows */
         for (; r + 4 <= rows; r += 4) {

@@ -130,7 +130,9 @@ struct VerifierTests {
     /// dequantizers (checked against ggml's goldens in QuantTests) give.
     @Test(arguments: [DType.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
     func kernelsAgreeWithTheDequantizers(dtype: DType) throws {
-        let cols = dtype.quantType == nil ? 520 : 512, rows = 10   // two 4-row tiles and two single rows; f16/bf16 rows end in a partial 16-lane step
+        // 21 rows: a 16-row int8 panel (VNNI, Q4_0/Q8_0), then 4-row tiles and a single row; f16/bf16 rows end in a
+        // partial 16-lane step
+        let cols = dtype.quantType == nil ? 520 : 512, rows = 21
         var values = [Float](repeating: 0, count: rows * cols)
         var seed: UInt64 = 7
         for i in values.indices {
@@ -175,8 +177,11 @@ struct VerifierTests {
                     bk_rows_dot_using(body, kernel, w.baseAddress!, rowBytes, Int64(rows), Int64(cols), x, Int64(cols), Int64(ntok), &y, Int64(rows), &scratch)
                 }
                 // One token over Q8_0/Q4_0/Q6_K on the fast body runs as llama.cpp does: x quantized to Q8 blocks, int8
-                // products. Its error is bounded by sum |w| * (block amax / 127) / 2.
-                let q8x = !portable && ntok == 1 && (dtype == .q8_0 || dtype == .q4_0 || dtype == .q6_K)
+                // products; so do prompts over Q8_0/Q4_0 on the best body when the CPU has AVX-512 VNNI. The error is
+                // bounded by sum |w| * (block amax / 127) / 2.
+                let vnni = body == 0 && ntok > 1 && (dtype == .q8_0 || dtype == .q4_0) && bk_cpu_has_avx512_vnni() == 1
+                    && ProcessInfo.processInfo.environment["BILLA_NO_AVX512"].map({ $0.isEmpty || $0 == "0" }) ?? true
+                let q8x = !portable && (ntok == 1 && (dtype == .q8_0 || dtype == .q4_0 || dtype == .q6_K) || vnni)
                 for t in 0..<ntok {
                     for r in 0..<rows {
                         var s = 0.0, bound = 0.0

@@ -19,6 +19,15 @@ int bk_fast_path(void);
 /* 1 when the CPU (and OS) support AVX-512 F/VL/BW/DQ, which the prompt tiles and the quantizer lanes use. */
 int bk_cpu_has_avx512(void);
 
+/* 1 when the CPU also has AVX-512 VNNI, which the int8 prompt products over Q4_0 / Q8_0 use. */
+int bk_cpu_has_avx512_vnni(void);
+
+/* The int8 prompt products (int8gemm.c): rows in groups of sixteen for Q4_0 / Q8_0 weights, ntok >= 2 tokens,
+ * activations quantized to Q8 blocks as llama.cpp does. Returns the rows done (0 when the type, shape or CPU does not
+ * allow it); the caller finishes the rest. */
+int64_t bk_rows_prompt_vnni(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
+                            const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy);
+
 /* Elements per block and bytes per block of a type (1 and the element size for plain types). */
 int bk_block_elems(int type);
 int bk_block_bytes(int type);
