@@ -584,6 +584,13 @@ static int bk_has_avx512(void) {
 BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
                                      const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch,
                                      int allow512) {
+    if (ntok == 1 && type == BK_Q4_0 && allow512 && bk_has_avx512()) {
+        const int64_t done = bk_rows_token_q4_0_vnni(w, row_bytes, rows, cols, x, y);
+        if (done > 0) {
+            if (done < rows) bk_rows_dot_fast(type, w + (size_t)done * row_bytes, row_bytes, rows - done, cols, x, ldx, ntok, y + done, ldy, scratch, 0);
+            return;
+        }
+    }
     if (ntok == 1 && (type == BK_Q8_0 || type == BK_Q4_0 || type == BK_Q6_K) && cols % 32 == 0) {
         /* scratch (4 * cols floats) holds the quantized x: cols int8, then cols / 32 scales, then cols / 32 sums */
         int8_t *q = (int8_t *)scratch;

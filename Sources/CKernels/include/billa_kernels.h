@@ -28,6 +28,10 @@ int bk_cpu_has_avx512_vnni(void);
 int64_t bk_rows_prompt_vnni(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
                             const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy);
 
+/* One token against Q4_0 rows (four at a time, two blocks per AVX-512 vector, VNNI), x quantized to Q8 blocks;
+ * returns the rows done (0 when the shape or CPU does not allow it). */
+int64_t bk_rows_token_q4_0_vnni(const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols, const float *x, float *y);
+
 /* Elements per block and bytes per block of a type (1 and the element size for plain types). */
 int bk_block_elems(int type);
 int bk_block_bytes(int type);
