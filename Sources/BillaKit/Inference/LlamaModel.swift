@@ -155,7 +155,7 @@ public final class LlamaModel: @unchecked Sendable {
                 nonisolated(unsafe) let qb = qp.baseAddress!, ob = op.baseAddress!
                 let jobs = tokens * heads
                 let threads = jobs * total * hd >= 1 << 14 ? Parallel.cores : 1
-                Parallel.forEach(threads) { th in
+                Parallel.forEachHot(threads) { th in
                     let scores = UnsafeMutablePointer<Float>.allocate(capacity: total)
                     defer { scores.deallocate() }
                     var job = th

@@ -81,7 +81,7 @@ public struct WeightMatrix: @unchecked Sendable {
         let threads = p.rows * p.cols * max(tokens, 1) >= 1 << 16 ? Parallel.cores : 1
         let per = (p.rows + threads - 1) / threads
         nonisolated(unsafe) let yy = y
-        Parallel.forEach(threads) { k in
+        Parallel.forEachHot(threads) { k in
             let lo = k * per, hi = min(p.rows, lo + per)
             guard lo < hi else { return }
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, Int(BK_SCRATCH_ROWS) * p.cols))

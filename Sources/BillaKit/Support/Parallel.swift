@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Both cores, without the overhead of spawning threads for small work.
@@ -11,6 +12,18 @@ enum Parallel {
         withoutActuallyEscaping(body) { b in
             let shared = UncheckedSendable(b)
             DispatchQueue.concurrentPerform(iterations: n) { shared.value($0) }
+        }
+    }
+
+    /// forEach on CKernels' spinning pool (pool.c), for the forward pass's many short products: its workers stay
+    /// awake between them instead of being woken for each. Same contract as forEach.
+    static func forEachHot(_ n: Int, _ body: (Int) -> Void) {
+        if n <= 1 { if n == 1 { body(0) }; return }
+        withoutActuallyEscaping(body) { b in
+            var job = b
+            withUnsafeMutablePointer(to: &job) { p in
+                bk_pool_run(Int64(n), { ctx, i in ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(i)) }, p)
+            }
         }
     }
 

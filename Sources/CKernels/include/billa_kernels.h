@@ -32,6 +32,11 @@ int64_t bk_rows_prompt_vnni(int type, const uint8_t *w, size_t row_bytes, int64_
  * returns the rows done (0 when the shape or CPU does not allow it). */
 int64_t bk_rows_token_q4_0_vnni(const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols, const float *x, float *y);
 
+/* Runs fn(ctx, 0..<n) on this thread and the pool's spinning workers (pool.c); returns when every index is done.
+ * A call made while another job runs (from another thread, or nested) runs its indices serially instead. */
+typedef void (*bk_job_fn)(void *ctx, int64_t i);
+void bk_pool_run(int64_t n, bk_job_fn fn, void *ctx);
+
 /* Elements per block and bytes per block of a type (1 and the element size for plain types). */
 int bk_block_elems(int type);
 int bk_block_bytes(int type);
