@@ -304,6 +304,32 @@ BK_FAST static float bk_dot_f16_fast(const uint8_t *w, const float *x, int64_t n
     return t;
 }
 
+/* Four f16 rows against one token, each row summed exactly as bk_dot_f16_fast sums it (so a row gives the same bits
+ * whichever kernel ran it): the token's vectors are loaded once for four rows, and each row's stream is prefetched
+ * ahead, as in the Q8_0 / Q4_0 generation kernels. */
+BK_FAST static void bk_dot4_f16_fast(const uint8_t *w, size_t row_bytes, const float *x, int64_t n, float out[4]) {
+    __m256 a0[4], a1[4];
+    for (int r = 0; r < 4; r++) { a0[r] = _mm256_setzero_ps(); a1[r] = _mm256_setzero_ps(); }
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        for (int r = 0; r < 4; r++) {
+            const uint8_t *row = w + (size_t)r * row_bytes + 2 * i;
+            _mm_prefetch((const char *)row + 640, _MM_HINT_T0);
+            a0[r] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)row)), x0, a0[r]);
+            a1[r] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 16))), x1, a1[r]);
+        }
+    }
+    for (; i + 8 <= n; i += 8)
+        for (int r = 0; r < 4; r++)
+            a0[r] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + (size_t)r * row_bytes + 2 * i))), _mm256_loadu_ps(x + i), a0[r]);
+    for (int r = 0; r < 4; r++) {
+        float t = bk_hsum256(_mm256_add_ps(a0[r], a1[r]));
+        for (int64_t k = i; k < n; k++) t += bk_h2f(bk_u16(w + (size_t)r * row_bytes + 2 * k)) * x[k];
+        out[r] = t;
+    }
+}
+
 /* The activation vector as Q8 blocks (32 int8 and an f32 scale each), as llama.cpp quantizes it before its
  * integer dot products: generation over Q8_0/Q4_0 weights then runs in int8 (maddubs) at memory speed. */
 BK_FAST static void bk_quantize_x_q8_fast(const float *x, int64_t n, int8_t *q, float *d) {
@@ -620,7 +646,9 @@ BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_byte
         return;
     }
     if (ntok == 1 && type == BK_F16) {
-        for (int64_t r = 0; r < rows; r++) y[r] = bk_dot_f16_fast(w + (size_t)r * row_bytes, x, cols);
+        int64_t r = 0;
+        for (; r + 4 <= rows; r += 4) bk_dot4_f16_fast(w + (size_t)r * row_bytes, row_bytes, x, cols, y + r);
+        for (; r < rows; r++) y[r] = bk_dot_f16_fast(w + (size_t)r * row_bytes, x, cols);
         return;
     }
     int64_t r = 0;
