@@ -513,6 +513,19 @@ BK_FAST static void bk_tile4x3_fast(const float *w, int64_t ldw, const float *x,
 
 BK_FAST512 static inline float bk_hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
 
+/* The four sums of a0..a3 as one vector: halves of two vectors are added in one step, so the 24 accumulators of a
+ * tile cost ~14 instructions per four instead of ~34 for four separate reductions. */
+BK_FAST512 static inline __m128 bk_hsum4x512(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    /* [a0 lo256 + hi256 | a1 lo256 + hi256], and the same for a2, a3 */
+    const __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xEE));
+    const __m512 v = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xEE));
+    /* 128-bit lane k now holds a partial of row k */
+    __m512 w = _mm512_add_ps(_mm512_shuffle_f32x4(u, v, 0x88), _mm512_shuffle_f32x4(u, v, 0xDD));
+    w = _mm512_add_ps(w, _mm512_permute_ps(w, 0x4E));   /* [x0+x2, x1+x3, ...] in each lane */
+    w = _mm512_add_ps(w, _mm512_permute_ps(w, 0xB1));   /* the lane's sum in every element */
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), w));
+}
+
 /* Four f32 rows against nt <= 6 tokens: up to 24 zmm accumulators, the token vectors and one row vector live at a
  * time (31 of the 32 registers): 24 FMAs per 10 loads, so the FMA units, not the loads, set the pace. Instantiated
  * for each nt, so a prompt's last tokens are not left to a load-bound one-token loop. */
@@ -540,7 +553,7 @@ BK_FAST512 static inline __attribute__((always_inline)) void bk_tile4xT_512(
             for (int t = 0; t < nt; t++) a[r][t] = _mm512_fmadd_ps(wv, v[t], a[r][t]);
         }
     }
-    for (int t = 0; t < nt; t++) for (int r = 0; r < 4; r++) y[t * ldy + r] = bk_hsum512(a[r][t]);
+    for (int t = 0; t < nt; t++) _mm_storeu_ps(y + t * ldy, bk_hsum4x512(a[0][t], a[1][t], a[2][t], a[3][t]));
 }
 
 BK_FAST512 static void bk_tile4_512(const float *w, int64_t ldw, const float *x, int64_t ldx, int64_t n, float *y,
