@@ -44,42 +44,50 @@ public enum PackWriter {
 
     struct CompressedChunk {
         var bytes: [UInt8]
-        var planeLengths: [Int]
+        var planeLengths: SIMD4<UInt32>
         var hash: UInt64
     }
 
-    /// Splits, compresses (or keeps raw) each plane of one chunk.
+    /// Splits, compresses (or keeps raw) each plane of one chunk. The planes and frames live in the pooled zstd
+    /// context's scratch; the only allocation is the result, made at its exact size.
     static func compressChunk(_ src: UnsafeRawBufferPointer, transform t: PlaneTransform, elementSize: Int, level: Int32) throws -> CompressedChunk {
-        let hash = XXH64.hash(src)
-        let planeSize = t.planeSize(chunkBytes: src.count, elementSize: elementSize)
-        let planes = UnsafeMutableRawPointer.allocate(byteCount: max(src.count, 1), alignment: 64)
-        defer { planes.deallocate() }
-        PlaneCodec.split(t, src, into: planes)
-        let capacity = ZSTD_compressBound(planeSize)
-        let frame = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
-        defer { frame.deallocate() }
         guard let cctx = PackZstd.compressors.take() else {
             throw BillaError(.io, "cannot create a zstd compression context", remedy: "free some memory and try again")
         }
-        defer { PackZstd.compressors.give(cctx) }
-        var out = [UInt8]()
-        out.reserveCapacity(src.count)
-        var lengths = [Int](repeating: 0, count: PackLayout.maxPlanes)
-        for p in 0..<t.planeCount {
+        defer { cctx.trim(); PackZstd.compressors.give(cctx) }
+        let planeSize = t.planeSize(chunkBytes: src.count, elementSize: elementSize)
+        let planeCount = t.planeCount
+        let capacity = ZSTD_compressBound(planeSize)
+        // [planes: planeCount x planeSize][frames: planeCount x capacity], 64-byte aligned sections.
+        let planesBytes = (planeCount * planeSize + 63) & ~63
+        let buffer = cctx.scratch(planesBytes + planeCount * capacity)
+        let planes = buffer, frames = buffer + planesBytes
+        let hash = PlaneCodec.split(t, src, into: planes, planeSize: planeSize)
+        var lengths = SIMD4<UInt32>(repeating: 0)
+        var compressed = SIMD4<UInt32>(repeating: 0)
+        var total = 0
+        for p in 0..<planeCount {
             let plane = UnsafeRawBufferPointer(start: planes + p * planeSize, count: planeSize)
             let exponent = p == 0 && t != .none
             var n: Int?
             // The exponent plane always shrinks; the others are tested first, since noise costs a full match search.
             if exponent || PlaneCodec.entropy(plane) < 7.9 {
-                n = cctx.compress(plane, exponent: exponent, level: level, into: frame, capacity: capacity)
+                n = cctx.compress(plane, exponent: exponent, level: level, into: frames + p * capacity, capacity: capacity)
             }
-            if let n {
-                out.append(contentsOf: UnsafeRawBufferPointer(start: frame, count: n))
-                lengths[p] = n
-            } else {
-                out.append(contentsOf: plane)
-                lengths[p] = planeSize
+            lengths[p] = UInt32(n ?? planeSize)
+            compressed[p] = n == nil ? 0 : 1
+            total += n ?? planeSize
+        }
+        let out = [UInt8](unsafeUninitializedCapacity: total) { buf, count in
+            guard let base = buf.baseAddress else { count = 0; return }
+            var at = 0
+            for p in 0..<planeCount {
+                let len = Int(lengths[p])
+                let from = compressed[p] != 0 ? UnsafeRawPointer(frames + p * capacity) : UnsafeRawPointer(planes + p * planeSize)
+                UnsafeMutableRawPointer(base + at).copyMemory(from: from, byteCount: len)
+                at += len
             }
+            count = at
         }
         return CompressedChunk(bytes: out, planeLengths: lengths, hash: hash)
     }
@@ -213,7 +221,7 @@ public enum PackWriter {
                                 do {
                                     for c in toWrite {
                                         indexBox.value.appendLE(UInt64(writer.value.bytesWritten)); indexBox.value.appendLE(c.hash)
-                                        for l in c.planeLengths { indexBox.value.appendLE(UInt32(l)) }
+                                        for p in 0..<PackLayout.maxPlanes { indexBox.value.appendLE(c.planeLengths[p]) }
                                         try writer.value.write(c.bytes)
                                     }
                                     if written > 0 { report.value?(written) }
