@@ -51,6 +51,7 @@ static inline void bk_xxh_stripes(bk_xxh_state *s, const uint8_t *p, size_t n) {
         v2 = bk_xround(v2, bk_rd64(p + i + 8));
         v3 = bk_xround(v3, bk_rd64(p + i + 16));
         v4 = bk_xround(v4, bk_rd64(p + i + 24));
+        __asm__("" : "+r"(v1), "+r"(v2), "+r"(v3), "+r"(v4)); /* scalar lanes (see BK_HASH) */
     }
     s->v[0] = v1; s->v[1] = v2; s->v[2] = v3; s->v[3] = v4;
     s->total += n;
@@ -135,13 +136,33 @@ static void bk_merge_portable(int t, const uint8_t *const *pl, size_t k0, size_t
 
 /* ---- AVX2 bodies: return the number of elements done (a multiple of 32); the caller finishes the tail -------- */
 
+/* The SIMD bodies hash the bytes of each step (the source for split, the output for merge) in the same loop when
+ * `st` is not NULL: the XXH64 rounds run on the integer multiplier while the shuffles use the vector ports, so the
+ * out-of-order core overlaps them. Steps are whole 32-byte stripes. The empty asm keeps the compiler from
+ * vectorising the four lanes, which AVX2/AVX-512F can only multiply in 64 bits with three 32-bit products. */
+#define BK_HASH_BEGIN                                                                                              \
+    uint64_t hv1 = 0, hv2 = 0, hv3 = 0, hv4 = 0;                                                                   \
+    if (st) { hv1 = st->v[0]; hv2 = st->v[1]; hv3 = st->v[2]; hv4 = st->v[3]; }
+#define BK_HASH(p, bytes)                                                                                          \
+    if (st) {                                                                                                      \
+        const uint8_t *q_ = (p);                                                                                   \
+        for (int s_ = 0; s_ < (bytes); s_ += 32) {                                                                 \
+            hv1 = bk_xround(hv1, bk_rd64(q_ + s_)); hv2 = bk_xround(hv2, bk_rd64(q_ + s_ + 8));                    \
+            hv3 = bk_xround(hv3, bk_rd64(q_ + s_ + 16)); hv4 = bk_xround(hv4, bk_rd64(q_ + s_ + 24));              \
+            __asm__("" : "+r"(hv1), "+r"(hv2), "+r"(hv3), "+r"(hv4)); /* keep the lanes scalar: no SLP */       \
+        }                                                                                                          \
+    }
+#define BK_HASH_END(done)                                                                                          \
+    if (st) { st->v[0] = hv1; st->v[1] = hv2; st->v[2] = hv3; st->v[3] = hv4; st->total += (done); }
+
 #if BK_PL_X86
 /* Within each 128-bit lane: dword j = byte (3 - j) of the lane's four elements (plane order), and its inverse. */
 #define BK_T4_FWD 3, 7, 11, 15, 2, 6, 10, 14, 1, 5, 9, 13, 0, 4, 8, 12
 #define BK_T4_INV 12, 8, 4, 0, 13, 9, 5, 1, 14, 10, 6, 2, 15, 11, 7, 3
 
-BK_PL_AVX2 static size_t bk_split_avx2(int t, const uint8_t *src, size_t n, uint8_t *const *pl) {
+BK_PL_AVX2 static size_t bk_split_avx2(int t, const uint8_t *src, size_t n, uint8_t *const *pl, bk_xxh_state *st) {
     size_t k = 0;
+    BK_HASH_BEGIN
     if (t == BK_PLANES_F32) {
         const __m256i shuf = _mm256_setr_epi8(BK_T4_FWD, BK_T4_FWD);
         const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -163,7 +184,9 @@ BK_PL_AVX2 static size_t bk_split_avx2(int t, const uint8_t *src, size_t n, uint
             _mm256_storeu_si256((__m256i *)(pl[1] + k), _mm256_permute2x128_si256(abhi, cdhi, 0x20));
             _mm256_storeu_si256((__m256i *)(pl[2] + k), _mm256_permute2x128_si256(ablo, cdlo, 0x31));
             _mm256_storeu_si256((__m256i *)(pl[3] + k), _mm256_permute2x128_si256(abhi, cdhi, 0x31));
+            BK_HASH(src + 4 * k, 128)
         }
+        BK_HASH_END(4 * k)
         return k;
     }
     const __m256i ff = _mm256_set1_epi16(0xFF), m7f = _mm256_set1_epi16(0x7F), m80 = _mm256_set1_epi16(0x80);
@@ -183,12 +206,15 @@ BK_PL_AVX2 static size_t bk_split_avx2(int t, const uint8_t *src, size_t n, uint
         }
         _mm256_storeu_si256((__m256i *)(pl[0] + k), _mm256_permute4x64_epi64(_mm256_packus_epi16(ha, hb), 0xD8));
         _mm256_storeu_si256((__m256i *)(pl[1] + k), _mm256_permute4x64_epi64(_mm256_packus_epi16(la, lb), 0xD8));
+        BK_HASH(src + 2 * k, 64)
     }
+    BK_HASH_END(2 * k)
     return k;
 }
 
-BK_PL_AVX2 static size_t bk_merge_avx2(int t, const uint8_t *const *pl, size_t k0, size_t n, uint8_t *dst) {
+BK_PL_AVX2 static size_t bk_merge_avx2(int t, const uint8_t *const *pl, size_t k0, size_t n, uint8_t *dst, bk_xxh_state *st) {
     size_t k = k0;
+    BK_HASH_BEGIN
     if (t == BK_PLANES_F32) {
         const __m256i shuf = _mm256_setr_epi8(BK_T4_INV, BK_T4_INV);
         const __m256i perm = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
@@ -208,31 +234,35 @@ BK_PL_AVX2 static size_t bk_merge_avx2(int t, const uint8_t *const *pl, size_t k
                                                             _mm256_and_si256(_mm256_srli_epi32(w, 1), e)));
                 _mm256_storeu_si256((__m256i *)(dst + 4 * k + 32 * i), v);
             }
+            BK_HASH(dst + 4 * k, 128)
         }
+        BK_HASH_END(4 * (k - k0))
         return k;
     }
     const int bf = t == BK_PLANES_BF16;
-    const __m256i m7f = _mm256_set1_epi16(0x7F), sg = _mm256_set1_epi16((short)0x8000), e = _mm256_set1_epi16(0x7F80);
+    const __m256i m80 = _mm256_set1_epi8((char)0x80), m7f = _mm256_set1_epi8(0x7F);
     for (; k + 32 <= n; k += 32) {
         __m256i hi = _mm256_loadu_si256((const __m256i *)(pl[0] + k)), lo = _mm256_loadu_si256((const __m256i *)(pl[1] + k));
+        if (bf) {   /* to high and low bytes first, as in bk_merge_avx512 */
+            __m256i e = hi;
+            hi = _mm256_or_si256(_mm256_and_si256(lo, m80), _mm256_and_si256(_mm256_srli_epi16(e, 1), m7f));
+            lo = _mm256_or_si256(_mm256_and_si256(lo, m7f), _mm256_and_si256(_mm256_slli_epi16(e, 7), m80));
+        }
         __m256i ul = _mm256_unpacklo_epi8(lo, hi), uh = _mm256_unpackhi_epi8(lo, hi);
         __m256i a = _mm256_permute2x128_si256(ul, uh, 0x20), b = _mm256_permute2x128_si256(ul, uh, 0x31);
-        if (bf) {
-            a = _mm256_or_si256(_mm256_and_si256(a, m7f), _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(a, 8), sg),
-                                                                           _mm256_and_si256(_mm256_srli_epi16(a, 1), e)));
-            b = _mm256_or_si256(_mm256_and_si256(b, m7f), _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(b, 8), sg),
-                                                                           _mm256_and_si256(_mm256_srli_epi16(b, 1), e)));
-        }
         _mm256_storeu_si256((__m256i *)(dst + 2 * k), a);
         _mm256_storeu_si256((__m256i *)(dst + 2 * k + 32), b);
+        BK_HASH(dst + 2 * k, 64)
     }
+    BK_HASH_END(2 * (k - k0))
     return k;
 }
 
 /* ---- AVX-512BW bodies: 64 elements per step ---------------------------------------------------------------- */
 
-BK_PL_AVX512 static size_t bk_split_avx512(int t, const uint8_t *src, size_t n, uint8_t *const *pl) {
+BK_PL_AVX512 static size_t bk_split_avx512(int t, const uint8_t *src, size_t n, uint8_t *const *pl, bk_xxh_state *st) {
     size_t k = 0;
+    BK_HASH_BEGIN
     if (t == BK_PLANES_F32) {
         const __m512i shuf = _mm512_broadcast_i32x4(_mm_setr_epi8(BK_T4_FWD));
         const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -256,33 +286,38 @@ BK_PL_AVX512 static size_t bk_split_avx512(int t, const uint8_t *src, size_t n, 
             _mm512_storeu_si512((void *)(pl[1] + k), _mm512_shuffle_i64x2(t0, t2, _MM_SHUFFLE(3, 1, 3, 1)));
             _mm512_storeu_si512((void *)(pl[2] + k), _mm512_shuffle_i64x2(t1, t3, _MM_SHUFFLE(2, 0, 2, 0)));
             _mm512_storeu_si512((void *)(pl[3] + k), _mm512_shuffle_i64x2(t1, t3, _MM_SHUFFLE(3, 1, 3, 1)));
+            BK_HASH(src + 4 * k, 256)
         }
+        BK_HASH_END(4 * k)
         return k;
     }
-    const __m512i ff = _mm512_set1_epi16(0xFF), m7f = _mm512_set1_epi16(0x7F), m80 = _mm512_set1_epi16(0x80);
+    /* Bytes are split as for bytes16 (H = high bytes, L = low bytes); for bf16 the planes are then fixed per byte:
+     * exponent = H << 1 | L >> 7, sign|mantissa = (H & 0x80) | (L & 0x7F). 16-bit shifts are fine: the bits they
+     * carry across bytes are the ones the bit-select (vpternlog 0xCA: A ? B : C) drops. */
+    const __m512i ff = _mm512_set1_epi16(0xFF), mfe = _mm512_set1_epi8((char)0xFE), m80 = _mm512_set1_epi8((char)0x80);
     const __m512i fix = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
     const int bf = t == BK_PLANES_BF16;
     for (; k + 64 <= n; k += 64) {
         __m512i a = _mm512_loadu_si512((const void *)(src + 2 * k));
         __m512i b = _mm512_loadu_si512((const void *)(src + 2 * k + 64));
-        __m512i ha, hb, la, lb;
+        __m512i h = _mm512_permutexvar_epi64(fix, _mm512_packus_epi16(_mm512_srli_epi16(a, 8), _mm512_srli_epi16(b, 8)));
+        __m512i l = _mm512_permutexvar_epi64(fix, _mm512_packus_epi16(_mm512_and_si512(a, ff), _mm512_and_si512(b, ff)));
         if (bf) {
-            ha = _mm512_and_si512(_mm512_srli_epi16(a, 7), ff);
-            hb = _mm512_and_si512(_mm512_srli_epi16(b, 7), ff);
-            la = _mm512_or_si512(_mm512_and_si512(a, m7f), _mm512_and_si512(_mm512_srli_epi16(a, 8), m80));
-            lb = _mm512_or_si512(_mm512_and_si512(b, m7f), _mm512_and_si512(_mm512_srli_epi16(b, 8), m80));
-        } else {
-            ha = _mm512_srli_epi16(a, 8); hb = _mm512_srli_epi16(b, 8);
-            la = _mm512_and_si512(a, ff); lb = _mm512_and_si512(b, ff);
+            __m512i e = _mm512_ternarylogic_epi32(mfe, _mm512_slli_epi16(h, 1), _mm512_srli_epi16(l, 7), 0xCA);
+            l = _mm512_ternarylogic_epi32(m80, h, l, 0xCA);
+            h = e;
         }
-        _mm512_storeu_si512((void *)(pl[0] + k), _mm512_permutexvar_epi64(fix, _mm512_packus_epi16(ha, hb)));
-        _mm512_storeu_si512((void *)(pl[1] + k), _mm512_permutexvar_epi64(fix, _mm512_packus_epi16(la, lb)));
+        _mm512_storeu_si512((void *)(pl[0] + k), h);
+        _mm512_storeu_si512((void *)(pl[1] + k), l);
+        BK_HASH(src + 2 * k, 128)
     }
+    BK_HASH_END(2 * k)
     return k;
 }
 
-BK_PL_AVX512 static size_t bk_merge_avx512(int t, const uint8_t *const *pl, size_t k0, size_t n, uint8_t *dst) {
+BK_PL_AVX512 static size_t bk_merge_avx512(int t, const uint8_t *const *pl, size_t k0, size_t n, uint8_t *dst, bk_xxh_state *st) {
     size_t k = k0;
+    BK_HASH_BEGIN
     if (t == BK_PLANES_F32) {
         const __m512i shuf = _mm512_broadcast_i32x4(_mm_setr_epi8(BK_T4_INV));
         const __m512i perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -304,25 +339,30 @@ BK_PL_AVX512 static size_t bk_merge_avx512(int t, const uint8_t *const *pl, size
                                                             _mm512_and_si512(_mm512_srli_epi32(w, 1), e)));
                 _mm512_storeu_si512((void *)(dst + 4 * k + 64 * i), v);
             }
+            BK_HASH(dst + 4 * k, 256)
         }
+        BK_HASH_END(4 * (k - k0))
         return k;
     }
     const int bf = t == BK_PLANES_BF16;
-    const __m512i m7f = _mm512_set1_epi16(0x7F), sg = _mm512_set1_epi16((short)0x8000), e = _mm512_set1_epi16(0x7F80);
+    /* bf16: the planes become the high and low bytes first (H = (p1 & 0x80) | p0 >> 1, L = p0 << 7 | (p1 & 0x7F)),
+     * then interleave as bytes16. */
+    const __m512i m80 = _mm512_set1_epi8((char)0x80), m7f = _mm512_set1_epi8(0x7F);
     const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), i1 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
     for (; k + 64 <= n; k += 64) {
         __m512i hi = _mm512_loadu_si512((const void *)(pl[0] + k)), lo = _mm512_loadu_si512((const void *)(pl[1] + k));
+        if (bf) {
+            __m512i e = hi;
+            hi = _mm512_ternarylogic_epi32(m80, lo, _mm512_srli_epi16(e, 1), 0xCA);
+            lo = _mm512_ternarylogic_epi32(m7f, lo, _mm512_slli_epi16(e, 7), 0xCA);
+        }
         __m512i ul = _mm512_unpacklo_epi8(lo, hi), uh = _mm512_unpackhi_epi8(lo, hi);
         __m512i a = _mm512_permutex2var_epi64(ul, i0, uh), b = _mm512_permutex2var_epi64(ul, i1, uh);
-        if (bf) {
-            a = _mm512_or_si512(_mm512_and_si512(a, m7f), _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi16(a, 8), sg),
-                                                                           _mm512_and_si512(_mm512_srli_epi16(a, 1), e)));
-            b = _mm512_or_si512(_mm512_and_si512(b, m7f), _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi16(b, 8), sg),
-                                                                           _mm512_and_si512(_mm512_srli_epi16(b, 1), e)));
-        }
         _mm512_storeu_si512((void *)(dst + 2 * k), a);
         _mm512_storeu_si512((void *)(dst + 2 * k + 64), b);
+        BK_HASH(dst + 2 * k, 128)
     }
+    BK_HASH_END(2 * (k - k0))
     return k;
 }
 
@@ -356,29 +396,8 @@ static int bk_planes_level(int level) {
 
 static size_t bk_esize(int t) { return t == BK_PLANES_F32 ? 4 : t == BK_PLANES_NONE ? 1 : 2; }
 
-static void bk_split_range(int level, int t, const uint8_t *src, size_t n, uint8_t *const *pl) {
-    size_t k = 0;
-#if BK_PL_X86
-    if (level == BK_PLANES_AVX512) k = bk_split_avx512(t, src, n, pl);
-    else if (level == BK_PLANES_AVX2) k = bk_split_avx2(t, src, n, pl);
-#else
-    (void)level;
-#endif
-    bk_split_portable(t, src, k, n, pl);
-}
-
-static void bk_merge_range(int level, int t, const uint8_t *const *pl, size_t k0, size_t n, uint8_t *dst) {
-    size_t k = k0;
-#if BK_PL_X86
-    if (level == BK_PLANES_AVX512) k = bk_merge_avx512(t, pl, k0, n, dst);
-    else if (level == BK_PLANES_AVX2) k = bk_merge_avx2(t, pl, k0, n, dst);
-#else
-    (void)level;
-#endif
-    bk_merge_portable(t, pl, k, n, dst);
-}
-
-/* Blocks of this many bytes are split/merged then hashed while in L1; a multiple of 32 and of every element size. */
+/* Blocks of this many bytes are split/merged by the portable body, then hashed while in L1; a multiple of 32 and of
+ * every element size. */
 #define BK_PL_BLOCK 8192
 
 uint64_t bk_planes_split_using(int level, int t, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2,
@@ -389,28 +408,34 @@ uint64_t bk_planes_split_using(int level, int t, const void *src, size_t bytes, 
         if (bytes) memcpy(p0, s, bytes);
         return hash ? bk_xxh64(s, bytes, 0) : 0;
     }
-    const size_t es = bk_esize(t), n = bytes / es;
-    if (!hash) {
-        uint8_t *pl[4] = {p0, p1, p2, p3};
-        bk_split_range(level, t, s, n, pl);
-        return 0;
-    }
+    const size_t es = bk_esize(t), n = bytes / es, per = BK_PL_BLOCK / es;
+    uint8_t *pl[4] = {p0, p1, p2, p3};
     bk_xxh_state st;
     bk_xxh_init(&st, 0);
-    const size_t per = BK_PL_BLOCK / es;
+    bk_xxh_state *sp = hash ? &st : NULL;
     size_t k = 0;
-    for (; k + per <= n; k += per) {
-        uint8_t *pl[4] = {p0 + k, p1 ? p1 + k : 0, p2 ? p2 + k : 0, p3 ? p3 + k : 0};
-        bk_split_range(level, t, s + k * es, per, pl);
-        bk_xxh_stripes(&st, s + k * es, BK_PL_BLOCK);
+#if BK_PL_X86
+    if (level == BK_PLANES_AVX512) k = bk_split_avx512(t, s, n, pl, sp);
+    else if (level == BK_PLANES_AVX2) k = bk_split_avx2(t, s, n, pl, sp);
+#else
+    (void)level;
+#endif
+    size_t done = k * es;   /* bytes hashed */
+    while (k < n) {
+        size_t m = n - k < per ? n - k : per;
+        uint8_t *q[4] = {p0 + k, p1 ? p1 + k : 0, p2 ? p2 + k : 0, p3 ? p3 + k : 0};
+        bk_split_portable(t, s + k * es, 0, m, q);
+        if (hash) {
+            size_t whole = (m * es) & ~(size_t)31;
+            if (whole) bk_xxh_stripes(&st, s + done, whole);
+            done += whole;
+        }
+        k += m;
     }
-    if (k < n) {
-        uint8_t *pl[4] = {p0 + k, p1 ? p1 + k : 0, p2 ? p2 + k : 0, p3 ? p3 + k : 0};
-        bk_split_range(level, t, s + k * es, n - k, pl);
-    }
-    size_t done = k * es, rest = bytes - done, whole = rest & ~(size_t)31;
+    if (!hash) return 0;
+    size_t whole = (bytes - done) & ~(size_t)31;
     if (whole) bk_xxh_stripes(&st, s + done, whole);
-    return bk_xxh_final(&st, s + done + whole, rest - whole);
+    return bk_xxh_final(&st, s + done + whole, bytes - done - whole);
 }
 
 uint64_t bk_planes_merge_using(int level, int t, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
@@ -421,24 +446,33 @@ uint64_t bk_planes_merge_using(int level, int t, const uint8_t *p0, const uint8_
         if (bytes && d != p0) memcpy(d, p0, bytes);
         return hash ? bk_xxh64(d, bytes, 0) : 0;
     }
-    const size_t es = bk_esize(t), n = bytes / es;
+    const size_t es = bk_esize(t), n = bytes / es, per = BK_PL_BLOCK / es;
     const uint8_t *pl[4] = {p0, p1, p2, p3};
-    if (!hash) {
-        bk_merge_range(level, t, pl, 0, n, d);
-        return 0;
-    }
     bk_xxh_state st;
     bk_xxh_init(&st, 0);
-    const size_t per = BK_PL_BLOCK / es;
+    bk_xxh_state *sp = hash ? &st : NULL;
     size_t k = 0;
-    for (; k + per <= n; k += per) {
-        bk_merge_range(level, t, pl, k, k + per, d);
-        bk_xxh_stripes(&st, d + k * es, BK_PL_BLOCK);
+#if BK_PL_X86
+    if (level == BK_PLANES_AVX512) k = bk_merge_avx512(t, pl, 0, n, d, sp);
+    else if (level == BK_PLANES_AVX2) k = bk_merge_avx2(t, pl, 0, n, d, sp);
+#else
+    (void)level;
+#endif
+    size_t done = k * es;
+    while (k < n) {
+        size_t m = n - k < per ? n - k : per;
+        bk_merge_portable(t, pl, k, k + m, d);
+        if (hash) {
+            size_t whole = (m * es) & ~(size_t)31;
+            if (whole) bk_xxh_stripes(&st, d + done, whole);
+            done += whole;
+        }
+        k += m;
     }
-    if (k < n) bk_merge_range(level, t, pl, k, n, d);
-    size_t done = k * es, rest = bytes - done, whole = rest & ~(size_t)31;
+    if (!hash) return 0;
+    size_t whole = (bytes - done) & ~(size_t)31;
     if (whole) bk_xxh_stripes(&st, d + done, whole);
-    return bk_xxh_final(&st, d + done + whole, rest - whole);
+    return bk_xxh_final(&st, d + done + whole, bytes - done - whole);
 }
 
 uint64_t bk_planes_split(int t, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2, uint8_t *p3, int hash) {
