@@ -43,53 +43,48 @@ public enum PackWriter {
     final class Box<T>: @unchecked Sendable { var value: T; init(_ v: T) { value = v } }
 
     struct CompressedChunk {
-        var bytes: [UInt8]
+        var buffer: ChunkBuffer
+        var count: Int
         var planeLengths: SIMD4<UInt32>
         var hash: UInt64
+
+        /// The planes as stored, back to back.
+        var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: buffer.base, count: count) }
+
+        /// Hands the buffer back for the next chunk; `bytes` must not be used afterwards.
+        func release() { PackZstd.outputs.give(buffer) }
     }
 
-    /// Splits, compresses (or keeps raw) each plane of one chunk. The planes and frames live in the pooled zstd
-    /// context's scratch; the only allocation is the result, made at its exact size.
+    /// Splits, compresses (or keeps raw) each plane of one chunk. Planes are split into the pooled zstd context's
+    /// scratch and compressed straight into a pooled output buffer, so a chunk allocates nothing once the pools are
+    /// warm.
     static func compressChunk(_ src: UnsafeRawBufferPointer, transform t: PlaneTransform, elementSize: Int, level: Int32) throws -> CompressedChunk {
         guard let cctx = PackZstd.compressors.take() else {
             throw BillaError(.io, "cannot create a zstd compression context", remedy: "free some memory and try again")
         }
         defer { cctx.trim(); PackZstd.compressors.give(cctx) }
         let planeSize = t.planeSize(chunkBytes: src.count, elementSize: elementSize)
-        let planeCount = t.planeCount
-        let capacity = ZSTD_compressBound(planeSize)
-        // [planes: planeCount x planeSize][frames: planeCount x capacity], 64-byte aligned sections.
-        let planesBytes = (planeCount * planeSize + 63) & ~63
-        let buffer = cctx.scratch(planesBytes + planeCount * capacity)
-        let planes = buffer, frames = buffer + planesBytes
+        let planes = cctx.scratch(src.count)
         let hash = PlaneCodec.split(t, src, into: planes, planeSize: planeSize)
+        // Every plane before p took at most planeSize, so zstd always has compressBound(planeSize) bytes to use.
+        let capacity = src.count + ZSTD_compressBound(planeSize) - planeSize
+        let out = PackZstd.outputs.take(capacity: capacity)
         var lengths = SIMD4<UInt32>(repeating: 0)
-        var compressed = SIMD4<UInt32>(repeating: 0)
-        var total = 0
-        for p in 0..<planeCount {
+        var at = 0
+        for p in 0..<t.planeCount {
             let plane = UnsafeRawBufferPointer(start: planes + p * planeSize, count: planeSize)
             let exponent = p == 0 && t != .none
             var n: Int?
             // The exponent plane always shrinks; the others are tested first, since noise costs a full match search.
             if exponent || PlaneCodec.entropy(plane) < 7.9 {
-                n = cctx.compress(plane, exponent: exponent, level: level, into: frames + p * capacity, capacity: capacity)
+                n = cctx.compress(plane, exponent: exponent, level: level, into: out.base + at, capacity: capacity - at)
             }
-            lengths[p] = UInt32(n ?? planeSize)
-            compressed[p] = n == nil ? 0 : 1
-            total += n ?? planeSize
+            if n == nil { (out.base + at).copyMemory(from: plane.baseAddress!, byteCount: planeSize) }
+            let len = n ?? planeSize
+            lengths[p] = UInt32(len)
+            at += len
         }
-        let out = [UInt8](unsafeUninitializedCapacity: total) { buf, count in
-            guard let base = buf.baseAddress else { count = 0; return }
-            var at = 0
-            for p in 0..<planeCount {
-                let len = Int(lengths[p])
-                let from = compressed[p] != 0 ? UnsafeRawPointer(frames + p * capacity) : UnsafeRawPointer(planes + p * planeSize)
-                UnsafeMutableRawPointer(base + at).copyMemory(from: from, byteCount: len)
-                at += len
-            }
-            count = at
-        }
-        return CompressedChunk(bytes: out, planeLengths: lengths, hash: hash)
+        return CompressedChunk(buffer: out, count: at, planeLengths: lengths, hash: hash)
     }
 
     /// set_id (formats/pack.md 7): the first 16 bytes of the SHA-256 of the tensor plan (names, dtypes, shapes in
@@ -223,6 +218,7 @@ public enum PackWriter {
                                         indexBox.value.appendLE(UInt64(writer.value.bytesWritten)); indexBox.value.appendLE(c.hash)
                                         for p in 0..<PackLayout.maxPlanes { indexBox.value.appendLE(c.planeLengths[p]) }
                                         try writer.value.write(c.bytes)
+                                        c.release()
                                     }
                                     if written > 0 { report.value?(written) }
                                 } catch { errors.set(error) }

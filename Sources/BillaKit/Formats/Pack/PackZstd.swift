@@ -115,7 +115,47 @@ final class Pool<T>: @unchecked Sendable {
     }
 }
 
+/// The stored bytes of one compressed chunk. The buffers come from `PackZstd.outputs` and go back there once the
+/// writer has written them, so a pack's chunks reuse a few buffers instead of faulting in fresh pages every chunk.
+final class ChunkBuffer: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 64)
+    }
+
+    deinit { base.deallocate() }
+}
+
+/// Free chunk buffers, at most `limit` of them and none above PackZstd.keepBytes.
+final class ChunkBufferPool: @unchecked Sendable {
+    private var free: [ChunkBuffer] = []
+    private let lock = NSLock()
+    private let limit = 32
+
+    func take(capacity: Int) -> ChunkBuffer {
+        lock.lock()
+        if let i = free.lastIndex(where: { $0.capacity >= capacity }) {
+            let b = free.remove(at: i)
+            lock.unlock()
+            return b
+        }
+        lock.unlock()
+        return ChunkBuffer(capacity: capacity)
+    }
+
+    func give(_ b: ChunkBuffer) {
+        guard b.capacity <= PackZstd.keepBytes else { return }
+        lock.lock()
+        if free.count < limit { free.append(b) }
+        lock.unlock()
+    }
+}
+
 enum PackZstd {
+    static let outputs = ChunkBufferPool()
     /// Scratch a pooled context keeps between chunks: enough for the default 1 MiB chunks of every transform.
     static let keepBytes = 16 << 20
     static let compressors = Pool { ZstdCompressor() }
