@@ -129,16 +129,19 @@ final class ChunkBuffer: @unchecked Sendable {
     deinit { base.deallocate() }
 }
 
-/// Free chunk buffers, at most `limit` of them and none above PackZstd.keepBytes.
+/// Free chunk buffers, at most `limitBytes` of them in all: enough for the writer's two windows of default chunks,
+/// and a bound on what a process keeps once its packs are written.
 final class ChunkBufferPool: @unchecked Sendable {
     private var free: [ChunkBuffer] = []
+    private var freeBytes = 0
     private let lock = NSLock()
-    private let limit = 32
+    private let limitBytes = 32 << 20
 
     func take(capacity: Int) -> ChunkBuffer {
         lock.lock()
         if let i = free.lastIndex(where: { $0.capacity >= capacity }) {
             let b = free.remove(at: i)
+            freeBytes -= b.capacity
             lock.unlock()
             return b
         }
@@ -147,9 +150,8 @@ final class ChunkBufferPool: @unchecked Sendable {
     }
 
     func give(_ b: ChunkBuffer) {
-        guard b.capacity <= PackZstd.keepBytes else { return }
         lock.lock()
-        if free.count < limit { free.append(b) }
+        if freeBytes + b.capacity <= limitBytes { free.append(b); freeBytes += b.capacity }
         lock.unlock()
     }
 }
