@@ -99,4 +99,25 @@ uint32_t bk_crc32_update_using(int portable, uint32_t state, const void *data, s
 /* 1 when bk_crc32_update uses PCLMULQDQ. */
 int bk_crc32_fast_path(void);
 
+/* The pack codec (formats/pack.md 5.2; planes.c). Transforms use the format's codes; levels pick a body. */
+enum { BK_PLANES_NONE = 0, BK_PLANES_BYTES16 = 1, BK_PLANES_BF16 = 2, BK_PLANES_F32 = 3 };
+enum { BK_PLANES_AUTO = 0, BK_PLANES_PORTABLE = 1, BK_PLANES_AVX2 = 2, BK_PLANES_AVX512 = 3 };
+/* The body BK_PLANES_AUTO uses on this CPU. A level above it runs as the best available. */
+int bk_planes_best_level(void);
+/* Splits `bytes` of elements at src into planes p0..p3 (bytes / element size each; unused planes may be NULL; for
+ * BK_PLANES_NONE p0 gets a copy). With `hash` nonzero returns XXH64 (seed 0) of src, computed in the same pass. */
+uint64_t bk_planes_split(int transform, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2, uint8_t *p3, int hash);
+uint64_t bk_planes_split_using(int level, int transform, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2,
+                               uint8_t *p3, int hash);
+/* The inverse: writes `bytes` bytes to dst (dst may equal p0 for BK_PLANES_NONE); with `hash` nonzero returns XXH64
+ * (seed 0) of dst, hashed block by block while it is in cache. */
+uint64_t bk_planes_merge(int transform, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3, void *dst,
+                         size_t bytes, int hash);
+uint64_t bk_planes_merge_using(int level, int transform, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
+                               const uint8_t *p3, void *dst, size_t bytes, int hash);
+/* XXH64 as the xxHash specification defines it. */
+uint64_t bk_xxh64(const void *data, size_t n, uint64_t seed);
+/* Order-0 entropy of n bytes in bits per byte. */
+double bk_byte_entropy(const void *data, size_t n);
+
 #endif

@@ -43,45 +43,48 @@ public enum PackWriter {
     final class Box<T>: @unchecked Sendable { var value: T; init(_ v: T) { value = v } }
 
     struct CompressedChunk {
-        var bytes: [UInt8]
-        var planeLengths: [Int]
+        var buffer: ChunkBuffer
+        var count: Int
+        var planeLengths: SIMD4<UInt32>
         var hash: UInt64
+
+        /// The planes as stored, back to back.
+        var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: buffer.base, count: count) }
+
+        /// Hands the buffer back for the next chunk; `bytes` must not be used afterwards.
+        func release() { PackZstd.outputs.give(buffer) }
     }
 
-    /// Splits, compresses (or keeps raw) each plane of one chunk.
+    /// Splits, compresses (or keeps raw) each plane of one chunk. Planes are split into the pooled zstd context's
+    /// scratch and compressed straight into a pooled output buffer, so a chunk allocates nothing once the pools are
+    /// warm.
     static func compressChunk(_ src: UnsafeRawBufferPointer, transform t: PlaneTransform, elementSize: Int, level: Int32) throws -> CompressedChunk {
-        let hash = XXH64.hash(src)
-        let planeSize = t.planeSize(chunkBytes: src.count, elementSize: elementSize)
-        let planes = UnsafeMutableRawPointer.allocate(byteCount: max(src.count, 1), alignment: 64)
-        defer { planes.deallocate() }
-        PlaneCodec.split(t, src, into: planes)
-        let capacity = ZSTD_compressBound(planeSize)
-        let frame = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
-        defer { frame.deallocate() }
         guard let cctx = PackZstd.compressors.take() else {
             throw BillaError(.io, "cannot create a zstd compression context", remedy: "free some memory and try again")
         }
-        defer { PackZstd.compressors.give(cctx) }
-        var out = [UInt8]()
-        out.reserveCapacity(src.count)
-        var lengths = [Int](repeating: 0, count: PackLayout.maxPlanes)
+        defer { cctx.trim(); PackZstd.compressors.give(cctx) }
+        let planeSize = t.planeSize(chunkBytes: src.count, elementSize: elementSize)
+        let planes = cctx.scratch(src.count)
+        let hash = PlaneCodec.split(t, src, into: planes, planeSize: planeSize)
+        // Every plane before p took at most planeSize, so zstd always has compressBound(planeSize) bytes to use.
+        let capacity = src.count + ZSTD_compressBound(planeSize) - planeSize
+        let out = PackZstd.outputs.take(capacity: capacity)
+        var lengths = SIMD4<UInt32>(repeating: 0)
+        var at = 0
         for p in 0..<t.planeCount {
             let plane = UnsafeRawBufferPointer(start: planes + p * planeSize, count: planeSize)
             let exponent = p == 0 && t != .none
             var n: Int?
             // The exponent plane always shrinks; the others are tested first, since noise costs a full match search.
             if exponent || PlaneCodec.entropy(plane) < 7.9 {
-                n = cctx.compress(plane, exponent: exponent, level: level, into: frame, capacity: capacity)
+                n = cctx.compress(plane, exponent: exponent, level: level, into: out.base + at, capacity: capacity - at)
             }
-            if let n {
-                out.append(contentsOf: UnsafeRawBufferPointer(start: frame, count: n))
-                lengths[p] = n
-            } else {
-                out.append(contentsOf: plane)
-                lengths[p] = planeSize
-            }
+            if n == nil { (out.base + at).copyMemory(from: plane.baseAddress!, byteCount: planeSize) }
+            let len = n ?? planeSize
+            lengths[p] = UInt32(len)
+            at += len
         }
-        return CompressedChunk(bytes: out, planeLengths: lengths, hash: hash)
+        return CompressedChunk(buffer: out, count: at, planeLengths: lengths, hash: hash)
     }
 
     /// set_id (formats/pack.md 7): the first 16 bytes of the SHA-256 of the tensor plan (names, dtypes, shapes in
@@ -213,8 +216,9 @@ public enum PackWriter {
                                 do {
                                     for c in toWrite {
                                         indexBox.value.appendLE(UInt64(writer.value.bytesWritten)); indexBox.value.appendLE(c.hash)
-                                        for l in c.planeLengths { indexBox.value.appendLE(UInt32(l)) }
+                                        for p in 0..<PackLayout.maxPlanes { indexBox.value.appendLE(c.planeLengths[p]) }
                                         try writer.value.write(c.bytes)
+                                        c.release()
                                     }
                                     if written > 0 { report.value?(written) }
                                 } catch { errors.set(error) }

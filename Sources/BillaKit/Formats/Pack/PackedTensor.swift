@@ -73,44 +73,46 @@ public final class PackedTensor: @unchecked Sendable, Equatable {
 
     func chunkSize(_ i: Int) -> Int { min(entry.chunkBytes, entry.byteCount - i * entry.chunkBytes) }
 
-    /// Decodes chunk `i` into `dst` (chunkSize(i) bytes) and checks its XXH64.
+    /// Decodes chunk `i` into `dst` (chunkSize(i) bytes) and checks its XXH64. Compressed planes decode into the
+    /// pooled zstd context's scratch, raw ones are read from the map; the merge hashes as it writes.
     func decodeChunk(_ i: Int, _ records: [ChunkRecord], into dst: UnsafeMutableRawPointer) throws {
         let rec = records[i]
         let size = chunkSize(i)
         let t = entry.transform
         let planeSize = t.planeSize(chunkBytes: size, elementSize: entry.dtype.size)
-        let stored = try file.bytes(at: rec.offset, count: rec.storedLength, what: "chunk \(i) of '\(entry.name)'")
-        var scratch: UnsafeMutableRawPointer?
-        defer { scratch?.deallocate() }
-        var planes = [UnsafeRawPointer]()
+        let storedLength = rec.storedLength
+        let all = file.all
+        guard rec.offset >= 0, storedLength >= 0, rec.offset <= all.count, storedLength <= all.count - rec.offset, let base = all.baseAddress else {
+            _ = try file.bytes(at: rec.offset, count: storedLength, what: "chunk \(i) of '\(entry.name)'")   // its error
+            throw error(.corruptContainer, "chunk \(i) lies outside the file")
+        }
+        let stored = base + rec.offset
+        var p0: UnsafeRawPointer?, p1: UnsafeRawPointer?, p2: UnsafeRawPointer?, p3: UnsafeRawPointer?
         var at = 0
-        let dctx = PackZstd.decompressors.take()
-        defer { if let dctx { PackZstd.decompressors.give(dctx) } }
+        var dctx: ZstdDecompressor?
+        defer { if let dctx { dctx.trim(); PackZstd.decompressors.give(dctx) } }
         for p in 0..<t.planeCount {
             let len = rec.planeLengths[p]
-            let src = UnsafeRawBufferPointer(rebasing: stored[at..<(at + len)])
+            let src = stored + at
             at += len
-            if len == planeSize {
-                planes.append(src.baseAddress ?? UnsafeRawPointer(dst))
-                continue
+            var plane = src
+            if len != planeSize {
+                if dctx == nil { dctx = PackZstd.decompressors.take() }
+                guard let dctx else { throw error(.io, "cannot create a zstd context (out of memory)") }
+                let target = t == .none ? dst : dctx.scratch(t.planeCount * planeSize) + p * planeSize
+                if let why = dctx.decompress(UnsafeRawBufferPointer(start: src, count: len), into: target, size: planeSize) {
+                    throw error(.checksumMismatch, "chunk \(i) of \(entry.chunkCount), plane \(p): \(why)")
+                }
+                plane = UnsafeRawPointer(target)
             }
-            guard let dctx else { throw error(.io, "cannot create a zstd context (out of memory)") }
-            let target: UnsafeMutableRawPointer
-            if t == .none {
-                target = dst
-            } else {
-                if scratch == nil { scratch = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64) }
-                target = scratch! + p * planeSize
+            switch p {
+            case 0: p0 = plane
+            case 1: p1 = plane
+            case 2: p2 = plane
+            default: p3 = plane
             }
-            if let why = dctx.decompress(src, into: target, size: planeSize) {
-                throw error(.checksumMismatch, "chunk \(i) of \(entry.chunkCount), plane \(p): \(why)")
-            }
-            planes.append(UnsafeRawPointer(target))
         }
-        if !(t == .none && planes[0] == UnsafeRawPointer(dst)) {
-            PlaneCodec.merge(t, planes: planes, into: dst, count: size)
-        }
-        let h = XXH64.hash(UnsafeRawBufferPointer(start: dst, count: size))
+        let h = PlaneCodec.merge(t, p0, p1, p2, p3, into: dst, count: size)
         lock.lock(); decoded += 1; lock.unlock()
         guard h == rec.xxh64 else {
             throw error(.checksumMismatch,
