@@ -89,6 +89,7 @@ BK_VNNI static inline __attribute__((always_inline)) void bk_vnni_tile(
         const __m512i p0 = _mm512_load_si512(p), p1 = _mm512_load_si512(p + 1), p2 = _mm512_load_si512(p + 2), p3 = _mm512_load_si512(p + 3);
         const __m512i p4 = _mm512_load_si512(p + 4), p5 = _mm512_load_si512(p + 5), p6 = _mm512_load_si512(p + 6), p7 = _mm512_load_si512(p + 7);
         const __m512 ws = _mm512_load_ps(scales + 16 * b);
+#pragma clang loop unroll(full)
         for (int t = 0; t < nt; t++) {
             const int32_t *xb = (const int32_t *)(q + t * cols + 32 * b);
             __m512i s = _mm512_set1_epi32(off[t * nbt + b]);

@@ -668,6 +668,8 @@ BK_FAST static void bk_rows_dot_fast(int type, const uint8_t *w, size_t row_byte
     if (ntok >= 2 && allow512 && bk_has_avx512()) {
         /* Q4_0 / Q8_0 in int8 where the CPU has VNNI (sixteen rows at a time), then f32 tiles for the rest */
         r = bk_rows_prompt_vnni(type, w, row_bytes, rows, cols, x, ldx, ntok, y, ldy);
+        /* f16 / bf16 / f32 as outer products on 32-row panels */
+        if (r < rows) r += bk_rows_prompt_panel(type, w + (size_t)r * row_bytes, row_bytes, rows - r, cols, x, ldx, ntok, y + r, ldy);
         if (r < rows)
             r += bk_rows_prompt_512(type, w + (size_t)r * row_bytes, row_bytes, rows - r, cols, x, ldx, ntok, y + r, ldy, scratch);
     } else if (ntok >= 2) {

@@ -130,9 +130,9 @@ struct VerifierTests {
     /// dequantizers (checked against ggml's goldens in QuantTests) give.
     @Test(arguments: [DType.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
     func kernelsAgreeWithTheDequantizers(dtype: DType) throws {
-        // 21 rows: a 16-row int8 panel (VNNI, Q4_0/Q8_0), then 4-row tiles and a single row; f16/bf16 rows end in a
-        // partial 16-lane step
-        let cols = dtype.quantType == nil ? 520 : 512, rows = 21
+        // 53 rows: a 32-row outer-product panel (f16/bf16) or three 16-row int8 panels (VNNI, Q4_0/Q8_0), then 4-row
+        // tiles and a single row; f16/bf16 rows end in a partial 16-lane step
+        let cols = dtype.quantType == nil ? 520 : 512, rows = 53
         var values = [Float](repeating: 0, count: rows * cols)
         var seed: UInt64 = 7
         for i in values.indices {

@@ -28,6 +28,11 @@ int bk_cpu_has_avx512_vnni(void);
 int64_t bk_rows_prompt_vnni(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
                             const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy);
 
+/* The outer-product prompt products (panel.c): rows in groups of 32 for f16 / bf16 / f32 weights, ntok >= 2, on
+ * AVX-512; returns the rows done (0 when the type, shape or CPU does not allow it). */
+int64_t bk_rows_prompt_panel(int type, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols,
+                             const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy);
+
 /* One token against Q4_0 rows (four at a time, two blocks per AVX-512 vector, VNNI), x quantized to Q8 blocks;
  * returns the rows done (0 when the shape or CPU does not allow it). */
 int64_t bk_rows_token_q4_0_vnni(const uint8_t *w, size_t row_bytes, int64_t rows, int64_t cols, const float *x, float *y);
