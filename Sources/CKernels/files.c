@@ -19,3 +19,16 @@ int64_t bk_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_
     return -1;
 #endif
 }
+
+#if defined(__linux__)
+#include <fcntl.h>
+#endif
+
+int bk_start_writeback(int fd, int64_t offset, int64_t len) {
+#if defined(__linux__)
+    return sync_file_range(fd, (off_t)offset, (off_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd; (void)offset; (void)len;
+    return 0;
+#endif
+}

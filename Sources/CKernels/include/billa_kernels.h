@@ -92,6 +92,10 @@ void bk_quantize_q8_0_using(int portable, const float *x, void *y, int64_t n);
  * exist. */
 int64_t bk_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, size_t len);
 
+/* Starts writeback of a written range without waiting for it (sync_file_range(2) with SYNC_FILE_RANGE_WRITE); 0
+ * on success, and a no-op where there is no such call. */
+int bk_start_writeback(int fd, int64_t offset, int64_t len);
+
 /* Fixes glibc malloc's mmap threshold (blocks of `bytes` or more get their own mapping); 1 on success, 0 where
  * there is no such setting. */
 int bk_set_mmap_threshold(size_t bytes);
