@@ -34,6 +34,7 @@ public final class AtomicFileWriter {
     }
 
     deinit {
+        writebackPending.wait()
         if fd >= 0 {
             close(fd)
             unlink(temporaryPath)
@@ -58,11 +59,17 @@ public final class AtomicFileWriter {
     /// Starts the disk on every 32 MiB as soon as it is written, without waiting. commit's fsync then waits only for
     /// the tail: the disk works while the next tensors are gathered and copied, as with `cp` followed by `sync`,
     /// instead of after the whole file (or, across output shards, once per shard with the CPU idle).
+    /// The call itself maps pages to blocks and submits them, which takes a while on a large range, so it runs on a
+    /// queue of its own and the writer goes on copying; commit and deinit wait for it before the descriptor closes.
     private func startWriteback() {
         guard fileOffset - writebackStarted >= AtomicFileWriter.writebackStep else { return }
-        _ = bk_start_writeback(fd, Int64(writebackStarted), Int64(fileOffset - writebackStarted))
+        let fd = self.fd, start = Int64(writebackStarted), count = Int64(fileOffset - writebackStarted)
+        writeback.async(group: writebackPending) { _ = bk_start_writeback(fd, start, count) }
         writebackStarted = fileOffset
     }
+
+    private let writeback = DispatchQueue(label: "billa.writeback")
+    private let writebackPending = DispatchGroup()
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         // Bytes that sit in a mapped file go file to file in the kernel (see MappedRegions).
@@ -153,6 +160,7 @@ public final class AtomicFileWriter {
     /// Flushes, syncs and renames into place. Until this returns, nothing exists at `finalPath` that was not there.
     public func commit() throws {
         try flush()
+        writebackPending.wait()
         guard fsync(fd) == 0 else { throw BillaError.fromErrno("fsync", path: temporaryPath) }
         close(fd)
         fd = -1
