@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 @testable import BillaKit
@@ -39,6 +40,23 @@ struct PackSetTests {
         }
         // the side files come from the first shard, whichever file was named
         #expect(try back.sideFiles.bytes("tokenizer.model") == Array(try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tiny-hf-st/tokenizer.model")))))
+    }
+
+    @Test("re-packing a set, named by any shard, records every file of the set as the source, each with its SHA-256")
+    func repackRecordsEveryShard() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = try Self.makeSet(dir)
+        let again = dir + "/again.billa"
+        try Packer.pack(Release.open(files[files.count - 1]), options: PackOptions(), to: again)
+        let m = try PackReader.open(again).metadata
+        #expect(m.source.files.map(\.name) == files.map { ($0 as NSString).lastPathComponent })
+        for (f, recorded) in zip(files, m.source.files) {
+            let bytes = try #require(FileManager.default.contents(atPath: f))
+            #expect(recorded.sha256 == SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined(), "\(f)")
+            #expect(recorded.bytes == bytes.count)
+        }
+        #expect(try PackReader.open(again).blobs.map(\.name).contains("tokenizer.model"))
     }
 
     @Test("a missing shard and a shard of another set are errors naming the file")

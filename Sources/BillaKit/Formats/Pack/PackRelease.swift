@@ -43,15 +43,17 @@ public enum Packer {
 
     private static func write(_ release: Release, inputs: [PackInput], groups: [PackMetadata.Group], layout: ReleaseLayout,
                               quantization: String?, options: PackOptions, to path: String, quiet: Bool) throws -> [String] {
-        // A pack's side files are its blobs, carried over as they are; its provenance is the pack file itself, once
-        // (its groups are not files: `PACK#group` names only where a tensor came from).
+        // A pack's side files are its blobs, carried over as they are; its provenance is the pack's files themselves,
+        // each once: the single file, or every shard of a set (its groups are not files: `PACK#group` names only
+        // where a tensor came from).
         if release.isPack {
-            let source = try PackReader.open(release.path)
+            let set = try PackSet.open(release.path)
+            let source = set[0]
             let blobs = try source.blobs.map { b in
                 PackBlobInput(name: b.name, bytes: Array(try source.file.bytes(at: b.offset, count: b.length, what: "blob '\(b.name)'")))
             }
             return try write(release, inputs: inputs, groups: groups, layout: layout, quantization: quantization, options: options, to: path,
-                             quiet: quiet, sourcePaths: [release.path], blobs: blobs)
+                             quiet: quiet, sourcePaths: set.map(\.path), blobs: blobs)
         }
         var blobPaths = [String]()
         if release.layout != .file {
