@@ -1,13 +1,34 @@
 import CZstd
 import Foundation
 
+/// A growable 64-byte-aligned buffer that a pooled context keeps between chunks.
+final class ScratchBuffer {
+    private var pointer: UnsafeMutableRawPointer?
+    private var size = 0
+
+    deinit { pointer?.deallocate() }
+
+    func at(least n: Int) -> UnsafeMutableRawPointer {
+        if let pointer, size >= n { return pointer }
+        pointer?.deallocate()
+        size = max(n, 64)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        pointer = p
+        return p
+    }
+
+    /// Frees the buffer if it is larger than pooled contexts should hold on to (huge --chunk-size).
+    func trim() {
+        if size > PackZstd.keepBytes { pointer?.deallocate(); pointer = nil; size = 0 }
+    }
+}
+
 /// zstd contexts for pack chunks. A context is reused across chunks (creating one per chunk would cost more than
 /// compressing a 1 MiB exponent plane), and each worker takes its own from a pool, with the buffers a chunk needs
 /// (planes, frames), so encoding a chunk allocates only its result.
 final class ZstdCompressor {
     private let cctx: OpaquePointer
-    private var buffer: UnsafeMutableRawPointer?
-    private var bufferSize = 0
+    private let buffer = ScratchBuffer()
 
     init?() {
         guard let c = ZSTD_createCCtx() else { return nil }
@@ -16,22 +37,12 @@ final class ZstdCompressor {
 
     deinit {
         ZSTD_freeCCtx(cctx)
-        buffer?.deallocate()
     }
 
-    /// Scratch of at least `size` bytes owned by this context, kept for the next chunk (up to PackZstd.keepBytes).
-    func scratch(_ size: Int) -> UnsafeMutableRawPointer {
-        if let buffer, bufferSize >= size { return buffer }
-        buffer?.deallocate()
-        bufferSize = max(size, 64)
-        buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 64)
-        return buffer!
-    }
+    /// Scratch of at least `size` bytes owned by this context (planes, frames), kept for the next chunk.
+    func scratch(_ size: Int) -> UnsafeMutableRawPointer { buffer.at(least: size) }
 
-    /// Frees the scratch if it is larger than pooled contexts should hold on to (huge --chunk-bytes).
-    func trim() {
-        if bufferSize > PackZstd.keepBytes { buffer?.deallocate(); buffer = nil; bufferSize = 0 }
-    }
+    func trim() { buffer.trim() }
 
     /// Compresses into `dst` (capacity `capacity`); returns the frame size, or nil when it would not be smaller
     /// than the input (the caller then stores the plane raw).
@@ -59,8 +70,7 @@ final class ZstdCompressor {
 
 final class ZstdDecompressor {
     private let dctx: OpaquePointer
-    private var buffer: UnsafeMutableRawPointer?
-    private var bufferSize = 0
+    private let buffer = ScratchBuffer()
 
     init?() {
         guard let d = ZSTD_createDCtx() else { return nil }
@@ -69,22 +79,12 @@ final class ZstdDecompressor {
 
     deinit {
         ZSTD_freeDCtx(dctx)
-        buffer?.deallocate()
     }
 
-    /// Scratch of at least `size` bytes for decoded planes, kept for the next chunk (up to PackZstd.keepBytes).
-    func scratch(_ size: Int) -> UnsafeMutableRawPointer {
-        if let buffer, bufferSize >= size { return buffer }
-        buffer?.deallocate()
-        bufferSize = max(size, 64)
-        buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 64)
-        return buffer!
-    }
+    /// Scratch of at least `size` bytes for decoded planes, kept for the next chunk.
+    func scratch(_ size: Int) -> UnsafeMutableRawPointer { buffer.at(least: size) }
 
-    /// Frees the scratch if it is larger than pooled contexts should hold on to (huge --chunk-bytes).
-    func trim() {
-        if bufferSize > PackZstd.keepBytes { buffer?.deallocate(); buffer = nil; bufferSize = 0 }
-    }
+    func trim() { buffer.trim() }
 
     /// Decodes one frame that must fill `size` bytes exactly; returns nil with the reason otherwise.
     func decompress(_ frame: UnsafeRawBufferPointer, into dst: UnsafeMutableRawPointer, size: Int) -> String? {
