@@ -47,10 +47,10 @@ public final class MappedFile: @unchecked Sendable {
     public var all: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
 
     /// A bounds-checked slice. `what` names the structure for the error message.
-    public func bytes(at offset: Int, count: Int, what: String) throws -> UnsafeRawBufferPointer {
+    public func bytes(at offset: Int, count: Int, what: @autoclosure () -> String) throws -> UnsafeRawBufferPointer {
         guard offset >= 0, count >= 0, offset <= size, count <= size - offset else {
             throw BillaError(.outOfBounds, file: path,
-                             "\(what) spans bytes \(offset)..<\(offset &+ count) but the file has \(size) bytes",
+                             "\(what()) spans bytes \(offset)..<\(offset &+ count) but the file has \(size) bytes",
                              remedy: "the file is truncated or corrupt; download it again and check its published checksum")
         }
         return UnsafeRawBufferPointer(rebasing: all[offset..<(offset + count)])

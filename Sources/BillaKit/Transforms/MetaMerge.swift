@@ -45,6 +45,7 @@ public enum MetaMerge {
             throw BillaError(.unsupported, file: file, tensor: name, "billa does not know how Meta's model parallelism splits this tensor",
                              remedy: "only LLaMA-architecture tensors can be split")
         }
+        if n == 1 { return whole }   // keeps the source's zero-copy rows
         switch rule {
         case .replicated: return whole
         case .concat(let axis):

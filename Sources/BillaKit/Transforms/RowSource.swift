@@ -144,6 +144,7 @@ public struct RowSource: @unchecked Sendable {
 
     /// Columns [lo, lo + count) of a 2-D tensor.
     public func columnSlice(_ lo: Int, _ count: Int) -> RowSource {
+        if lo == 0 && shape.count == 2 && count == shape[1] { return self }
         let src = self
         let es = dtype.size
         let srcRow = rowBytes
