@@ -132,11 +132,12 @@ int64_t bk_rows_prompt_vnni(int type, const uint8_t *w, size_t row_bytes, int64_
     int64_t block = BK_VNNI_L2_BYTES / cols / 8 * 8;
     if (block < 8) block = 8;
     if (block > ntok) block = ntok;
-    uint8_t *panel = aligned_alloc(64, (size_t)nb * 576);
-    int8_t *q = aligned_alloc(64, ((size_t)block * cols + 63) / 64 * 64);
-    float *d = malloc(sizeof(float) * (size_t)block * nb);
-    int32_t *off = malloc(sizeof(int32_t) * (size_t)block * nb);
-    if (!panel || !q || !d || !off) { free(panel); free(q); free(d); free(off); return 0; }
+    uint8_t *panel = bk_thread_scratch(2, (size_t)nb * 576);
+    /* the token block's q (block * cols int8), then d and off (block * nb each) */
+    int8_t *q = bk_thread_scratch(3, (size_t)block * cols + 8 * (size_t)block * nb);
+    if (!panel || !q) return 0;
+    float *d = (float *)(q + (size_t)block * cols);
+    int32_t *off = (int32_t *)(d + (size_t)block * nb);
     float *scales = (float *)(panel + (size_t)nb * 512);
     const int bias = type == BK_Q4_0 ? 8 : 128;
     for (int64_t t0 = 0; t0 < ntok; t0 += block) {
@@ -152,7 +153,6 @@ int64_t bk_rows_prompt_vnni(int type, const uint8_t *w, size_t row_bytes, int64_
             }
         }
     }
-    free(panel); free(q); free(d); free(off);
     return groups;
 }
 
@@ -209,7 +209,7 @@ int64_t bk_rows_token_q4_0_vnni(const uint8_t *w, size_t row_bytes, int64_t rows
     if (cols % 64 != 0 || rows < 4 || !bk_cpu_has_avx512_vnni()) return 0;
     const int64_t nb = cols / 32, pairs = nb / 2;
     /* one allocation: q, d, off, then the pair layout (64 + 64 + 64 bytes per pair) */
-    uint8_t *mem = aligned_alloc(64, (size_t)cols + (size_t)nb * 8 + (size_t)pairs * 192 + 64);
+    uint8_t *mem = bk_thread_scratch(4, (size_t)cols + (size_t)nb * 8 + (size_t)pairs * 192 + 64);
     if (!mem) return 0;
     int8_t *q = (int8_t *)mem;
     float *d = (float *)(mem + cols);
@@ -221,7 +221,6 @@ int64_t bk_rows_token_q4_0_vnni(const uint8_t *w, size_t row_bytes, int64_t rows
     bk_vnni_token_pairs(q, d, off, pairs, xp, cv, dv);
     const int64_t groups = rows / 4 * 4;
     for (int64_t r = 0; r < groups; r += 4) bk_vnni_q4_0_rows4(w + (size_t)r * row_bytes, row_bytes, xp, cv, dv, pairs, y + r);
-    free(mem);
     return groups;
 }
 

@@ -110,11 +110,11 @@ int64_t bk_rows_prompt_panel(int type, const uint8_t *w, size_t row_bytes, int64
     if ((type != BK_F16 && type != BK_BF16 && type != BK_F32) || rows < BK_PANEL_ROWS || ntok < 2 || !bk_cpu_has_avx512()) return 0;
     const int64_t padded = (cols + 15) / 16 * 16, groups = rows / BK_PANEL_ROWS * BK_PANEL_ROWS;
     const int64_t tiles = (ntok + BK_PANEL_TOKENS - 1) / BK_PANEL_TOKENS;
-    float *panel = aligned_alloc(64, (size_t)padded * BK_PANEL_ROWS * sizeof(float));
+    float *panel = bk_thread_scratch(0, (size_t)padded * BK_PANEL_ROWS * sizeof(float));
     /* the tokens, tile by tile, k-major: xt[(tile * cols + k) * 12 + t]. Read straight from x, the twelve rows of a
      * tile are ldx * 4 bytes apart, a multiple of 4 KiB for LLaMA widths: all twelve lines fell in one L1 set. */
-    float *xt = aligned_alloc(64, ((size_t)tiles * cols * BK_PANEL_TOKENS * sizeof(float) + 63) / 64 * 64);
-    if (!panel || !xt) { free(panel); free(xt); return 0; }
+    float *xt = bk_thread_scratch(1, (size_t)tiles * cols * BK_PANEL_TOKENS * sizeof(float));
+    if (!panel || !xt) return 0;
     for (int64_t tile = 0; tile < tiles; tile++)
         for (int t = 0; t < BK_PANEL_TOKENS; t++) {
             float *dst = xt + (size_t)tile * cols * BK_PANEL_TOKENS + t;
@@ -130,8 +130,6 @@ int64_t bk_rows_prompt_panel(int type, const uint8_t *w, size_t row_bytes, int64
                            (int)(ntok - t < BK_PANEL_TOKENS ? ntok - t : BK_PANEL_TOKENS));
         }
     }
-    free(panel);
-    free(xt);
     return groups;
 }
 

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
+#include <stdlib.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -119,4 +120,20 @@ void bk_pool_run(int64_t n, bk_job_fn fn, void *ctx) {
     bk_pool_drain(gen);
     while (atomic_load_explicit(&bk_pool.done, memory_order_acquire) < n) BK_PAUSE();
     pthread_mutex_unlock(&bk_pool.submit);
+}
+
+/* Per-thread scratch that grows and is kept: the prompt panels need up to a few MiB per product, and allocating
+ * that per call meant an mmap, ~700 page faults and the zeroing of fresh pages for every product of every layer.
+ * The pool's workers live as long as the process, so each keeps its largest buffer per slot. */
+void *bk_thread_scratch(int slot, size_t bytes) {
+    static __thread void *buf[BK_SCRATCH_SLOTS];
+    static __thread size_t cap[BK_SCRATCH_SLOTS];
+    if (slot < 0 || slot >= BK_SCRATCH_SLOTS) return NULL;
+    if (cap[slot] < bytes) {
+        free(buf[slot]);
+        const size_t n = (bytes + 63) / 64 * 64;
+        buf[slot] = aligned_alloc(64, n);
+        cap[slot] = buf[slot] ? n : 0;
+    }
+    return buf[slot];
 }

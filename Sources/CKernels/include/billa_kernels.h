@@ -42,6 +42,11 @@ int64_t bk_rows_token_q4_0_vnni(const uint8_t *w, size_t row_bytes, int64_t rows
 typedef void (*bk_job_fn)(void *ctx, int64_t i);
 void bk_pool_run(int64_t n, bk_job_fn fn, void *ctx);
 
+/* A 64-byte-aligned buffer of at least `bytes` owned by the calling thread and kept for its next call with the same
+ * slot (pool.c); NULL when out of memory. Slots: 0-1 panel.c, 2-3 int8gemm.c prompts, 4 int8gemm.c generation. */
+#define BK_SCRATCH_SLOTS 5
+void *bk_thread_scratch(int slot, size_t bytes);
+
 /* Elements per block and bytes per block of a type (1 and the element size for plain types). */
 int bk_block_elems(int type);
 int bk_block_bytes(int type);
