@@ -440,6 +440,8 @@ BK_FAST static float bk_dot_q6_K_q8_fast(const uint8_t *w, const int8_t *q, cons
         const uint8_t *ql = w, *qh = w + 128;
         const int8_t *sc = (const int8_t *)(w + 192);
         const float d = _cvtsh_ss(bk_u16(w + 208));
+        /* the superblock four ahead: +4-7 % Q4_0-model generation, whose Q6_K output head this is (A/B, 3 runs) */
+        for (int l = 0; l < 210; l += 64) _mm_prefetch((const char *)w + 4 * 210 + l, _MM_HINT_T0);
         for (int half = 0; half < 2; half++) {
             const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * half));
             const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * half + 32));
