@@ -513,8 +513,6 @@ BK_FAST static void bk_tile4x3_fast(const float *w, int64_t ldw, const float *x,
 
 #define BK_FAST512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,f16c")))
 
-BK_FAST512 static inline float bk_hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
-
 /* The four sums of a0..a3 as one vector: halves of two vectors are added in one step, so the 24 accumulators of a
  * tile cost ~14 instructions per four instead of ~34 for four separate reductions. */
 BK_FAST512 static inline __m128 bk_hsum4x512(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
@@ -744,6 +742,14 @@ int bk_cpu_has_avx512(void) {
                    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
     }
     return detected;
+#else
+    return 0;
+#endif
+}
+
+int bk_prompt_int8(void) {
+#if BK_X86
+    return bk_has_avx512() && bk_cpu_has_avx512_vnni();
 #else
     return 0;
 #endif

@@ -111,8 +111,10 @@ int64_t bk_rows_prompt_panel(int type, const uint8_t *w, size_t row_bytes, int64
     const int64_t padded = (cols + 15) / 16 * 16, groups = rows / BK_PANEL_ROWS * BK_PANEL_ROWS;
     const int64_t tiles = (ntok + BK_PANEL_TOKENS - 1) / BK_PANEL_TOKENS;
     float *panel = bk_thread_scratch(0, (size_t)padded * BK_PANEL_ROWS * sizeof(float));
-    /* the tokens, tile by tile, k-major: xt[(tile * cols + k) * 12 + t]. Read straight from x, the twelve rows of a
-     * tile are ldx * 4 bytes apart, a multiple of 4 KiB for LLaMA widths: all twelve lines fell in one L1 set. */
+    /* the tokens, tile by tile, k-major: xt[(tile * cols + k) * 12 + t], so a k step's twelve broadcasts share one
+     * cache line. Read straight from x, the twelve rows are ldx * 4 bytes apart, a multiple of 4 KiB for LLaMA widths,
+     * so their lines would share one L1 set (not measured alone: the first version also kept its accumulators on the
+     * stack, see bk_panel_tile). */
     float *xt = bk_thread_scratch(1, (size_t)tiles * cols * BK_PANEL_TOKENS * sizeof(float));
     if (!panel || !xt) return 0;
     for (int64_t tile = 0; tile < tiles; tile++)

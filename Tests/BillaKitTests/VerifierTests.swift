@@ -179,8 +179,7 @@ struct VerifierTests {
                 // One token over Q8_0/Q4_0/Q6_K on the fast body runs as llama.cpp does: x quantized to Q8 blocks, int8
                 // products; so do prompts over Q8_0/Q4_0 on the best body when the CPU has AVX-512 VNNI. The error is
                 // bounded by sum |w| * (block amax / 127) / 2.
-                let vnni = body == 0 && ntok > 1 && (dtype == .q8_0 || dtype == .q4_0) && bk_cpu_has_avx512_vnni() == 1
-                    && ProcessInfo.processInfo.environment["BILLA_NO_AVX512"].map({ $0.isEmpty || $0 == "0" }) ?? true
+                let vnni = body == 0 && ntok > 1 && (dtype == .q8_0 || dtype == .q4_0) && bk_prompt_int8() == 1
                 let q8x = !portable && (ntok == 1 && (dtype == .q8_0 || dtype == .q4_0 || dtype == .q6_K) || vnni)
                 for t in 0..<ntok {
                     for r in 0..<rows {

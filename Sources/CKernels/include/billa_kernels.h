@@ -22,6 +22,9 @@ int bk_cpu_has_avx512(void);
 /* 1 when the CPU also has AVX-512 VNNI, which the int8 prompt products over Q4_0 / Q8_0 use. */
 int bk_cpu_has_avx512_vnni(void);
 
+/* 1 when the best body runs Q4_0 / Q8_0 prompts in int8: the CPU has AVX-512 VNNI and BILLA_NO_AVX512 is not set. */
+int bk_prompt_int8(void);
+
 /* The int8 prompt products (int8gemm.c): rows in groups of sixteen for Q4_0 / Q8_0 weights, ntok >= 2 tokens,
  * activations quantized to Q8 blocks as llama.cpp does. Returns the rows done (0 when the type, shape or CPU does not
  * allow it); the caller finishes the rest. */
