@@ -2,6 +2,7 @@
  * Block layouts are ggml's (ggml-common.h: block_q4_0 ... block_q6_K); the dequantization follows ggml's
  * dequantize_row_* so a quantized model is evaluated exactly as llama.cpp stores it. */
 #include "billa_kernels.h"
+#include "billa_build.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -742,6 +743,14 @@ int bk_cpu_has_avx512(void) {
                    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
     }
     return detected;
+#else
+    return 0;
+#endif
+}
+
+int bk_avx512_in_use(void) {
+#if BK_X86
+    return bk_has_avx512();
 #else
     return 0;
 #endif

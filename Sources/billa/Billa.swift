@@ -7,7 +7,7 @@ struct Billa: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "billa",
         abstract: "Read, check and convert LLaMA-family weights, streaming and verifiable.",
-        version: BillaVersion.string,
+        version: BillaVersion.description,
         subcommands: [Inspect.self, Checksum.self, Tokenize.self, Vocab.self, Convert.self, Recover.self, Reshard.self, Quantize.self, Pack.self, Unpack.self, Verify.self, Generate.self, PackBench.self]
     )
 
