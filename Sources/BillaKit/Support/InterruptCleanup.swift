@@ -23,7 +23,16 @@ public enum InterruptCleanup {
     public static func install() {
         var set = sigset_t()
         sigemptyset(&set)
-        for s in signals { sigaddset(&set, s) }
+        // A signal the parent set to be ignored stays ignored (`nohup billa ...`, `billa ... &` in a script).
+        var taken = 0
+        for s in signals {
+            var current = sigaction()
+            sigaction(s, nil, &current)
+            if unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
+            sigaddset(&set, s)
+            taken += 1
+        }
+        guard taken > 0 else { return }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let mask = set
         let waiter = Thread {
