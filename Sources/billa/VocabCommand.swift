@@ -120,7 +120,7 @@ struct VocabAuditCommand: ParsableCommand {
         guard let t = release.tokenizerPath else {
             throw BillaError(.notFound, file: path, "the model directory has no tokenizer.model", remedy: "pass the tokenizer.model itself")
         }
-        let config = FileManager.default.fileExists(atPath: path + "/config.json") ? try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/config.json"))) as? [String: Any] : nil
+        let config = FileManager.default.fileExists(atPath: release.path + "/config.json") ? try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: release.path + "/config.json"))) as? [String: Any] : nil
         return VocabAudit.audit(try Tokenizer(path: t), path: t, release: release, config: config ?? nil, corpora: corpora)
     }
 }

@@ -81,7 +81,7 @@ public struct OutputPlan: Sendable {
             case .text(let s): kind = "text"; bytes = s.utf8.count
             case .link(let from):
                 kind = "link"
-                bytes = ((try? FileManager.default.attributesOfItem(atPath: from)[.size]) as? Int) ?? 0
+                bytes = ((try? FileManager.default.attributesOfItem(atPath: FileLinker.resolved(from))[.size]) as? Int) ?? 0   // a symlink: its target
             case .bytes(let b, _): kind = "copy"; bytes = b.count
             }
             return OutputReport.File(name: f.name, kind: kind, bytes: bytes, tensors: f.tensors.map {
