@@ -202,6 +202,9 @@ struct InputProtectionTests {
             ("vocab merge", ["vocab", "merge", tok, tok], true),
             ("vocab resize", ["vocab", "resize", hf, "--tokenizer", tok], false),
             ("recover delta", ["recover", "delta", "--base", hf, "--delta", deltaFixture], false),
+            ("recover weight-diff", ["recover", "weight-diff", "--raw", hf, "--diff", Fixtures.path("recover/weight-diff/diff")], false),
+            ("recover billa", ["recover", "billa", "--release", Fixtures.path("recover/billa/release"),
+                               "--llama", Fixtures.path("recover/billa/llama/consolidated.00.pth")], false),
         ]
         for (i, (label, args, isFile)) in commands.enumerated() {
             let out = dir + "/out\(i)"
@@ -222,6 +225,29 @@ struct InputProtectionTests {
             let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".billa-") }
             #expect(left.isEmpty, "\(label) left \(left)")
         }
+    }
+
+    @Test("recover xor: an existing decrypted file needs --force; the key and the .enc file are never outputs")
+    func xorOutputs() throws {
+        let dir = try Fixtures.tempDir("guard-xor")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let x = try copy("recover/xor", into: dir)
+        let args = ["recover", "xor", x + "/weights.bin.6f222eb4.enc", "--key", x + "/key.bin", "--chunk-size", "4096", "--quiet"]
+        let out = dir + "/dec"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
+        #expect(FileManager.default.createFile(atPath: out + "/weights.bin", contents: Data("keep".utf8)))
+        let refused = try BillaProcess.run(args + ["-o", out])
+        #expect(refused.status == 1 && refused.stderr.contains(out + "/weights.bin") && refused.stderr.contains("pass --force to replace it"), "\(refused.stderr)")
+        #expect(FileManager.default.contents(atPath: out + "/weights.bin") == Data("keep".utf8))
+        let replaced = try BillaProcess.run(args + ["-o", out, "--force"])
+        #expect(replaced.status == 0, "\(replaced.stderr)")
+        #expect(FileManager.default.contentsEqual(atPath: out + "/weights.bin", andPath: x + "/weights.bin"))
+        // Decrypting into the directory that holds weights.bin (as the key here): its own name would replace the key.
+        let key = x + "/weights.bin"
+        let before = try sha(key)
+        let r = try BillaProcess.run(["recover", "xor", x + "/weights.bin.6f222eb4.enc", "--key", key, "-o", x, "--force", "--quiet"])
+        #expect(r.status == 1 && r.stderr.contains("billa never writes over"), "\(r.stderr)")
+        #expect(try sha(key) == before)
     }
 
     @Test("OutputGuard: files of an input directory, shard sets, and directories that hold inputs")
