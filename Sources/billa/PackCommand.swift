@@ -50,7 +50,7 @@ struct Pack: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try write.check([output] + (maxShardSize != nil ? OutputGuard.shardSet(of: PackSet.fileName(prefix: output.hasSuffix(".billa") ? String(output.dropLast(6)) : output, index: 0, count: 1)) : []), .file, inputs: [source])
+            try write.check([output] + (maxShardSize != nil ? OutputGuard.existingPackShards(of: output) : []), .file, inputs: [source])
             if let quantize {
                 guard let recipe = QuantRecipe(name: quantize) else {
                     throw BillaError(.invalidArgument, "--quantize \(quantize) is not a type", remedy: "use one of \(QuantRecipe.names)")

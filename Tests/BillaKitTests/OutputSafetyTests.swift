@@ -271,6 +271,10 @@ struct InputProtectionTests {
         #expect(refused(dir + "/other", .file, inputs: [src], force: false))
         #expect(!refused(dir + "/other", .file, inputs: [src], force: true))
         #expect(OutputGuard.mayReplace(dir + "/other"))
+        // The files of an existing pack shard set `pack -o m.billa --max-shard-size` would write.
+        #expect(FileManager.default.createFile(atPath: dir + "/m-00001-of-00002.billa", contents: Data()))
+        #expect(FileManager.default.createFile(atPath: dir + "/m-x-00001-of-00002.billa", contents: Data()))
+        #expect(OutputGuard.existingPackShards(of: dir + "/m.billa") == [dir + "/m-00001-of-00002.billa"])
         // A directory named as a file output is refused even with force.
         try FileManager.default.createDirectory(atPath: dir + "/d", withIntermediateDirectories: false)
         #expect(refused(dir + "/d", .file, inputs: [src]))

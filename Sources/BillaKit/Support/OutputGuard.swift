@@ -91,6 +91,12 @@ public enum OutputGuard {
         return names.filter { $0.range(of: pattern, options: .regularExpression) != nil }.map { Temporaries.join(parent, $0) }
     }
 
+    /// The files of an existing pack shard set that `billa pack -o OUTPUT --max-shard-size` would replace
+    /// (`NAME-0000i-of-0000N.billa` for OUTPUT `NAME.billa`).
+    public static func existingPackShards(of output: String) -> [String] {
+        shardSet(of: PackSet.fileName(prefix: output.hasSuffix(".billa") ? String(output.dropLast(".billa".count)) : output, index: 0, count: 1))
+    }
+
     /// Checks every output against the inputs and the rule for existing outputs; approves, with `force`, the
     /// existing outputs it may replace. Throws the first conflict; nothing is written either way.
     public static func check(inputs: [String], outputs: [Output], force: Bool) throws {
