@@ -12,6 +12,7 @@ struct Billa: ParsableCommand {
     )
 
     static func main() {
+        InterruptCleanup.install()   // first: it must block the signals before any thread starts
         MemoryPolicy.apply()
         main(nil)
     }

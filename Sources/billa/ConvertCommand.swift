@@ -52,9 +52,11 @@ struct Convert: ParsableCommand {
     var dryRun = false
 
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func run() throws {
         try reportingErrors {
+            if !dryRun { try write.check([output], to == .gguf ? .file : .directory, inputs: [source]) }
             // --to gguf: GGUFExport (QuantizeCommand.swift) writes one GGUF file.
             guard let layout = to.layout else {
                 var o = GGUFExportOptions(recipe: dtype?.recipe ?? .f16)

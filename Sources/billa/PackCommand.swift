@@ -32,10 +32,8 @@ struct Pack: ParsableCommand {
     @Option(name: .long, help: "Quantize while packing, as billa quantize would (q8_0, q4_k_m, ...); GGUF tensor names.")
     var quantize: String?
 
-    @Flag(name: .long, help: "Overwrite OUTPUT if it exists.")
-    var force = false
-
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func validate() throws {
         // The range zstd itself accepts (ZSTD_maxCLevel), so help, validation and the library agree.
@@ -52,9 +50,7 @@ struct Pack: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            if FileManager.default.fileExists(atPath: output) && !force {
-                throw BillaError(.invalidArgument, file: output, "already exists", remedy: "choose another name or pass --force")
-            }
+            try write.check([output] + (maxShardSize != nil ? OutputGuard.existingPackShards(of: output) : []), .file, inputs: [source])
             if let quantize {
                 guard let recipe = QuantRecipe(name: quantize) else {
                     throw BillaError(.invalidArgument, "--quantize \(quantize) is not a type", remedy: "use one of \(QuantRecipe.names)")

@@ -54,9 +54,11 @@ struct Quantize: ParsableCommand {
     var dryRun = false
 
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func run() throws {
         try reportingErrors {
+            if !dryRun { try write.check([output], .file, inputs: [source]) }
             var o = GGUFExportOptions(recipe: type)
             o.overrides = try tensorTypes.map(parseOverride)
             o.allowRequantize = allowRequantize

@@ -45,6 +45,7 @@ struct RecoverBilla: ParsableCommand {
     var dryRun = false
 
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func validate() throws {
         if inPlace == (output != nil) { throw ValidationError("give either -o OUT or --in-place") }
@@ -63,6 +64,7 @@ struct RecoverBilla: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if let output, !dryRun { try write.check([output], .directory, inputs: [release, llama]) }
             var o = BillaRecovery.Options(release: release, llama: llama)
             o.output = output
             o.inPlace = inPlace
@@ -125,9 +127,11 @@ struct RecoverDelta: ParsableCommand {
     var dryRun = false
 
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func run() throws {
         try reportingErrors {
+            if !dryRun { try write.check([output], .directory, inputs: [base, delta]) }
             try runPlan(try DeltaRecovery.plan(base: base, delta: delta, output: output), label: "apply delta", dryRun: dryRun, report: report)
         }
     }
@@ -154,6 +158,7 @@ struct RecoverXor: ParsableCommand {
     var dryRun = false
 
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func run() throws {
         try reportingErrors {
@@ -174,6 +179,7 @@ struct RecoverXor: ParsableCommand {
                 }
                 return
             }
+            try write.check(inputs.map { output + "/" + XorRecovery.outputName(for: $0).name }, .file, inputs: inputs + [key])
             var isDir: ObjCBool = false
             if !FileManager.default.fileExists(atPath: output, isDirectory: &isDir) {
                 do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
@@ -220,9 +226,11 @@ struct RecoverWeightDiff: ParsableCommand {
     var dryRun = false
 
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func run() throws {
         try reportingErrors {
+            if !dryRun { try write.check([output], .directory, inputs: [raw, diff]) }
             let job = try WeightDiffRecovery.plan(raw: raw, diff: diff, output: output)
             var plan = job.plan
             if let expected = expectSum {

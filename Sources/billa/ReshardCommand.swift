@@ -30,6 +30,7 @@ struct Reshard: ParsableCommand {
     var dryRun = false
 
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func validate() throws {
         let chosen = (shards != nil ? 1 : 0) + (maxShardSize != nil ? 1 : 0) + (perLayer ? 1 : 0)
@@ -38,6 +39,7 @@ struct Reshard: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if !dryRun { try write.check([output], .directory, inputs: [source]) }
             let mode: Resharder.Mode
             if let shards { mode = .shards(shards) } else if let text = maxShardSize {
                 guard let v = ByteFormat.parse(text), v > 0 else {

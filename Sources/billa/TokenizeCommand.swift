@@ -101,7 +101,7 @@ enum TokenizerLocation {
             throw BillaError(.notFound, file: path, "no such file or directory", remedy: "check the path")
         }
         guard isDir.boolValue else { return path }
-        let inside = path + "/tokenizer.model"
+        let inside = try ModelDirectory.resolve(path) + "/tokenizer.model"   // a Hugging Face cache root: its refs/main snapshot
         guard FileManager.default.fileExists(atPath: inside) else {
             throw BillaError(.notFound, file: path, "the directory has no tokenizer.model", remedy: "pass the tokenizer.model file itself")
         }

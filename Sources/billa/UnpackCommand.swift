@@ -23,6 +23,7 @@ struct Unpack: ParsableCommand {
     var to: Unpacker.Target
 
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func run() throws {
         try reportingErrors {
@@ -31,9 +32,7 @@ struct Unpack: ParsableCommand {
                 throw BillaError(.unsupported, file: pack, "is shard \(p.shardIndex + 1) of a \(p.shardCount)-file pack set; unpack takes single-file packs",
                                  remedy: "convert the whole set instead: billa convert \(pack) -o OUT --to hf (or --to meta)")
             }
-            if to == .safetensors, FileManager.default.fileExists(atPath: output) {
-                throw BillaError(.invalidArgument, file: output, "already exists", remedy: "choose another output path or remove it")
-            }
+            try write.check([output], to == .safetensors ? .file : .directory, inputs: [pack])
             try Unpacker.unpack(p, to: to, output: output, quiet: report.quiet)
             if report.json {
                 try printJSON(["path": output, "target": to.rawValue, "tensors": String(p.tensors.count)])

@@ -18,9 +18,11 @@ struct VocabMergeCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "The merged tokenizer.model to write.") var output: String
     @Flag(name: .long, help: "Append a [PAD] control piece, as Chinese-Alpaca's training adds.") var addPad = false
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func run() throws {
         try reportingErrors {
+            try write.check([output], .file, inputs: [base, extra])
             let r = try VocabMerge.merge(base: SentencePieceModel.load(base), extra: SentencePieceModel.load(extra), addPad: addPad)
             let bytes = try r.model.serialized()
             try AtomicFileWriter.write(bytes, to: output)
@@ -46,6 +48,7 @@ struct VocabResizeCommand: ParsableCommand {
     @Option(name: .long, help: "New rows: mean (of the existing rows) or zero.") var `init`: String = "mean"
     @Flag(name: .long, help: "Print the plan; write nothing.") var dryRun = false
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
 
     func validate() throws {
         if VocabResize.Initialisation(rawValue: `init`) == nil { throw ValidationError("--init is mean or zero") }
@@ -53,6 +56,7 @@ struct VocabResizeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if !dryRun { try write.check([output], .directory, inputs: [model, tokenizer]) }
             let plan = try VocabResize.plan(.init(model: model, tokenizer: TokenizerLocation.find(tokenizer), output: output,
                                                   initialisation: VocabResize.Initialisation(rawValue: `init`) ?? .mean))
             try runPlan(plan, label: "resize", dryRun: dryRun, report: report)
@@ -116,7 +120,7 @@ struct VocabAuditCommand: ParsableCommand {
         guard let t = release.tokenizerPath else {
             throw BillaError(.notFound, file: path, "the model directory has no tokenizer.model", remedy: "pass the tokenizer.model itself")
         }
-        let config = FileManager.default.fileExists(atPath: path + "/config.json") ? try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/config.json"))) as? [String: Any] : nil
+        let config = FileManager.default.fileExists(atPath: release.path + "/config.json") ? try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: release.path + "/config.json"))) as? [String: Any] : nil
         return VocabAudit.audit(try Tokenizer(path: t), path: t, release: release, config: config ?? nil, corpora: corpora)
     }
 }

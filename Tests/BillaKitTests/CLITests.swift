@@ -183,7 +183,8 @@ struct CLITests {
         #expect(g.metadata["general.name"]?.stringValue == "tiny-2")
         #expect(g.tensor(named: "blk.0.attn_q.weight")?.dtype == .f16)
         // Without --quiet: the summary and the note about Meta's unrecorded context length.
-        let loud = try billa("convert", Fixtures.path("tiny-meta"), "-o", out, "--to", "gguf", "--dtype", "q8_0")
+        // (over the first output: --force)
+        let loud = try billa("convert", Fixtures.path("tiny-meta"), "-o", out, "--to", "gguf", "--dtype", "q8_0", "--force")
         #expect(loud.status == 0 && loud.stdout.contains("wrote \(out)") && loud.stdout.contains("context_length is 2048"), "\(loud.stdout)")
         #expect(try GGUFReader.open(out).tensor(named: "blk.0.attn_q.weight")?.dtype == .q8_0)
         let bad = try billa("convert", Fixtures.path("tiny-meta"), "-o", out + ".hf", "--to", "hf", "--name", "x")

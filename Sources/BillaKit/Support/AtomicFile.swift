@@ -7,7 +7,10 @@ import Darwin
 #endif
 
 /// Writes a file under a temporary name in its final directory and renames it into place only when complete, so a
-/// failed or interrupted command never leaves a half-written checkpoint where a good one is expected.
+/// failed or interrupted command never leaves a half-written checkpoint where a good one is expected. The
+/// temporary `.NAME.billa-tmp-PID-N` is registered with `Temporaries` from its creation to its rename, so an
+/// interrupt removes it (`InterruptCleanup`), and the stale ones of dead processes beside `NAME` are removed first.
+/// The rename replaces an existing `NAME`: commands refuse existing outputs before writing (`OutputGuard`).
 public final class AtomicFileWriter {
     public let finalPath: String
     public let temporaryPath: String
@@ -20,12 +23,18 @@ public final class AtomicFileWriter {
         finalPath = path
         let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         let base = path.split(separator: "/").last.map(String.init) ?? path
+        Temporaries.removeStale(beside: path)
         var tmp = ""
         var fd: Int32 = -1
         for attempt in 0..<100 {
             tmp = (dir.isEmpty ? "" : dir + "/") + ".\(base).billa-tmp-\(getpid())-\(attempt)"
-            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            if fd >= 0 || errno != EEXIST { break }
+            let candidate = tmp
+            fd = Temporaries.make(candidate, directory: false) { open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+            if fd >= 0 { break }
+            let e = errno
+            Temporaries.settle(candidate) {}   // not created: forget the name
+            errno = e
+            if e != EEXIST { break }
         }
         guard fd >= 0 else { throw BillaError.fromErrno("create", path: tmp) }
         temporaryPath = tmp
@@ -37,7 +46,8 @@ public final class AtomicFileWriter {
         writebackPending.wait()
         if fd >= 0 {
             close(fd)
-            unlink(temporaryPath)
+            let tmp = temporaryPath
+            Temporaries.settle(tmp) { _ = unlink(tmp) }
         }
     }
 
@@ -164,10 +174,13 @@ public final class AtomicFileWriter {
         guard fsync(fd) == 0 else { throw BillaError.fromErrno("fsync", path: temporaryPath) }
         close(fd)
         fd = -1
-        guard rename(temporaryPath, finalPath) == 0 else {
-            let e = BillaError.fromErrno("rename", path: finalPath)
-            unlink(temporaryPath)
-            throw e
+        let tmp = temporaryPath, final = finalPath
+        try Temporaries.settle(tmp) {
+            guard rename(tmp, final) == 0 else {
+                let e = BillaError.fromErrno("rename", path: final)
+                unlink(tmp)
+                throw e
+            }
         }
     }
 }

@@ -81,7 +81,7 @@ public struct OutputPlan: Sendable {
             case .text(let s): kind = "text"; bytes = s.utf8.count
             case .link(let from):
                 kind = "link"
-                bytes = ((try? FileManager.default.attributesOfItem(atPath: from)[.size]) as? Int) ?? 0
+                bytes = ((try? FileManager.default.attributesOfItem(atPath: FileLinker.resolved(from))[.size]) as? Int) ?? 0   // a symlink: its target
             case .bytes(let b, _): kind = "copy"; bytes = b.count
             }
             return OutputReport.File(name: f.name, kind: kind, bytes: bytes, tensors: f.tensors.map {
@@ -109,28 +109,19 @@ public struct OutputPlan: Sendable {
         return out
     }
 
+    /// Writes every file into `.NAME.billa-tmp-PID` beside the destination and renames it into place at the end,
+    /// so the destination never looks complete while partial (not even after `kill -9`). An existing destination
+    /// is replaced only when `OutputGuard` approved it (`--force`).
     public func execute(progress: ProgressMeter? = nil) throws {
-        let fm = FileManager.default
         let dest = destination.hasSuffix("/") && destination.count > 1 ? String(destination.dropLast()) : destination
-        guard !fm.fileExists(atPath: dest) else {
-            throw BillaError(.invalidArgument, file: dest, "the output already exists",
-                             remedy: "choose a new -o path, or remove the existing one first")
-        }
-        let parent = (dest as NSString).deletingLastPathComponent
-        let base = (dest as NSString).lastPathComponent
-        let tmp = (parent.isEmpty ? "" : parent + "/") + ".\(base).billa-tmp-\(getpid())"
-        do {
-            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false)
-        } catch {
-            throw BillaError(.io, file: tmp, "cannot create the output directory: \(error.localizedDescription)",
-                             remedy: "check that \(parent.isEmpty ? "." : parent) exists and is writable")
-        }
+        if FileManager.default.fileExists(atPath: dest), !OutputGuard.mayReplace(dest) { throw OutputGuard.existing(dest) }
+        let tmp = try Temporaries.makeDirectory(for: dest)
         do {
             for f in files { try write(f, into: tmp, progress: progress) }
             try verify?()
-            guard rename(tmp, dest) == 0 else { throw BillaError.fromErrno("rename", path: dest) }
+            try Temporaries.install(tmp, at: dest)
         } catch {
-            try? fm.removeItem(atPath: tmp)
+            Temporaries.discardDirectory(tmp)
             throw error
         }
     }
@@ -143,14 +134,17 @@ public struct OutputPlan: Sendable {
         var staged = [(String, String)]()
         do {
             for f in files {
+                Temporaries.removeStale(beside: dir + "/" + f.name)
                 let tmpName = ".\(f.name).billa-new-\(getpid())"
                 try write(PlannedFile(name: tmpName, content: f.content), into: dir, progress: progress,
                           archiveName: TorchWriter.archiveName(for: f.name))
+                // Registered once written, so an interrupt removes the staged copies as it does the writers' temporaries.
+                Temporaries.make(dir + "/" + tmpName, directory: false) {}
                 staged.append((dir + "/" + tmpName, dir + "/" + f.name))
             }
             try verify?()
         } catch {
-            for (tmp, _) in staged { unlink(tmp) }
+            for (tmp, _) in staged { Temporaries.settle(tmp) { _ = unlink(tmp) } }
             throw error
         }
         var backups = [String]()
@@ -165,7 +159,9 @@ public struct OutputPlan: Sendable {
                 }
                 backups.append(backup)
             }
-            guard rename(tmp, final) == 0 else { throw BillaError.fromErrno("rename", path: final) }
+            try Temporaries.settle(tmp) {
+                guard rename(tmp, final) == 0 else { throw BillaError.fromErrno("rename", path: final) }
+            }
         }
         return backups
     }
@@ -195,7 +191,10 @@ public struct OutputPlan: Sendable {
 
 /// Hard link when possible (same file system: no bytes move), else a streamed copy written atomically.
 public enum FileLinker {
+    /// `from` is resolved first: a Hugging Face snapshot's files are relative symlinks into `../../blobs/`, and a
+    /// link to the symlink itself would dangle in the output; the output gets the file the link points at.
     public static func linkOrCopy(from: String, to: String, progress: ((Int) -> Void)? = nil) throws {
+        let from = resolved(from)
         if link(from, to) == 0 { return }
         let src = try MappedFile(path: from)
         let out = try AtomicFileWriter(path: to)
@@ -210,5 +209,13 @@ public enum FileLinker {
             o += n
         }
         try out.commit()
+    }
+
+    /// The file at the end of `path`'s symlinks (the path itself when it is none, or cannot be resolved: then
+    /// opening it reports the error).
+    static func resolved(_ path: String) -> String {
+        guard let r = realpath(path, nil) else { return path }
+        defer { free(r) }
+        return String(cString: r)
     }
 }

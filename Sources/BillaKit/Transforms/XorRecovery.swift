@@ -41,9 +41,7 @@ public enum XorRecovery {
         }
         let (name, checksum) = outputName(for: input)
         let outPath = outputDir + "/" + name
-        guard !FileManager.default.fileExists(atPath: outPath) else {
-            throw BillaError(.invalidArgument, file: outPath, "the output already exists", remedy: "remove it or choose another output directory")
-        }
+        guard !FileManager.default.fileExists(atPath: outPath) || OutputGuard.mayReplace(outPath) else { throw OutputGuard.existing(outPath) }
         let expected = try enc.bytes(at: 0, count: hashSize, what: "SHA-256 header")
         let expectedHex = expected.map { String(format: "%02x", $0) }.joined()
         let out = try AtomicFileWriter(path: outPath)

@@ -56,12 +56,14 @@ public enum PackSet {
                 o.shard = (k, shards.count, setID)
                 let name = fileName(prefix: prefix, index: k, count: shards.count)
                 try PackWriter.write(shard, blobs: k == 0 ? blobs : [], metadata: metadata, options: o, to: name, progress: progress)
+                Temporaries.make(name, directory: false) {}   // an interrupt removes the part of the set already written
                 written.append(name)
             }
         } catch {
-            for f in written { try? FileManager.default.removeItem(atPath: f) }
+            for f in written { Temporaries.settle(f) { try? FileManager.default.removeItem(atPath: f) } }
             throw error
         }
+        for f in written { Temporaries.settle(f) {} }
         return written
     }
 

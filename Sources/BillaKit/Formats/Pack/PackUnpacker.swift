@@ -53,22 +53,13 @@ public enum Unpacker {
     /// Runs `body` on a temporary directory beside `output` and renames it to `output` when it succeeds, so a failed
     /// unpack leaves nothing behind.
     static func intoNewDirectory(_ output: String, _ body: (String) throws -> Void) throws {
-        guard !FileManager.default.fileExists(atPath: output) else {
-            throw BillaError(.invalidArgument, file: output, "already exists", remedy: "choose a new output directory or remove this one")
-        }
-        let parent = (output as NSString).deletingLastPathComponent
-        let temp = (parent.isEmpty ? "." : parent) + "/." + Packer.base(output) + ".billa-tmp-\(getpid())"
-        try? FileManager.default.removeItem(atPath: temp)
-        do {
-            try FileManager.default.createDirectory(atPath: temp, withIntermediateDirectories: false)
-        } catch {
-            throw BillaError(.io, file: temp, "cannot create: \(error.localizedDescription)", remedy: "check that the parent directory exists and is writable")
-        }
+        if FileManager.default.fileExists(atPath: output), !OutputGuard.mayReplace(output) { throw OutputGuard.existing(output) }
+        let temp = try Temporaries.makeDirectory(for: output)
         do {
             try body(temp)
-            guard rename(temp, output) == 0 else { throw BillaError.fromErrno("rename", path: output) }
+            try Temporaries.install(temp, at: output)
         } catch {
-            try? FileManager.default.removeItem(atPath: temp)
+            Temporaries.discardDirectory(temp)
             throw error
         }
     }

@@ -29,7 +29,8 @@ public struct Release: Sendable {
             throw BillaError(.notFound, file: path, "no such file or directory", remedy: "check the path")
         }
         if !isDir.boolValue { return try openFile(path) }
-        let dir = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+        // A Hugging Face cache root reads the snapshot refs/main names; a snapshot's symlinks are followed by every reader.
+        let dir = try ModelDirectory.resolve(path)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         if names.contains("params.json"), names.contains(where: { $0.hasPrefix("consolidated.") && $0.hasSuffix(".pth") }) {
             return try MetaRelease.open(dir, names: names)
