@@ -2,7 +2,6 @@
  * Block layouts are ggml's (ggml-common.h: block_q4_0 ... block_q6_K); the dequantization follows ggml's
  * dequantize_row_* so a quantized model is evaluated exactly as llama.cpp stores it. */
 #include "billa_kernels.h"
-#include "billa_build.h"
 #include <stdlib.h>
 #include <string.h>
 

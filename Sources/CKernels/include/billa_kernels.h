@@ -137,4 +137,10 @@ uint64_t bk_xxh64(const void *data, size_t n, uint64_t seed);
 /* Order-0 entropy of n bytes in bits per byte. */
 double bk_byte_entropy(const void *data, size_t n);
 
+/* What `billa --version` reports about the binary itself (build_info.c). The git commit scripts/build recorded (with
+ * "+dirty" when the work tree had changes), or "unknown" for a build that did not go through scripts/build. */
+const char *bk_build_commit(void);
+/* 1 when the AVX-512 prompt tiles are in use: the CPU has AVX-512 F/VL/BW/DQ and BILLA_NO_AVX512 is not set. */
+int bk_avx512_in_use(void);
+
 #endif
