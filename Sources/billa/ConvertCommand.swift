@@ -39,8 +39,11 @@ struct Convert: ParsableCommand {
     @Option(name: .long, help: "Meta output: number of model-parallel shards.")
     var shards: Int = 1
 
-    @Option(name: .long, help: "HF output: largest shard, e.g. 5GB, 500MB, 2GiB.")
-    var maxShardSize: String = "5GB"
+    @Option(name: .long, help: "Largest shard, e.g. 5GB, 500MB, 2GiB. HF output: default 5GB. GGUF output: a gguf-split set (default one file).")
+    var maxShardSize: String?
+
+    @Option(name: .long, help: "GGUF output: a gguf-split set of at most N tensors per file.")
+    var splitMaxTensors: Int?
 
     @Option(name: .long, help: "Context length: max_position_embeddings of config.json (HF output) or llama.context_length (GGUF output). Meta releases do not record it: 2048 unless given (LLaMA 2: 4096); HF sources keep theirs.")
     var maxPositionEmbeddings: Int?
@@ -51,13 +54,20 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "Print every output tensor and where it comes from; write nothing.")
     var dryRun = false
 
+    @OptionGroup var drops: DropOptions
+    @OptionGroup var narrowing: NarrowingOptions
     @OptionGroup var report: ReportOptions
 
     func run() throws {
         try reportingErrors {
-            // --to gguf: GGUFExport (QuantizeCommand.swift) writes one GGUF file.
+            // --to gguf: GGUFExport (QuantizeCommand.swift) writes one GGUF file or a gguf-split set.
             guard let layout = to.layout else {
+                // Without --dtype every tensor keeps its source type (bf16 stays BF16): nothing is narrowed silently.
                 var o = GGUFExportOptions(recipe: dtype?.recipe ?? .f16)
+                o.sourceTypes = dtype == nil
+                o.narrowing = narrowing.make()
+                o.drops = drops.policy
+                o.split = try ggufSplitRule(maxTensors: splitMaxTensors, maxShardSize: maxShardSize)
                 o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
                 o.name = name
                 try runConvertToGGUF(source: source, output: output, options: o, dryRun: dryRun, report: report)
@@ -67,17 +77,24 @@ struct Convert: ParsableCommand {
                 throw BillaError(.invalidArgument, "--name sets general.name, which only GGUF files have",
                                  remedy: "drop --name, or convert with --to gguf")
             }
+            if splitMaxTensors != nil {
+                throw BillaError(.invalidArgument, "--split-max-tensors cuts GGUF output", remedy: "use --max-shard-size for HF shards")
+            }
             var o = ConvertOptions(target: layout)
             o.format = format
             o.dtype = try dtype?.floatDType()
+            o.narrowing = narrowing.make()
+            o.drops = drops.policy
             o.shards = shards
-            guard let limit = ByteFormat.parse(maxShardSize), limit > 0 else {
-                throw BillaError(.invalidArgument, "--max-shard-size '\(maxShardSize)' is not a size", remedy: "write it like 5GB, 500MB or 2GiB")
+            let size = maxShardSize ?? "5GB"
+            guard let limit = ByteFormat.parse(size), limit > 0 else {
+                throw BillaError(.invalidArgument, "--max-shard-size '\(size)' is not a size", remedy: "write it like 5GB, 500MB or 2GiB")
             }
             o.maxShardSize = limit
             o.maxPositionEmbeddings = try checkedContextLength(maxPositionEmbeddings ?? 2048)
             let plan = try Converter.plan(source: source, destination: output, options: o)
             try runPlan(plan, label: "convert", dryRun: dryRun, report: report)
+            stateClamped(o.narrowing)
         }
     }
 }
@@ -88,6 +105,7 @@ func runPlan(_ plan: OutputPlan, label: String, dryRun: Bool, report: ReportOpti
         if report.json { try printJSON(plan.report(dryRun: true)) } else { print(plan.describe(), terminator: "") }
         return
     }
+    stateLosses(plan.losses)
     let meter = ProgressMeter(label: label, total: plan.tensorBytes, quiet: report.quiet)
     let start = Date()
     try plan.execute(progress: meter)

@@ -35,6 +35,8 @@ struct Pack: ParsableCommand {
     @Flag(name: .long, help: "Overwrite OUTPUT if it exists.")
     var force = false
 
+    @OptionGroup var drops: DropOptions
+    @OptionGroup var narrowing: NarrowingOptions
     @OptionGroup var report: ReportOptions
 
     func validate() throws {
@@ -61,7 +63,10 @@ struct Pack: ParsableCommand {
                 }
                 var options = PackOptions(level: level, raw: raw)
                 if let chunkSize, let n = ByteFormat.parse(chunkSize) { options.chunkBytes = n }
-                try runQuantizedPack(source: source, output: output, export: GGUFExportOptions(recipe: recipe), options: options, report: report)
+                var export = GGUFExportOptions(recipe: recipe)
+                export.drops = drops.policy
+                export.narrowing = narrowing.make()
+                try runQuantizedPack(source: source, output: output, export: export, options: options, report: report)
                 return
             }
             let release = try Release.open(source)
