@@ -48,9 +48,20 @@ static inline uint16_t bk_f2h_checked(float x, int clamp, int64_t *over, float *
     return bk_f2h(x);
 }
 
+/* Blocks of 16: a branch-free test of the block (which the compiler vectorizes), and the per-element check only for
+ * a block holding a value at or beyond 65520 (or a NaN). */
 static int64_t bk_narrow_checked_portable(const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs) {
-    int64_t over = 0;
-    for (int64_t i = 0; i < n; i++) dst[i] = bk_f2h_checked(src[i], clamp, &over, max_abs);
+    int64_t over = 0, i = 0;
+    for (; i + 16 <= n; i += 16) {
+        int odd = 0;
+        for (int k = 0; k < 16; k++) odd |= !(__builtin_fabsf(src[i + k]) < BK_F16_INF_FROM);
+        if (odd) {
+            for (int k = 0; k < 16; k++) dst[i + k] = bk_f2h_checked(src[i + k], clamp, &over, max_abs);
+        } else {
+            for (int k = 0; k < 16; k++) dst[i + k] = bk_f2h(src[i + k]);
+        }
+    }
+    for (; i < n; i++) dst[i] = bk_f2h_checked(src[i], clamp, &over, max_abs);
     return over;
 }
 
