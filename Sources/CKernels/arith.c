@@ -32,6 +32,39 @@ static void bk_narrow_portable(const float *src, uint16_t *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = bk_f2h(src[i]);
 }
 
+/* f16's largest finite value and the smallest |x| that rounds to infinity under round-to-nearest-even (65504 plus
+ * half an ulp of 32). */
+#define BK_F16_MAX 65504.0f
+#define BK_F16_INF_FROM 65520.0f
+
+/* One checked element: a finite |x| >= 65520 would become inf; count it, keep the largest, clamp when asked. */
+static inline uint16_t bk_f2h_checked(float x, int clamp, int64_t *over, float *max_abs) {
+    float a = __builtin_fabsf(x);
+    if (a >= BK_F16_INF_FROM && a <= 3.4028234663852886e38f) {
+        (*over)++;
+        if (a > *max_abs) *max_abs = a;
+        if (clamp) return x < 0 ? 0xFBFFu : 0x7BFFu;
+    }
+    return bk_f2h(x);
+}
+
+/* Blocks of 16: a branch-free test of the block (which the compiler vectorizes), and the per-element check only for
+ * a block holding a value at or beyond 65520 (or a NaN). */
+static int64_t bk_narrow_checked_portable(const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs) {
+    int64_t over = 0, i = 0;
+    for (; i + 16 <= n; i += 16) {
+        int odd = 0;
+        for (int k = 0; k < 16; k++) odd |= !(__builtin_fabsf(src[i + k]) < BK_F16_INF_FROM);
+        if (odd) {
+            for (int k = 0; k < 16; k++) dst[i + k] = bk_f2h_checked(src[i + k], clamp, &over, max_abs);
+        } else {
+            for (int k = 0; k < 16; k++) dst[i + k] = bk_f2h(src[i + k]);
+        }
+    }
+    for (; i < n; i++) dst[i] = bk_f2h_checked(src[i], clamp, &over, max_abs);
+    return over;
+}
+
 static double bk_sum_portable(const float *a, int64_t n) {
     double s[4] = {0, 0, 0, 0};
     int64_t i = 0;
@@ -55,6 +88,28 @@ BK_ARITH_FAST static void bk_narrow_fast(const float *src, uint16_t *dst, int64_
         _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
     }
     for (; i < n; i++) dst[i] = bk_f2h(src[i]);
+}
+
+/* The same rounding as bk_narrow_fast, with the overflow test in the same pass: two compares and a movemask per
+ * eight values, and the slow branch only for a block that holds an overflowing value or a NaN. */
+BK_ARITH_FAST static int64_t bk_narrow_checked_fast(const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 from = _mm256_set1_ps(BK_F16_INF_FROM), inf = _mm256_set1_ps(__builtin_inff());
+    int64_t over = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(src + i);
+        __m256 a = _mm256_and_ps(x, absmask);
+        /* a >= 65520 (ordered, so NaN is false) and a < inf; or x is NaN */
+        __m256 big = _mm256_and_ps(_mm256_cmp_ps(a, from, _CMP_GE_OQ), _mm256_cmp_ps(a, inf, _CMP_LT_OQ));
+        __m256 odd = _mm256_or_ps(big, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+        if (_mm256_movemask_ps(odd)) {
+            for (int k = 0; k < 8; k++) dst[i + k] = bk_f2h_checked(src[i + k], clamp, &over, max_abs);
+            continue;
+        }
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; i++) dst[i] = bk_f2h_checked(src[i], clamp, &over, max_abs);
+    return over;
 }
 
 /* Four lanes of doubles in each of two accumulators: the same per-lane order as the portable body's four scalars
@@ -84,6 +139,24 @@ void bk_f32_to_f16_using(int portable, const float *src, uint16_t *dst, int64_t 
 }
 
 void bk_f32_to_f16(const float *src, uint16_t *dst, int64_t n) { bk_f32_to_f16_using(0, src, dst, n); }
+
+int64_t bk_f32_to_f16_checked_using(int portable, const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs) {
+    float m = 0;
+    int64_t over;
+#if BK_ARITH_X86
+    if (!portable && bk_fast_path()) over = bk_narrow_checked_fast(src, dst, n, clamp, &m);
+    else over = bk_narrow_checked_portable(src, dst, n, clamp, &m);
+#else
+    (void)portable;
+    over = bk_narrow_checked_portable(src, dst, n, clamp, &m);
+#endif
+    if (max_abs && m > *max_abs) *max_abs = m;
+    return over;
+}
+
+int64_t bk_f32_to_f16_checked(const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs) {
+    return bk_f32_to_f16_checked_using(0, src, dst, n, clamp, max_abs);
+}
 
 double bk_sum_f64(const float *a, int64_t n) {
 #if BK_ARITH_X86

@@ -31,16 +31,19 @@ struct Convert: ParsableCommand {
     var to: ConvertTarget
 
     @Option(name: .long, help: "HF weight files: safetensors (default) or pth (pytorch_model*.bin).")
-    var format: ConvertOptions.WeightFormat = .safetensors
+    var format: ConvertOptions.WeightFormat?
 
     @Option(name: .long, help: "Cast floating-point weights: f16, bf16 or f32 (round to nearest even); with --to gguf also q8_0, q4_0, q4_k_m, q5_k_m, q6_k, ...")
     var dtype: ConvertDType?
 
-    @Option(name: .long, help: "Meta output: number of model-parallel shards.")
-    var shards: Int = 1
+    @Option(name: .long, help: "Meta output: number of model-parallel shards (default 1).")
+    var shards: Int?
 
-    @Option(name: .long, help: "HF output: largest shard, e.g. 5GB, 500MB, 2GiB.")
-    var maxShardSize: String = "5GB"
+    @Option(name: .long, help: "Largest shard, e.g. 5GB, 500MB, 2GiB. HF output: default 5GB. GGUF output: a gguf-split set (default one file).")
+    var maxShardSize: String?
+
+    @Option(name: .long, help: "GGUF output: a gguf-split set of at most N tensors per file.")
+    var splitMaxTensors: Int?
 
     @Option(name: .long, help: "Context length: max_position_embeddings of config.json (HF output) or llama.context_length (GGUF output). Meta releases do not record it: 2048 unless given (LLaMA 2: 4096); HF sources keep theirs.")
     var maxPositionEmbeddings: Int?
@@ -51,35 +54,60 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "Print every output tensor and where it comes from; write nothing.")
     var dryRun = false
 
+    @OptionGroup var drops: DropOptions
+    @OptionGroup var narrowing: NarrowingOptions
     @OptionGroup var report: ReportOptions
     @OptionGroup var write: WriteOptions
 
+    /// An option that does not apply to the chosen output is a usage error (exit 64), never silently ignored.
+    func validate() throws {
+        if to != .hf, format != nil { throw ValidationError("--format chooses HF weight files; it does not apply to --to \(to.rawValue)") }
+        if to != .meta, shards != nil {
+            throw ValidationError("--shards sets the Meta model-parallel count; with --to \(to.rawValue) use --max-shard-size")
+        }
+        if to == .meta, maxShardSize != nil {
+            throw ValidationError("--max-shard-size does not apply to --to meta (Meta shards are model-parallel: use --shards)")
+        }
+        if to != .gguf, splitMaxTensors != nil { throw ValidationError("--split-max-tensors cuts GGUF output; use --max-shard-size for HF shards") }
+        if to != .gguf, name != nil { throw ValidationError("--name sets general.name, which only GGUF files have") }
+        if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
+    }
+
     func run() throws {
         try reportingErrors {
-            if !dryRun { try write.check([output], to == .gguf ? .file : .directory, inputs: [source]) }
-            // --to gguf: GGUFExport (QuantizeCommand.swift) writes one GGUF file.
+            if !dryRun {
+                let ggufSplit = to == .gguf && (splitMaxTensors != nil || maxShardSize != nil)
+                try write.check([output] + (ggufSplit ? OutputGuard.existingGGUFShards(of: output) : []),
+                                to == .gguf ? .file : .directory, inputs: [source])
+            }
+            // --to gguf: GGUFExport (QuantizeCommand.swift) writes one GGUF file or a gguf-split set.
             guard let layout = to.layout else {
+                // Without --dtype every tensor keeps its source type (bf16 stays BF16): nothing is narrowed silently.
                 var o = GGUFExportOptions(recipe: dtype?.recipe ?? .f16)
+                o.sourceTypes = dtype == nil
+                o.narrowing = narrowing.make()
+                o.drops = drops.policy
+                o.split = try ggufSplitRule(maxTensors: splitMaxTensors, maxShardSize: maxShardSize)
                 o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
                 o.name = name
                 try runConvertToGGUF(source: source, output: output, options: o, dryRun: dryRun, report: report)
                 return
             }
-            if name != nil {
-                throw BillaError(.invalidArgument, "--name sets general.name, which only GGUF files have",
-                                 remedy: "drop --name, or convert with --to gguf")
-            }
             var o = ConvertOptions(target: layout)
-            o.format = format
+            o.format = format ?? .safetensors
             o.dtype = try dtype?.floatDType()
-            o.shards = shards
-            guard let limit = ByteFormat.parse(maxShardSize), limit > 0 else {
-                throw BillaError(.invalidArgument, "--max-shard-size '\(maxShardSize)' is not a size", remedy: "write it like 5GB, 500MB or 2GiB")
+            o.narrowing = narrowing.make()
+            o.drops = drops.policy
+            o.shards = shards ?? 1
+            let size = maxShardSize ?? "5GB"
+            guard let limit = ByteFormat.parse(size), limit > 0 else {
+                throw BillaError(.invalidArgument, "--max-shard-size '\(size)' is not a size", remedy: "write it like 5GB, 500MB or 2GiB")
             }
             o.maxShardSize = limit
             o.maxPositionEmbeddings = try checkedContextLength(maxPositionEmbeddings ?? 2048)
             let plan = try Converter.plan(source: source, destination: output, options: o)
             try runPlan(plan, label: "convert", dryRun: dryRun, report: report)
+            stateClamped(o.narrowing)
         }
     }
 }
@@ -90,6 +118,7 @@ func runPlan(_ plan: OutputPlan, label: String, dryRun: Bool, report: ReportOpti
         if report.json { try printJSON(plan.report(dryRun: true)) } else { print(plan.describe(), terminator: "") }
         return
     }
+    stateLosses(plan.losses)
     let meter = ProgressMeter(label: label, total: plan.tensorBytes, quiet: report.quiet)
     let start = Date()
     try plan.execute(progress: meter)

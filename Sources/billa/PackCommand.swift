@@ -32,6 +32,8 @@ struct Pack: ParsableCommand {
     @Option(name: .long, help: "Quantize while packing, as billa quantize would (q8_0, q4_k_m, ...); GGUF tensor names.")
     var quantize: String?
 
+    @OptionGroup var drops: DropOptions
+    @OptionGroup var narrowing: NarrowingOptions
     @OptionGroup var report: ReportOptions
     @OptionGroup var write: WriteOptions
 
@@ -57,7 +59,10 @@ struct Pack: ParsableCommand {
                 }
                 var options = PackOptions(level: level, raw: raw)
                 if let chunkSize, let n = ByteFormat.parse(chunkSize) { options.chunkBytes = n }
-                try runQuantizedPack(source: source, output: output, export: GGUFExportOptions(recipe: recipe), options: options, report: report)
+                var export = GGUFExportOptions(recipe: recipe)
+                export.drops = drops.policy
+                export.narrowing = narrowing.make()
+                try runQuantizedPack(source: source, output: output, export: export, options: options, report: report)
                 return
             }
             let release = try Release.open(source)

@@ -53,13 +53,31 @@ struct Quantize: ParsableCommand {
     @Flag(name: .long, help: "Print each tensor's chosen type; write nothing.")
     var dryRun = false
 
+    @Option(name: .long, help: "GGUF output: a gguf-split set (PREFIX-0000K-of-0000N.gguf) whose files hold at most this much tensor data, e.g. 4GB.")
+    var maxShardSize: String?
+
+    @Option(name: .long, help: "GGUF output: a gguf-split set of at most N tensors per file.")
+    var splitMaxTensors: Int?
+
+    @OptionGroup var drops: DropOptions
+    @OptionGroup var narrowing: NarrowingOptions
     @OptionGroup var report: ReportOptions
     @OptionGroup var write: WriteOptions
 
     func run() throws {
         try reportingErrors {
-            if !dryRun { try write.check([output], .file, inputs: [source]) }
+            if !dryRun {
+                let split = splitMaxTensors != nil || maxShardSize != nil
+                try write.check([output] + (split ? OutputGuard.existingGGUFShards(of: output) : []), .file, inputs: [source])
+            }
             var o = GGUFExportOptions(recipe: type)
+            o.narrowing = narrowing.make()
+            o.drops = drops.policy
+            o.split = try ggufSplitRule(maxTensors: splitMaxTensors, maxShardSize: maxShardSize)
+            if o.split != nil, format == .pack {
+                throw BillaError(.invalidArgument, "--split-max-tensors / --max-shard-size cut GGUF output",
+                                 remedy: "for a pack set use billa pack --quantize TYPE --max-shard-size SIZE")
+            }
             o.overrides = try tensorTypes.map(parseOverride)
             o.allowRequantize = allowRequantize
             o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
@@ -122,19 +140,23 @@ func runGGUFExport(source: String, output: String, options: GGUFExportOptions, d
         let rows = plan.choices.map { [$0.name, Shape.describe($0.shape), $0.source.rawValue, $0.target.rawValue] }
         print(Table.render(header: ["tensor", "shape", "from", "to"], rows: rows), terminator: "")
         print("\(plan.choices.count) tensors, \(ByteFormat.human(plan.inputBytes)) -> \(ByteFormat.human(plan.outputDataBytes))")
+        for n in plan.losses { print("note: \(n)") }
         for n in plan.notes { print("note: \(n)") }
         return
     }
+    stateLosses(plan.losses)
     let meter = ProgressMeter(label: label, total: plan.outputDataBytes, quiet: report.quiet)
     let start = Date()
-    try plan.write(to: output) { meter.add($0) }
+    let paths = try plan.write(to: output) { meter.add($0) }
     meter.finish()
+    stateClamped(options.narrowing)
     r.seconds = Date().timeIntervalSince(start)
     if report.json {
         try printJSON(r)
     } else {
         let s = r.seconds ?? 0
-        report.say("wrote \(output): \(plan.choices.count) tensors, \(ByteFormat.human(plan.inputBytes)) -> \(ByteFormat.human(plan.outputDataBytes)) in \(String(format: "%.2f", s)) s (\(ByteFormat.human(Int(Double(plan.inputBytes) / max(s, 1e-9))))/s read)")
+        let written = paths.count > 1 ? "\(paths[0]) ... \((paths[paths.count - 1] as NSString).lastPathComponent) (\(paths.count) files)" : output
+        report.say("wrote \(written): \(plan.choices.count) tensors, \(ByteFormat.human(plan.inputBytes)) -> \(ByteFormat.human(plan.outputDataBytes)) in \(String(format: "%.2f", s)) s (\(ByteFormat.human(Int(Double(plan.inputBytes) / max(s, 1e-9))))/s read)")
         for n in plan.notes { report.say("note: \(n)") }
     }
 }
@@ -185,7 +207,9 @@ func runConvertToGGUF(source: String, output: String, options: GGUFExportOptions
 /// `quantize --format pack` and `pack --quantize`: the GGUF plan's tensors in a billa pack.
 func runQuantizedPack(source: String, output: String, export: GGUFExportOptions, options: PackOptions, report: ReportOptions) throws {
     let start = Date()
+    stateLosses(try GGUFExport.plan(source: source, options: export).losses)   // headers only: cheap to plan twice
     try Packer.packQuantized(source: source, export: export, options: options, to: output, quiet: report.quiet)
+    stateClamped(export.narrowing)
     let pack = try PackReader.open(output)
     let seconds = Date().timeIntervalSince(start)
     let bytes = pack.tensors.reduce(0) { $0 + $1.byteCount }

@@ -37,6 +37,8 @@ struct Verify: ParsableCommand {
     @Flag(name: .long, help: "Check every chunk hash, tensor SHA-256 and the table of a billa pack.")
     var checksums = false
 
+    /// Tensors the forward pass does not read are refused unless these allow ignoring them (listed on stderr).
+    @OptionGroup var drops: DropOptions
     @OptionGroup var report: ReportOptions
 
     func run() throws {
@@ -46,7 +48,8 @@ struct Verify: ParsableCommand {
                 return
             }
             let texts = try promptTexts()
-            let ref = try Verifier.Loaded(reference, tokenizer: tokenizer)
+            let ref = try Verifier.Loaded(reference, tokenizer: tokenizer, unused: drops.policy)
+            stateLosses(ref.model.weights.ignored)
             guard let candidate else {
                 let r = try Verifier.sanity(ref, prompts: texts)
                 if report.json { try printJSON(r) } else {
@@ -56,7 +59,8 @@ struct Verify: ParsableCommand {
                 if !r.pass { throw ExitCode(1) }
                 return
             }
-            let cand = try Verifier.Loaded(candidate, tokenizer: nil)
+            let cand = try Verifier.Loaded(candidate, tokenizer: nil, unused: drops.policy)
+            stateLosses(cand.model.weights.ignored)
             let meter = ProgressMeter(label: "prompts", total: texts.count, quiet: report.quiet)
             var done = 0
             let r = try Verifier.compare(ref, cand, prompts: texts, overrides: (maxKld, minTop1)) { n in meter.add(n - done); done = n }

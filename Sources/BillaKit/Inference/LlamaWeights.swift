@@ -58,12 +58,18 @@ public struct LlamaWeights: Sendable {
     let output: WeightMatrix
     /// The element types of the matrices, for choosing pass/fail thresholds.
     public let matrixDTypes: Set<DType>
+    /// Tensors the forward pass does not read that the user allowed to ignore, one line each with its size.
+    public let ignored: [String]
 
     var matrices: [WeightMatrix] {
         [embedding, output] + layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.w1, $0.w2, $0.w3] }
     }
 
-    public init(_ release: Release) throws {
+    /// `unused`: when given, every tensor of the release must be one the forward pass reads (or a known buffer such
+    /// as rope.freqs), else the model is refused by name unless the policy allows ignoring it: comparing two models
+    /// that both carry (or both lost) a tensor the pass ignores would prove nothing about it. Conversions pass nil:
+    /// they account for tensors themselves (`TensorAccounting`).
+    public init(_ release: Release, unused: DropPolicy? = nil) throws {
         let all = release.tensors
         var byName = [String: [Tensor]]()
         for (_, t) in all { byName[t.name, default: []].append(t) }
@@ -80,7 +86,9 @@ public struct LlamaWeights: Sendable {
                              remedy: "fix params.json / config.json so dim is a multiple of heads and heads of kv heads")
         }
         let path = release.path
+        var used = Set<String>()
         func pieces(_ name: String) throws -> [Tensor] {
+            used.insert(name)
             guard let ts = byName[name], !ts.isEmpty else {
                 throw BillaError(.notFound, file: path, tensor: name, "missing from the model",
                                  remedy: "the download is incomplete or not a LLaMA model; check it with billa inspect and billa checksum --check")
@@ -120,12 +128,21 @@ public struct LlamaWeights: Sendable {
         }
         self.layers = layers
         finalNorm = try vector(naming.finalNorm, p.dim)
+        used.insert(naming.output)
         if byName[naming.output] != nil {
             output = try matrix(naming.output, rows: vocab, cols: p.dim)
         } else {
             output = embedding   // tied embeddings (tie_word_embeddings: true; GGUF without output.weight)
         }
         matrixDTypes = Set(([embedding, output] + layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.w1, $0.w2, $0.w3] }).map(\.dtype))
+        if let unused {
+            let outcome = try TensorAccounting.account(release, consumed: used.contains, policy: unused,
+                                                       what: "the LLaMA forward pass does not use it, so verify would not test it",
+                                                       bufferNote: "recomputed from the config")
+            ignored = outcome.dropped.map { $0.replacingOccurrences(of: "dropped ", with: "ignored ") }
+        } else {
+            ignored = []
+        }
     }
 }
 

@@ -111,10 +111,11 @@ public enum Verifier {
         public let model: LlamaModel
         public let tokenizer: Tokenizer?
 
-        public init(_ path: String, tokenizer: String? = nil) throws {
+        /// `unused` says which tensors the forward pass does not read may be ignored; by default none may.
+        public init(_ path: String, tokenizer: String? = nil, unused: DropPolicy = DropPolicy()) throws {
             self.path = path
             release = try Release.open(path)
-            model = LlamaModel(try LlamaWeights(release))
+            model = LlamaModel(try LlamaWeights(release, unused: unused))
             self.tokenizer = try tokenizer.map { try Tokenizer(path: $0) } ?? ModelTokenizer.load(for: release)
         }
 

@@ -97,6 +97,13 @@ public enum OutputGuard {
         shardSet(of: PackSet.fileName(prefix: output.hasSuffix(".billa") ? String(output.dropLast(".billa".count)) : output, index: 0, count: 1))
     }
 
+    /// The files of an existing gguf-split set that `-o OUTPUT --split-max-tensors/--max-shard-size` would replace
+    /// or collide with (`NAME-0000i-of-0000N.gguf` for OUTPUT `NAME.gguf`, whatever N): the set's size is known only
+    /// once the tensors are cut, so every existing member of any size is checked, inputs among them.
+    public static func existingGGUFShards(of output: String) -> [String] {
+        shardSet(of: GGUFSplit.path(prefix: GGUFSplit.prefix(forOutput: output), 0, of: 1))
+    }
+
     /// Checks every output against the inputs and the rule for existing outputs; approves, with `force`, the
     /// existing outputs it may replace. Throws the first conflict; nothing is written either way.
     public static func check(inputs: [String], outputs: [Output], force: Bool) throws {

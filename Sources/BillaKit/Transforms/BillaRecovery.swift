@@ -158,7 +158,13 @@ public enum BillaRecovery {
             if encrypt {
                 out.copyMemory(from: a, byteCount: count * 4)
             } else {
-                bk_f32_to_f16(a, out.assumingMemoryBound(to: UInt16.self), Int64(count))
+                // Checked in the same pass: a recovered value beyond f16's range means the wrong LLaMA copy.
+                let o = DTypeCast.narrowF32(a, count: count, to: out, .f16, clamp: false, nan: .torch)
+                if o.count > 0 {
+                    var e = Narrowing.overflowError(o, tensor: "tok_embeddings.weight", file: nil, from: .f32, to: .f16)
+                    e.remedy = "the recovered embedding does not fit fp16, as BiLLa's embedding_convert.py would write it; check --llama is the original LLaMA (its sum is compared with --expect-sum), or recover with --encrypt's fp32"
+                    throw e
+                }
             }
             lo = block.upperBound
         }

@@ -15,6 +15,10 @@ public struct ConvertOptions: Sendable {
     public var shards: Int = 1
     /// params.json does not say; LLaMA 1 used 2048, LLaMA 2 4096.
     public var maxPositionEmbeddings: Int = 2048
+    /// How an explicit narrowing (--dtype f16 from bf16/f32) treats values beyond the target's range.
+    public var narrowing = Narrowing()
+    /// Which source tensors no rule consumes may be dropped (each is then listed on stderr).
+    public var drops = DropPolicy()
 
     public init(target: Target) { self.target = target }
 }
@@ -77,19 +81,21 @@ public enum Converter {
     static func metaToHF(_ release: Release, _ destination: String, _ o: ConvertOptions) throws -> OutputPlan {
         let p = try requireParameters(release)
         var planned = [(Int, Int, Int, TensorPlan)]()
-        var skipped = [String]()
-        for (name, whole) in try MetaMerge.merged(release) {
-            if LlamaNames.metaBuffers.contains(name) { skipped.append(name); continue }
-            guard let (hfName, rotary) = LlamaNames.hf(fromMeta: name) else {
-                throw BillaError(.unsupported, file: release.path, tensor: name, "no Hugging Face LLaMA name for this tensor",
-                                 remedy: "only LLaMA-architecture checkpoints convert; remove extra tensors first")
-            }
+        let accounting = try TensorAccounting.account(release, consumed: { LlamaNames.hf(fromMeta: $0) != nil }, policy: o.drops,
+                                                      what: "no Hugging Face LLaMA name for it",
+                                                      bufferNote: "transformers recomputes it from the config")
+        var casts = [(from: DType, to: DType, bytes: Int)]()
+        for (name, whole) in try MetaMerge.merged(release, skipping: accounting.skipped) {
+            guard let (hfName, rotary) = LlamaNames.hf(fromMeta: name) else { continue }
             var src = whole
             if let heads = rotaryHeads(rotary, p) {
                 try checkRotary(src, heads: heads, name: name, file: release.path)
                 src = src.permutingRows(LlamaNames.metaToHFRows(heads: heads, rows: src.rows), note: "rotary-hf")
             }
-            if let d = o.dtype { src = src.casting(to: d) }
+            if let d = o.dtype {
+                casts.append((src.dtype, d, src.byteCount))
+                src = src.casting(to: d, named: name, file: release.path, narrowing: o.narrowing)
+            }
             let key = LlamaNames.hfOrder(hfName)
             planned.append((key.0, key.1, key.2, src.plan(named: hfName)))
         }
@@ -107,9 +113,11 @@ public enum Converter {
             files.append(PlannedFile(name: "tokenizer_config.json", content: .text(HFLayout.tokenizerConfig(maxLength: o.maxPositionEmbeddings))))
             files.append(PlannedFile(name: "special_tokens_map.json", content: .text(HFLayout.specialTokensMap)))
         }
-        var notes = skipped.map { "\($0) is not converted: transformers recomputes it from the config" }
+        var notes = accounting.notes
         if !files.contains(where: { $0.name == "tokenizer.model" }) { notes.append("the source has no tokenizer.model; copy one into the output before loading it") }
-        return OutputPlan(destination: destination, files: files, notes: notes)
+        var plan = OutputPlan(destination: destination, files: files, notes: notes)
+        plan.losses = accounting.dropped + Narrowing.statement(casts)
+        return plan
     }
 
     // MARK: HF -> Meta
@@ -120,36 +128,39 @@ public enum Converter {
             throw BillaError(.invalidArgument, "--shards must be at least 1", remedy: "pass --shards 1 for a single consolidated.00.pth")
         }
         try ModelCheck.validateSplit(p, shards: o.shards, file: release.path)
-        var wholes = [(String, RowSource)]()
-        var skipped = [String]()
+        var wholes = [(String, RowSource, String)]()
+        let accounting = try TensorAccounting.account(release, consumed: { LlamaNames.meta(fromHF: $0) != nil }, policy: o.drops,
+                                                      what: "no Meta LLaMA name for it", bufferNote: "Meta's code recomputes it")
+        var casts = [(from: DType, to: DType, bytes: Int)]()
         for (file, t) in release.tensors {
-            if t.name.hasSuffix(LlamaNames.hfBufferSuffix) { skipped.append(t.name); continue }
-            guard let (metaName, rotary) = LlamaNames.meta(fromHF: t.name) else {
-                throw BillaError(.unsupported, file: file.path, tensor: t.name, "no Meta LLaMA name for this tensor",
-                                 remedy: "only LLaMA-architecture checkpoints convert; remove extra tensors first")
-            }
+            guard let (metaName, rotary) = LlamaNames.meta(fromHF: t.name) else { continue }
             var src = RowSource(t)
             if let heads = rotaryHeads(rotary, p) {
                 try checkRotary(src, heads: heads, name: t.name, file: file.path)
                 src = src.permutingRows(LlamaNames.hfToMetaRows(heads: heads, rows: src.rows), note: "rotary-meta")
             }
-            if let d = o.dtype { src = src.casting(to: d) }
-            wholes.append((metaName, src))
+            if let d = o.dtype, d != src.dtype { casts.append((src.dtype, d, src.byteCount)) }
+            wholes.append((metaName, src, file.path))
         }
-        wholes.append(("rope.freqs", MetaLayout.ropeFreqs(p)))
+        wholes.append(("rope.freqs", MetaLayout.ropeFreqs(p), release.path))
         wholes.sort { LlamaNames.metaOrder($0.0) < LlamaNames.metaOrder($1.0) }
         var files = [PlannedFile]()
         for k in 0..<o.shards {
             let name = String(format: "consolidated.%02d.pth", k)
-            let plans = try wholes.map { n, whole in
-                try MetaMerge.piece(n, whole, k, of: o.shards, file: release.path).plan(named: n)
+            // The cast comes after the split, so each piece's values are checked (and counted) once.
+            let plans = try wholes.map { n, whole, file in
+                var piece = try MetaMerge.piece(n, whole, k, of: o.shards, file: release.path)
+                if let d = o.dtype, n != "rope.freqs" { piece = piece.casting(to: d, named: n, file: file, narrowing: o.narrowing) }
+                return piece.plan(named: n)
             }
             files.append(PlannedFile(name: name, content: .torch(plans)))
         }
         files.append(PlannedFile(name: "params.json", content: .text(MetaLayout.params(p, ffn: release.parameters?.ffnDim))))
         if let tok = try tokenizerFile(release) { files.append(tok) }
-        var notes = skipped.map { "\($0) is not converted: Meta's code recomputes it" }
+        var notes = accounting.notes
         notes.append("rope.freqs is computed from params.json (theta \(p.ropeTheta)) as LLaMA 1's checkpoints carry it")
-        return OutputPlan(destination: destination, files: files, notes: notes)
+        var plan = OutputPlan(destination: destination, files: files, notes: notes)
+        plan.losses = accounting.dropped + Narrowing.statement(casts)
+        return plan
     }
 }

@@ -51,6 +51,8 @@ public enum DeltaRecovery {
             let b = UnsafeMutableRawPointer.allocate(byteCount: max(1, max(0, hi - r.lowerBound) * base.rowBytes), alignment: 64)
             defer { b.deallocate() }
             if r.lowerBound < hi { try base.fill(r.lowerBound..<hi, b) }
+            let sums = UnsafeMutablePointer<Float>.allocate(capacity: max(1, r.count * width))
+            defer { sums.deallocate() }
             for row in r {
                 let k = row - r.lowerBound
                 for c in 0..<width {
@@ -58,8 +60,15 @@ public enum DeltaRecovery {
                     // Both sides are fp16 first (from_pretrained(torch_dtype=float16)), then added in fp32 and rounded.
                     var v = Float(Float16(DTypeCast.load(a, dd, i)))
                     if row < n { v += Float(Float16(DTypeCast.load(b, bd, i))) }
-                    dst.storeBytes(of: DTypeCast.f32ToF16(v), toByteOffset: i * 2, as: UInt16.self)
+                    sums[i] = v
                 }
+            }
+            // The one checked narrowing: a sum beyond f16's range would silently become inf.
+            let o = DTypeCast.narrowF32(sums, count: r.count * width, to: dst, .f16, clamp: false, nan: .torch)
+            if o.count > 0 {
+                var e = Narrowing.overflowError(o, tensor: name, file: file, from: .f32, to: .f16)
+                e.remedy = "base + delta does not fit fp16: the delta is not for this base model; use the base it was made from"
+                throw e
             }
         }, release: { r in
             delta.release(r)

@@ -1,7 +1,8 @@
 /// The whole tensors of a Meta release, merged from its model-parallel shards by `MetaShardRules` as views: nothing
 /// is read until a writer asks for rows.
 public enum MetaMerge {
-    public static func merged(_ release: Release) throws -> [(name: String, source: RowSource)] {
+    /// `skipping` names tensors that `TensorAccounting` decided not to convert (buffers, allowed drops).
+    public static func merged(_ release: Release, skipping: Set<String> = []) throws -> [(name: String, source: RowSource)] {
         guard release.layout == .meta, let first = release.files.first else {
             throw BillaError(.invalidArgument, file: release.path, "not a Meta release (params.json + consolidated.NN.pth)",
                              remedy: "pass the directory holding params.json and the consolidated.NN.pth files")
@@ -14,7 +15,7 @@ public enum MetaMerge {
                              remedy: "all consolidated.NN.pth files must come from one release; download the odd one again")
         }
         var out = [(String, RowSource)]()
-        for name in names {
+        for name in names where !skipping.contains(name) {
             let pieces = try release.files.map { f -> RowSource in
                 guard let t = f.tensor(named: name) else {
                     throw BillaError(.notFound, file: f.path, tensor: name, "missing from this shard", remedy: "download the shard again")

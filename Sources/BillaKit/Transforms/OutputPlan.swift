@@ -60,6 +60,9 @@ public struct OutputPlan: Sendable {
     public let destination: String
     public var files: [PlannedFile]
     public var notes: [String] = []
+    /// Lossy steps the plan takes knowingly (dropped tensors with their sizes, narrowings): commands print them on
+    /// stderr before writing, --quiet or not.
+    public var losses: [String] = []
     /// Runs after every file is written and before anything is renamed into place; throwing abandons the output.
     public var verify: (@Sendable () throws -> Void)? = nil
 

@@ -160,23 +160,6 @@ public struct RowSource: @unchecked Sendable {
                          release: { r in src.release(r) })
     }
 
-    /// The same values in another floating-point dtype, rounded to nearest even. Integer tensors are returned as is.
-    public func casting(to target: DType) -> RowSource {
-        guard target != dtype, dtype.isFloatingPoint, DTypeCast.supports(dtype), DTypeCast.supports(target) else { return self }
-        let src = self
-        let from = dtype
-        let srcRow = rowBytes
-        let n = rowElements
-        return RowSource(dtype: target, shape: shape, provenance: "\(target.rawValue.lowercased())(\(provenance))",
-                         fill: { r, dst in
-                             let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(r.count * srcRow, 1), alignment: 64)
-                             defer { scratch.deallocate() }
-                             try src.fill(r, scratch)
-                             DTypeCast.convert(scratch, from: from, to: dst, target, count: r.count * n)
-                         },
-                         release: { r in src.release(r) })
-    }
-
     /// A plan that streams this source's bytes to a writer in chunks of about `chunkBytes`.
     public func plan(named name: String, chunkBytes: Int = 8 << 20) -> TensorPlan {
         let src = self

@@ -115,7 +115,9 @@ public enum VocabResize {
         }
         var mean = sum.map { Float($0 / Double(max(1, src.rows))) }
         var out = [UInt8](repeating: 0, count: src.rowBytes)
-        mean.withUnsafeMutableBytes { m in out.withUnsafeMutableBytes { DTypeCast.convert(m.baseAddress!, from: .f32, to: $0.baseAddress!, src.dtype, count: width) } }
+        // A mean lies within the values' range, so this narrowing cannot overflow; it is checked all the same.
+        let o = mean.withUnsafeMutableBytes { m in out.withUnsafeMutableBytes { DTypeCast.convert(m.baseAddress!, from: .f32, to: $0.baseAddress!, src.dtype, count: width) } }
+        if o.count > 0 { throw Narrowing.overflowError(o, tensor: "mean row", file: nil, from: .f32, to: src.dtype) }
         return out
     }
 

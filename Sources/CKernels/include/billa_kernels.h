@@ -77,6 +77,11 @@ void bk_rows_dot_using(int portable, int type, const void *w, size_t row_bytes, 
 /* f32 -> f16 with round-to-nearest-even (torch's `.half()`; NaN becomes sign | 0x7E00). */
 void bk_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
 void bk_f32_to_f16_using(int portable, const float *src, uint16_t *dst, int64_t n);
+/* The same conversion, checked in the same pass: returns how many finite inputs round beyond f16's largest finite
+ * value 65504 (|x| >= 65520, which the plain conversion turns into inf) and raises *max_abs to the largest |x| of
+ * them. With clamp != 0 those are written as +-65504 instead of +-inf. */
+int64_t bk_f32_to_f16_checked(const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs);
+int64_t bk_f32_to_f16_checked_using(int portable, const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs);
 /* Sum of n floats, accumulated in double. */
 double bk_sum_f64(const float *a, int64_t n);
 

@@ -13,6 +13,16 @@ public struct GGUFExportOptions: Sendable {
     public var contextLength: Int? = nil
     /// general.name; defaults to the source directory's name (GGUF sources keep theirs).
     public var name: String? = nil
+    /// `convert --to gguf` without --dtype: every matrix keeps its source float type (bf16 stays BF16, f32 stays
+    /// F32) and 1-D tensors and norms are F32, as convert_hf_to_gguf.py --outtype auto writes a uniform f16 or bf16
+    /// checkpoint; general.file_type follows the first 2-D tensor's type, as its guess does. The recipe is ignored.
+    public var sourceTypes = false
+    /// How explicit narrowings (to f16/bf16, and the f16 fallback) treat values beyond the target's range.
+    public var narrowing = Narrowing()
+    /// Which source tensors no rule maps may be dropped (each is then listed on stderr).
+    public var drops = DropPolicy()
+    /// Write a gguf-split set instead of one file.
+    public var split: GGUFSplitRule? = nil
 
     public init(recipe: QuantRecipe) { self.recipe = recipe }
 }
@@ -33,13 +43,24 @@ public struct GGUFExportPlan {
     public let tensors: [TensorPlan]
     public let choices: [GGUFTensorChoice]
     public let notes: [String]
+    /// Lossy steps stated on stderr before writing: dropped tensors with their sizes, narrowings.
+    public let losses: [String]
+    /// nil for one file, else how the output is cut into a gguf-split set.
+    public let split: GGUFSplitRule?
     /// Bytes of tensor data the writer will read from the source.
     public let inputBytes: Int
 
     public var outputDataBytes: Int { tensors.reduce(0) { $0 + (Shape.byteCount($1.shape, $1.dtype) ?? 0) } }
 
-    public func write(to path: String, progress: ((Int) -> Void)? = nil) throws {
+    /// Writes the file, or the gguf-split set `PREFIX-0000K-of-0000N.gguf` when a split rule is set; returns the
+    /// paths written.
+    @discardableResult
+    public func write(to path: String, progress: ((Int) -> Void)? = nil) throws -> [String] {
+        if let split {
+            return try GGUFSplit.write(metadata: metadata, tensors: tensors, rule: split, output: path, progress: progress)
+        }
         try GGUFWriter.write(metadata: metadata, tensors: tensors, to: path, progress: progress)
+        return [path]
     }
 }
 
@@ -64,23 +85,26 @@ public enum GGUFExport {
     public static func plan(source path: String, options: GGUFExportOptions) throws -> GGUFExportPlan {
         let mapped = try MappedFile(path: path, orDirectory: true)
         if let f = mapped, FormatSniffer.detect(f) == .gguf {
-            return try planFromGGUF(GGUFReader.open(f), options: options)
+            return try planFromGGUF(GGUFSplit.open(GGUFReader.open(f)), options: options)
         }
         return try planFromRelease(Release.open(path), options: options)
     }
 
     // MARK: sources
 
-    static func planFromGGUF(_ g: GGUFFile, options: GGUFExportOptions) throws -> GGUFExportPlan {
-        let sources = g.tensors.map { t in
+    /// A GGUF file or a whole gguf-split set (the metadata is the first file's, without the split keys).
+    static func planFromGGUF(_ set: [GGUFFile], options: GGUFExportOptions) throws -> GGUFExportPlan {
+        let g = set[0]
+        let sources = set.flatMap { g in g.tensors.map { t in
             let base = g.dataOffset + t.offset
             let rowBytes = t.dtype.byteCount(elements: t.dims[0]) ?? 0
             return Source(name: t.name, shape: t.shape, dtype: t.dtype, provenance: t.name) { r, n, dst in
                 let b = try g.file.bytes(at: base + r * rowBytes, count: n * rowBytes, what: "tensor '\(t.name)'")
                 if let p = b.baseAddress, n > 0 { dst.copyMemory(from: p, byteCount: b.count) }
             }
-        }
+        } }
         var metadata = g.metadata
+        metadata.entries.removeAll { GGUFSplit.splitKeys.contains($0.key) }
         metadata[GGUFKeys.quantizationVersion] = nil
         metadata[GGUFKeys.fileType] = nil
         if let c = options.contextLength {
@@ -90,8 +114,9 @@ public enum GGUFExport {
         let layers = metadata[GGUFKeys.blockCount]?.intValue ?? 0
         let heads = metadata[GGUFKeys.headCount]?.intValue ?? 0
         let kvHeads = metadata[GGUFKeys.headCountKV]?.intValue ?? heads
+        let notes = set.count > 1 ? ["read the \(set.count)-file gguf-split set of \(g.path) (\(sources.count) tensors)"] : []
         return try finish(source: g.path, sources: sources, metadata: metadata, layers: layers, heads: heads, kvHeads: kvHeads,
-                          keepUnquantized: true, options: options, notes: [])
+                          keepUnquantized: true, options: options, notes: notes, losses: [])
     }
 
     static func planFromRelease(_ release: Release, options: GGUFExportOptions) throws -> GGUFExportPlan {
@@ -101,17 +126,19 @@ public enum GGUFExport {
         }
         var wholes: [(String, RowSource)]
         var notes = [String]()
+        let accounting: TensorAccounting.Outcome
         switch release.layout {
         case .meta:
-            wholes = try MetaMerge.merged(release)
+            accounting = try TensorAccounting.account(release, consumed: { GGUFNames.gguf(fromMeta: $0) != nil }, policy: options.drops,
+                                                      what: "no llama.cpp name for it", bufferNote: "llama.cpp computes it from the metadata")
+            wholes = try MetaMerge.merged(release, skipping: accounting.skipped)
         case .huggingFace:
+            accounting = try TensorAccounting.account(release, consumed: { LlamaNames.meta(fromHF: $0).flatMap { GGUFNames.gguf(fromMeta: $0.name) } != nil },
+                                                      policy: options.drops, what: "no llama.cpp name for it",
+                                                      bufferNote: "llama.cpp computes it from the metadata")
             wholes = []
             for (file, t) in release.tensors {
-                if t.name.hasSuffix(LlamaNames.hfBufferSuffix) { continue }
-                guard let (metaName, rotary) = LlamaNames.meta(fromHF: t.name) else {
-                    throw BillaError(.unsupported, file: file.path, tensor: t.name, "no llama.cpp name for this tensor",
-                                     remedy: "only LLaMA-architecture checkpoints convert to GGUF; remove extra tensors first")
-                }
+                guard !accounting.skipped.contains(t.name), let (metaName, rotary) = LlamaNames.meta(fromHF: t.name) else { continue }
                 var src = RowSource(t)
                 // GGUF keeps Meta's interleaved rotary rows: undo HF's permute, as convert_hf_to_gguf does.
                 if let heads = Converter.rotaryHeads(rotary, p) {
@@ -124,13 +151,10 @@ public enum GGUFExport {
             throw BillaError(.invalidArgument, file: release.path, "a single weights file carries no architecture",
                              remedy: "pass the model directory")
         }
+        notes += accounting.notes
         var sources = [Source]()
         for (metaName, src) in wholes {
-            if LlamaNames.metaBuffers.contains(metaName) { continue }
-            guard let name = GGUFNames.gguf(fromMeta: metaName) else {
-                throw BillaError(.unsupported, file: release.path, tensor: metaName, "no llama.cpp name for this tensor",
-                                 remedy: "only LLaMA-architecture checkpoints convert to GGUF")
-            }
+            guard let name = GGUFNames.gguf(fromMeta: metaName) else { continue }
             guard [.f32, .f16, .bf16].contains(src.dtype) else {
                 throw BillaError(.unsupported, file: release.path, tensor: metaName, "\(src.dtype.rawValue) weights cannot be converted",
                                  remedy: "convert from an f32, f16 or bf16 checkpoint")
@@ -179,13 +203,13 @@ public enum GGUFExport {
         m[GGUFKeys.vocabSize] = .u32(UInt32(vocabRows))
         vocab.write(into: &m)
         return try finish(source: release.path, sources: sources, metadata: m, layers: p.nLayers, heads: p.nHeads,
-                          kvHeads: p.nKVHeads, keepUnquantized: false, options: options, notes: notes)
+                          kvHeads: p.nKVHeads, keepUnquantized: false, options: options, notes: notes, losses: accounting.dropped)
     }
 
     // MARK: type choice and tensor plans
 
     static func finish(source: String, sources: [Source], metadata: GGUFMetadata, layers: Int, heads: Int, kvHeads: Int,
-                       keepUnquantized: Bool, options: GGUFExportOptions, notes: [String]) throws -> GGUFExportPlan {
+                       keepUnquantized: Bool, options: GGUFExportOptions, notes: [String], losses: [String]) throws -> GGUFExportPlan {
         var overrides = [(NSRegularExpression, DType)]()
         for (pattern, type) in options.overrides {
             guard let re = try? NSRegularExpression(pattern: pattern) else {
@@ -195,13 +219,23 @@ public enum GGUFExport {
             overrides.append((re, type))
         }
         let ordered = sources.sorted { QuantPolicy.order($0.name, $1.name) }
-        var policy = QuantPolicy(recipe: options.recipe, tensorNames: ordered.map(\.name), layers: layers, heads: heads,
+        // --outtype auto's guess: the first tensor of two or more dimensions, in the source's order, names the file type.
+        var recipe = options.recipe
+        if options.sourceTypes {
+            switch sources.first(where: { $0.shape.count >= 2 })?.dtype {
+            case .bf16?: recipe = .bf16
+            case .f32?: recipe = .f32
+            default: recipe = .f16
+            }
+        }
+        var policy = QuantPolicy(recipe: recipe, tensorNames: ordered.map(\.name), layers: layers, heads: heads,
                                  kvHeads: kvHeads, overrides: overrides)
         var plans = [TensorPlan]()
         var choices = [GGUFTensorChoice]()
         var input = 0
+        var casts = [(from: DType, to: DType, bytes: Int)]()
         for s in ordered {
-            var target = policy.type(for: s.name, shape: s.shape, current: s.dtype)
+            var target = options.sourceTypes ? s.dtype : policy.type(for: s.name, shape: s.shape, current: s.dtype)
             if !QuantPolicy.allowsQuantization(s.name, shape: s.shape) && !keepUnquantized { target = .f32 }
             if target != s.dtype && s.dtype.isQuantized && !options.allowRequantize {
                 throw BillaError(.invalidArgument, file: source, tensor: s.name,
@@ -214,22 +248,24 @@ public enum GGUFExport {
                                  remedy: "choose another type for it with --tensor-type '\(s.name)=f16'")
             }
             choices.append(GGUFTensorChoice(name: s.name, shape: s.shape, source: s.dtype, target: target, provenance: s.provenance))
-            plans.append(plan(s, to: target, threads: options.threads, file: source))
+            plans.append(plan(s, to: target, threads: options.threads, file: source, narrowing: options.narrowing))
+            casts.append((s.dtype, target, s.rows * s.rowBytes))
             input += s.rows * s.rowBytes
         }
         var m = metadata
-        if options.recipe.defaultType.isQuantized || m[GGUFKeys.quantizationVersion] != nil {
+        if recipe.defaultType.isQuantized || m[GGUFKeys.quantizationVersion] != nil {
             m[GGUFKeys.quantizationVersion] = .u32(GGUFLayout.quantizationVersion)
         }
-        m[GGUFKeys.fileType] = .u32(options.recipe.fileType)
+        m[GGUFKeys.fileType] = .u32(recipe.fileType)
         return GGUFExportPlan(source: source, metadata: m, tensors: plans, choices: choices,
-                              notes: notes + policy.fallbacks, inputBytes: input)
+                              notes: notes + policy.fallbacks, losses: losses + Narrowing.statement(casts),
+                              split: options.split, inputBytes: input)
     }
 
     /// Rows per chunk: about 4 MiB of f32, so memory stays bounded whatever the tensor.
     static let chunkValues = 1 << 20
 
-    static func plan(_ s: Source, to target: DType, threads: Int, file: String) -> TensorPlan {
+    static func plan(_ s: Source, to target: DType, threads: Int, file: String, narrowing: Narrowing) -> TensorPlan {
         TensorPlan(name: s.name, dtype: target, shape: s.shape, provenance: s.provenance) { sink in
             let cols = s.cols, rows = s.rows
             guard rows > 0, cols > 0 else { return }
@@ -263,7 +299,12 @@ public enum GGUFExport {
                                 }
                                 Quantizer.quantize(vb.baseAddress!, rows: n, cols: cols, to: q, into: ob.baseAddress!, threads: threads)
                             } else {
-                                FloatRows.fromF32(vb.baseAddress!, count: n * cols, to: target, into: ob.baseAddress!)
+                                // ggml's NaN rule for bf16, so the bytes stay llama.cpp's; every value checked.
+                                let o = DTypeCast.narrowF32(vb.baseAddress!, count: n * cols, to: ob.baseAddress!, target,
+                                                            clamp: narrowing.clamp, nan: .ggml)
+                                try narrowing.check(o, tensor: s.name, file: "\(file) (\(s.provenance))", from: s.dtype, to: target) {
+                                    try overflow(s, rows: (r + n)..<rows, to: target)
+                                }
                             }
                             try sink(UnsafeRawBufferPointer(rebasing: ob[0..<(n * outRowBytes)]))
                         }
@@ -271,6 +312,34 @@ public enum GGUFExport {
                 }
             }
         }
+    }
+}
+
+extension GGUFExport {
+    /// What narrowing rows `range` of a source to `target` would find (for the refusal's message).
+    static func overflow(_ s: Source, rows range: Range<Int>, to target: DType) throws -> DTypeCast.Overflow {
+        var o = DTypeCast.Overflow()
+        let cols = s.cols
+        guard !range.isEmpty, cols > 0 else { return o }
+        let step = Swift.max(1, chunkValues / cols)
+        var raw = [UInt8](repeating: 0, count: Swift.min(step, range.count) * s.rowBytes)
+        var values = [Float](repeating: 0, count: Swift.min(step, range.count) * cols)
+        var out = [UInt8](repeating: 0, count: Swift.min(step, range.count) * cols * target.size)
+        var lo = range.lowerBound
+        while lo < range.upperBound {
+            let n = Swift.min(step, range.upperBound - lo)
+            try raw.withUnsafeMutableBytes { rb in
+                try s.rawRows(lo, n, rb.baseAddress!)
+                values.withUnsafeMutableBufferPointer { vb in
+                    _ = FloatRows.toF32(rb.baseAddress!, s.dtype, count: n * cols, into: vb.baseAddress!)
+                    out.withUnsafeMutableBytes { ob in
+                        o.add(DTypeCast.narrowF32(vb.baseAddress!, count: n * cols, to: ob.baseAddress!, target, clamp: false, nan: .ggml))
+                    }
+                }
+            }
+            lo += n
+        }
+        return o
     }
 }
 

@@ -179,23 +179,30 @@ public enum GGUFReader {
 extension GGUFFile {
     /// The file as a `Release`: architecture from the llama.* keys, vocabulary sizes cross-checked against the
     /// token list, so `inspect` and `checksum --per-tensor` treat GGUF like any other source.
-    public func release() -> Release {
-        let tf = tensorFile
+    public func release() -> Release { GGUFFile.release([self]) }
+
+    /// A gguf-split set (`GGUFSplit.open`) as one `Release`: the metadata of the first file, the tensors of all.
+    public static func release(_ set: [GGUFFile]) -> Release {
+        let first = set[0]
+        let metadata = first.metadata
+        let architecture = first.architecture
+        let tfs = set.map(\.tensorFile)
+        func tensor(_ n: String) -> Tensor? { tfs.lazy.compactMap { $0.tensor(named: n) }.first }
         func int(_ k: String) -> Int? { metadata[k]?.intValue }
         var params: ModelParameters? = nil
         if let arch = architecture, let dim = int("\(arch).embedding_length"), let layers = int("\(arch).block_count"),
            let heads = int("\(arch).attention.head_count") {
             params = ModelParameters(dim: dim, nLayers: layers, nHeads: heads, nKVHeads: int("\(arch).attention.head_count_kv") ?? heads,
                                      ffnDim: int("\(arch).feed_forward_length"),
-                                     vocabSize: tf.tensor(named: "token_embd.weight")?.shape.first,
+                                     vocabSize: tensor("token_embd.weight")?.shape.first,
                                      normEps: metadata["\(arch).attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5,
                                      ropeTheta: metadata["\(arch).rope.freq_base"]?.doubleValue ?? 10000)
         }
-        let vocab = VocabCheck(embedding: tf.tensor(named: "token_embd.weight")?.shape.first,
-                               lmHead: tf.tensor(named: "output.weight")?.shape.first,
+        let vocab = VocabCheck(embedding: tensor("token_embd.weight")?.shape.first,
+                               lmHead: tensor("output.weight")?.shape.first,
                                config: int("\(architecture ?? "llama").vocab_size"),
                                tokenizer: metadata["tokenizer.ggml.tokens"]?.arrayCount)
-        return Release(path: path, layout: .file, files: [tf], parameters: params, tokenizerPath: nil, vocab: vocab,
+        return Release(path: first.path, layout: .file, files: tfs, parameters: params, tokenizerPath: nil, vocab: vocab,
                        warnings: vocab.warning.map { [$0] } ?? [])
     }
 }

@@ -106,25 +106,31 @@ public final class GGUFWriter {
     /// Plans and writes a whole file: metadata in order, then the tensors in order, streaming each.
     public static func write(metadata: GGUFMetadata, tensors: [TensorPlan], to path: String, alignment: Int? = nil,
                              progress: ((Int) -> Void)? = nil) throws {
+        var align = alignment ?? GGUFLayout.defaultAlignment
+        if alignment == nil, case .u32(let a)? = metadata[GGUFLayout.alignmentKey], a > 0, a & (a - 1) == 0 { align = Int(a) }
+        let w = try GGUFWriter(path: path, alignment: align)
+        try w.writeAll(metadata: metadata, tensors: tensors, progress: progress)
+        try w.finish()
+    }
+
+    /// Writes every section of the file but does not rename it into place: a split set renames all its files only
+    /// once the last is complete.
+    func writeAll(metadata: GGUFMetadata, tensors: [TensorPlan], progress: ((Int) -> Void)?) throws {
         var names = Set<String>()
         for t in tensors where !names.insert(t.name).inserted {
             throw BillaError(.invalidArgument, file: path, tensor: t.name, "two tensors share a name", remedy: "rename one of them")
         }
-        var align = alignment ?? GGUFLayout.defaultAlignment
-        if alignment == nil, case .u32(let a)? = metadata[GGUFLayout.alignmentKey], a > 0, a & (a - 1) == 0 { align = Int(a) }
-        let w = try GGUFWriter(path: path, alignment: align)
-        try w.writeHeader(tensorCount: tensors.count, metadataCount: metadata.entries.count)
-        for e in metadata.entries { try w.writeMetadata(e.key, e.value) }
-        for t in tensors { try w.writeTensorInfo(name: t.name, shape: t.shape, dtype: t.dtype) }
+        try writeHeader(tensorCount: tensors.count, metadataCount: metadata.entries.count)
+        for e in metadata.entries { try writeMetadata(e.key, e.value) }
+        for t in tensors { try writeTensorInfo(name: t.name, shape: t.shape, dtype: t.dtype) }
         for t in tensors {
-            try w.writeTensorData { sink in
+            try writeTensorData { sink in
                 try t.bytes { piece in
                     try sink(piece)
                     progress?(piece.count)
                 }
             }
         }
-        try w.finish()
     }
 }
 
