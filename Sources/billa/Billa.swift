@@ -14,8 +14,41 @@ struct Billa: ParsableCommand {
     static func main() {
         InterruptCleanup.install()   // first: it must block the signals before any thread starts
         MemoryPolicy.apply()
-        main(nil)
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)   // --help and --version exit 0; unknown or conflicting options exit 64
+        }
+        do {
+            try command.run()
+        } catch let e as BillaError {
+            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            exit(withError: ExitCode(ExitStatus.badInput))
+        } catch let e as ExitCode {
+            exit(withError: e)
+        } catch let e as ValidationError {
+            exit(withError: e)   // a command's own check of its options after parsing: still a usage error (64)
+        } catch is CleanExit {
+            exit(withError: error)
+        } catch {
+            // Foundation and system errors (a file that cannot be read, a full disk) are bad input or I/O too, not a
+            // failed check: the argument parser would exit 1 for them, which a pipeline reads as "the check failed".
+            FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
+            exit(withError: ExitCode(ExitStatus.badInput))
+        }
     }
+}
+
+/// The exit statuses, the same for every command (README, "Exit status"): a pipeline can tell "the candidate is
+/// wrong" (1) from "the input could not be read" (2) and "you called it wrong" (64, the argument parser's EX_USAGE).
+enum ExitStatus {
+    /// A check ran and failed: verify, checksum --check, verify --checksums, vocab audit on a mismatch.
+    static let checkFailed: Int32 = 1
+    /// Bad input or an I/O error; the message names the file and the remedy.
+    static let badInput: Int32 = 2
+    /// Unknown, missing or conflicting options (ValidationError).
+    static let usage: Int32 = 64
 }
 
 /// Options every report command shares.
@@ -34,13 +67,13 @@ struct ReportOptions: ParsableArguments {
     }
 }
 
-/// Runs a command body, turning billa's errors into a message on stderr and a non-zero exit.
+/// Runs a command body, turning billa's errors into a message on stderr and exit status 2 (bad input or I/O).
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let e as BillaError {
         FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-        throw ExitCode(1)
+        throw ExitCode(ExitStatus.badInput)
     }
 }
 

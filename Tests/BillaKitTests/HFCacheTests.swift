@@ -77,7 +77,7 @@ struct HFCacheTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let (root, _) = try HFCache.make(from: "tiny-hf-st", in: dir, refsMain: false)
         let r = try BillaProcess.run(["inspect", root])
-        #expect(r.status == 1)
+        #expect(r.status == 2)
         #expect(r.stderr.contains("refs/main") && r.stderr.contains(HFCache.revision), "\(r.stderr)")
     }
 

@@ -142,14 +142,14 @@ struct InputProtectionTests {
         let before = try sha(weights)
         for extra in [[], ["--force"]] {
             let r = try BillaProcess.run(["convert", src, "-o", weights, "--to", "gguf"] + extra)
-            #expect(r.status == 1, "exit \(r.status): \(r.stderr)")
+            #expect(r.status == 2, "exit \(r.status): \(r.stderr)")
             #expect(r.stderr.contains(weights) && r.stderr.contains("billa never writes over"), "\(r.stderr)")
             #expect(try sha(weights) == before)
         }
         // The source directory itself, and a directory that holds it.
         for out in [src, dir] {
             let r = try BillaProcess.run(["convert", src, "-o", out, "--to", "meta", "--force"])
-            #expect(r.status == 1, "exit \(r.status): \(r.stderr)")
+            #expect(r.status == 2, "exit \(r.status): \(r.stderr)")
             #expect(r.stderr.contains(out + ":"), "\(r.stderr)")
         }
         #expect(try sha(weights) == before)
@@ -169,7 +169,7 @@ struct InputProtectionTests {
         for out in [dir + "/sym.model", dir + "/hard.model"] {
             for extra in [[], ["--force"]] {
                 let r = try BillaProcess.run(["vocab", "merge", tok, tok, "-o", out] + extra)
-                #expect(r.status == 1, "exit \(r.status): \(r.stderr)")
+                #expect(r.status == 2, "exit \(r.status): \(r.stderr)")
                 #expect(r.stderr.contains("is \(tok)") || r.stderr.contains(tok), "\(r.stderr)")
             }
         }
@@ -177,7 +177,7 @@ struct InputProtectionTests {
         // A symlinked parent directory of the input, named as a directory output.
         #expect(symlink(src, dir + "/alias") == 0)
         let r = try BillaProcess.run(["reshard", dir + "/alias", "-o", dir + "/alias", "--per-layer", "--force"])
-        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.status == 2, "\(r.stderr)")
         #expect(try sha(tok) == before)
     }
 
@@ -215,7 +215,7 @@ struct InputProtectionTests {
                 #expect(FileManager.default.createFile(atPath: out + "/keep", contents: Data("keep".utf8)))
             }
             let refused = try BillaProcess.run(args + ["-o", out, "--quiet"])
-            #expect(refused.status == 1, "\(label): exit \(refused.status): \(refused.stderr)")
+            #expect(refused.status == 2, "\(label): exit \(refused.status): \(refused.stderr)")
             #expect(refused.stderr.contains(out) && refused.stderr.contains("pass --force to replace it"), "\(label): \(refused.stderr)")
             let kept = isFile ? out : out + "/keep"
             #expect(FileManager.default.contents(atPath: kept) == Data("keep".utf8), "\(label): the existing output was changed")
@@ -237,7 +237,7 @@ struct InputProtectionTests {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
         #expect(FileManager.default.createFile(atPath: out + "/weights.bin", contents: Data("keep".utf8)))
         let refused = try BillaProcess.run(args + ["-o", out])
-        #expect(refused.status == 1 && refused.stderr.contains(out + "/weights.bin") && refused.stderr.contains("pass --force to replace it"), "\(refused.stderr)")
+        #expect(refused.status == 2 && refused.stderr.contains(out + "/weights.bin") && refused.stderr.contains("pass --force to replace it"), "\(refused.stderr)")
         #expect(FileManager.default.contents(atPath: out + "/weights.bin") == Data("keep".utf8))
         let replaced = try BillaProcess.run(args + ["-o", out, "--force"])
         #expect(replaced.status == 0, "\(replaced.stderr)")
@@ -246,7 +246,7 @@ struct InputProtectionTests {
         let key = x + "/weights.bin"
         let before = try sha(key)
         let r = try BillaProcess.run(["recover", "xor", x + "/weights.bin.6f222eb4.enc", "--key", key, "-o", x, "--force", "--quiet"])
-        #expect(r.status == 1 && r.stderr.contains("billa never writes over"), "\(r.stderr)")
+        #expect(r.status == 2 && r.stderr.contains("billa never writes over"), "\(r.stderr)")
         #expect(try sha(key) == before)
     }
 

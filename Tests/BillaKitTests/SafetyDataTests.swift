@@ -270,9 +270,9 @@ struct TensorAccountingTests {
         let d = try Self.withExtraTensor()
         defer { try? FileManager.default.removeItem(atPath: (d as NSString).deletingLastPathComponent) }
         let r = try billa("verify", d, d)
-        #expect(r.status == 1 && r.stderr.contains("model.layers.0.self_attn.q_proj.bias") && !r.stdout.contains("PASS"), "\(r.stdout)\(r.stderr)")
+        #expect(r.status == 2 && r.stderr.contains("model.layers.0.self_attn.q_proj.bias") && !r.stdout.contains("PASS"), "\(r.stdout)\(r.stderr)")
         let r2 = try billa("verify", d, Fixtures.path("tiny-hf-st"))
-        #expect(r2.status == 1 && r2.stderr.contains("q_proj.bias"), "\(r2.stdout)\(r2.stderr)")
+        #expect(r2.status == 2 && r2.stderr.contains("q_proj.bias"), "\(r2.stdout)\(r2.stderr)")
         let ok = try billa("verify", d, Fixtures.path("tiny-hf-st"), "--drop-tensor", "q_proj\\.bias$")
         #expect(ok.status == 0 && ok.stderr.contains("ignored model.layers.0.self_attn.q_proj.bias (128 B"), "\(ok.stdout)\(ok.stderr)")
     }
@@ -292,7 +292,7 @@ struct TensorAccountingTests {
         ]
         for args in runs {
             let r = try CLITests().billa(args, stdin: nil)
-            #expect(r.status == 1 && r.stderr.contains("model.layers.0.self_attn.q_proj.bias") && r.stderr.contains("--drop-tensor"),
+            #expect(r.status == 2 && r.stderr.contains("model.layers.0.self_attn.q_proj.bias") && r.stderr.contains("--drop-tensor"),
                     "\(args): \(r.stderr)")
             let out = args[3]
             #expect(!FileManager.default.fileExists(atPath: out), "\(args): wrote \(out)")
@@ -315,7 +315,7 @@ struct TensorAccountingTests {
             try FileManager.default.moveItem(atPath: p + ".new", toPath: p)
         }
         let r = try billa("convert", meta, "-o", tmp + "/hf", "--to", "hf")
-        #expect(r.status == 1 && r.stderr.contains("layers.0.attention.wq.bias"), "\(r.stderr)")
+        #expect(r.status == 2 && r.stderr.contains("layers.0.attention.wq.bias"), "\(r.stderr)")
         let ok = try billa("convert", meta, "-o", tmp + "/hf", "--to", "hf", "--drop-tensor", "wq\\.bias", "--quiet")
         #expect(ok.status == 0 && ok.stderr.contains("dropped layers.0.attention.wq.bias (128 B"), "\(ok.stderr)")
     }
