@@ -74,16 +74,17 @@ BK_ARITH_FAST static double bk_sum_fast(const float *a, int64_t n) {
 }
 #endif
 
-void bk_f32_to_f16_using(int portable, const float *src, uint16_t *dst, int64_t n) {
+int bk_f32_to_f16_using(int body, const float *src, uint16_t *dst, int64_t n) {
+    if (body != BK_BODY_AUTO && body != BK_BODY_PORTABLE && body != BK_BODY_AVX2) return 0;
 #if BK_ARITH_X86
-    if (!portable && bk_fast_path()) { bk_narrow_fast(src, dst, n); return; }
-#else
-    (void)portable;
+    if (body != BK_BODY_PORTABLE && bk_fast_path()) { bk_narrow_fast(src, dst, n); return 1; }
 #endif
+    if (body == BK_BODY_AVX2) return 0;
     bk_narrow_portable(src, dst, n);
+    return 1;
 }
 
-void bk_f32_to_f16(const float *src, uint16_t *dst, int64_t n) { bk_f32_to_f16_using(0, src, dst, n); }
+void bk_f32_to_f16(const float *src, uint16_t *dst, int64_t n) { bk_f32_to_f16_using(BK_BODY_AUTO, src, dst, n); }
 
 double bk_sum_f64(const float *a, int64_t n) {
 #if BK_ARITH_X86
