@@ -31,8 +31,11 @@ func inspectAndRead(_ release: Release) throws {
     _ = release.parameterCount
     _ = try Checksummer.hashTensors(release, algorithm: .md5)
     // A row-range read, as conversions that slice or permute do.
-    for (_, t) in release.tensors {
-        if case .packed(let p) = t.layout, t.shape.count >= 1, t.shape[0] > 0 { _ = try p.readRows(0..<1) }
+    for (_, t) in release.tensors where t.shape.count >= 1 && t.shape[0] > 0 {
+        if case .packed(let p) = t.layout {
+            _ = try t.readRows(0..<1)
+            _ = try p.read(bytes: 0..<min(t.byteCount, 100))
+        }
     }
 }
 
