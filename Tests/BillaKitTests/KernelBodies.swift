@@ -1,4 +1,5 @@
 import CKernels
+import Testing
 
 /// Which kernel bodies this CPU runs (CKernels' own answer). A test of a body the CPU lacks is disabled with a
 /// comment (Swift Testing prints "skipped" with it), never run: the `_using` entry points return 0 instead of
