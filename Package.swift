@@ -1,4 +1,5 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -46,3 +47,13 @@ let package = Package(
         ),
     ]
 )
+
+// Fuzz targets (Fuzz/, run by scripts/fuzz): only when BILLA_FUZZ is set, so `swift build` and `swift test` never
+// build them; scripts/fuzz builds them with -sanitize=fuzzer in its own scratch path (.build-fuzz).
+if ProcessInfo.processInfo.environment["BILLA_FUZZ"] != nil {
+    package.targets += [
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+        .executableTarget(name: "BillaFuzz", dependencies: ["BillaKit", "CFuzzDriver"], path: "Fuzz/BillaFuzz"),
+    ]
+    package.products.append(.executable(name: "billa-fuzz", targets: ["BillaFuzz"]))
+}

@@ -129,33 +129,35 @@ BK_ARITH_FAST static double bk_sum_fast(const float *a, int64_t n) {
 }
 #endif
 
-void bk_f32_to_f16_using(int portable, const float *src, uint16_t *dst, int64_t n) {
+int bk_f32_to_f16_using(int body, const float *src, uint16_t *dst, int64_t n) {
+    if (body != BK_BODY_AUTO && body != BK_BODY_PORTABLE && body != BK_BODY_AVX2) return 0;
 #if BK_ARITH_X86
-    if (!portable && bk_fast_path()) { bk_narrow_fast(src, dst, n); return; }
-#else
-    (void)portable;
+    if (body != BK_BODY_PORTABLE && bk_fast_path()) { bk_narrow_fast(src, dst, n); return 1; }
 #endif
+    if (body == BK_BODY_AVX2) return 0;
     bk_narrow_portable(src, dst, n);
+    return 1;
 }
 
-void bk_f32_to_f16(const float *src, uint16_t *dst, int64_t n) { bk_f32_to_f16_using(0, src, dst, n); }
+void bk_f32_to_f16(const float *src, uint16_t *dst, int64_t n) { bk_f32_to_f16_using(BK_BODY_AUTO, src, dst, n); }
 
-int64_t bk_f32_to_f16_checked_using(int portable, const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs) {
+int64_t bk_f32_to_f16_checked_using(int body, const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs) {
+    if (body != BK_BODY_AUTO && body != BK_BODY_PORTABLE && body != BK_BODY_AVX2) return -1;
     float m = 0;
-    int64_t over;
+    int64_t over = -1;
 #if BK_ARITH_X86
-    if (!portable && bk_fast_path()) over = bk_narrow_checked_fast(src, dst, n, clamp, &m);
-    else over = bk_narrow_checked_portable(src, dst, n, clamp, &m);
-#else
-    (void)portable;
-    over = bk_narrow_checked_portable(src, dst, n, clamp, &m);
+    if (body != BK_BODY_PORTABLE && bk_fast_path()) over = bk_narrow_checked_fast(src, dst, n, clamp, &m);
 #endif
+    if (over < 0) {
+        if (body == BK_BODY_AVX2) return -1;   /* asked for a body this CPU lacks: run nothing else */
+        over = bk_narrow_checked_portable(src, dst, n, clamp, &m);
+    }
     if (max_abs && m > *max_abs) *max_abs = m;
     return over;
 }
 
 int64_t bk_f32_to_f16_checked(const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs) {
-    return bk_f32_to_f16_checked_using(0, src, dst, n, clamp, max_abs);
+    return bk_f32_to_f16_checked_using(BK_BODY_AUTO, src, dst, n, clamp, max_abs);
 }
 
 double bk_sum_f64(const float *a, int64_t n) {

@@ -108,18 +108,28 @@ static int bk_crc_has_clmul(void) {
 }
 #endif
 
-uint32_t bk_crc32_update_using(int portable, uint32_t state, const void *data, size_t n) {
-    bk_crc_tables();
-    const uint8_t *p = (const uint8_t *)data;
+/* Under 128 bytes the PCLMUL body hands the bytes to slicing-by-8: it folds only whole 64-byte strips. */
+static uint32_t bk_crc_body(int clmul, uint32_t state, const uint8_t *p, size_t n) {
 #if BK_CRC_X86
-    if (!portable && n >= 128 && bk_crc_has_clmul()) return bk_crc_clmul(state, p, n);
+    if (clmul && n >= 128) return bk_crc_clmul(state, p, n);
 #else
-    (void)portable;
+    (void)clmul;
 #endif
     return bk_crc_slice8(state, p, n);
 }
 
-uint32_t bk_crc32_update(uint32_t state, const void *data, size_t n) { return bk_crc32_update_using(0, state, data, n); }
+int bk_crc32_update_using(int body, uint32_t *state, const void *data, size_t n) {
+    bk_crc_tables();
+    if (body == BK_BODY_PCLMUL && !bk_crc32_fast_path()) return 0;
+    if (body != BK_BODY_PCLMUL && body != BK_BODY_PORTABLE && body != BK_BODY_AUTO) return 0;
+    *state = bk_crc_body(body != BK_BODY_PORTABLE && bk_crc32_fast_path(), *state, (const uint8_t *)data, n);
+    return 1;
+}
+
+uint32_t bk_crc32_update(uint32_t state, const void *data, size_t n) {
+    bk_crc_tables();
+    return bk_crc_body(bk_crc32_fast_path(), state, (const uint8_t *)data, n);
+}
 
 int bk_crc32_fast_path(void) {
 #if BK_CRC_X86

@@ -773,14 +773,29 @@ int bk_fast_path(void) {
 #endif
 }
 
-void bk_to_f32_using(int portable, int type, const void *src, float *dst, int64_t n) {
+int bk_cpu_has_body(int body) {
+    switch (body) {
+    case BK_BODY_AUTO: case BK_BODY_PORTABLE: return 1;
+    case BK_BODY_AVX2: return bk_fast_path();
 #if BK_X86
-    if (!portable && bk_fast_path()) { bk_to_f32_fast(type, src, dst, n); return; }
+    case BK_BODY_AVX512: return bk_fast_path() && bk_has_avx512();
 #endif
-    bk_to_f32_portable(type, src, dst, n);
+    case BK_BODY_PCLMUL: return bk_crc32_fast_path();
+    default: return 0;
+    }
 }
 
-void bk_to_f32(int type, const void *src, float *dst, int64_t n) { bk_to_f32_using(0, type, src, dst, n); }
+int bk_to_f32_using(int body, int type, const void *src, float *dst, int64_t n) {
+    if (body != BK_BODY_AUTO && body != BK_BODY_PORTABLE && body != BK_BODY_AVX2) return 0;
+#if BK_X86
+    if (body != BK_BODY_PORTABLE && bk_fast_path()) { bk_to_f32_fast(type, src, dst, n); return 1; }
+#endif
+    if (body == BK_BODY_AVX2) return 0;
+    bk_to_f32_portable(type, src, dst, n);
+    return 1;
+}
+
+void bk_to_f32(int type, const void *src, float *dst, int64_t n) { bk_to_f32_using(BK_BODY_AUTO, type, src, dst, n); }
 
 float bk_dot_f32(const float *a, const float *b, int64_t n) {
 #if BK_X86
@@ -789,18 +804,20 @@ float bk_dot_f32(const float *a, const float *b, int64_t n) {
     return bk_dot_f32_portable(a, b, n);
 }
 
-void bk_rows_dot_using(int portable, int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
-                       const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
+int bk_rows_dot_using(int body, int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                      const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
+    if (!bk_cpu_has_body(body) || body == BK_BODY_PCLMUL) return 0;
 #if BK_X86
-    if (portable != 1 && bk_fast_path()) {
-        bk_rows_dot_fast(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch, portable != 2);
-        return;
+    if (body != BK_BODY_PORTABLE && bk_fast_path()) {
+        bk_rows_dot_fast(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch, body != BK_BODY_AVX2);
+        return 1;
     }
 #endif
     bk_rows_dot_portable(type, (const uint8_t *)w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch);
+    return 1;
 }
 
 void bk_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
                  const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch) {
-    bk_rows_dot_using(0, type, w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch);
+    bk_rows_dot_using(BK_BODY_AUTO, type, w, row_bytes, rows, cols, x, ldx, ntok, y, ldy, scratch);
 }

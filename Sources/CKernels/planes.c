@@ -388,10 +388,11 @@ int bk_planes_best_level(void) {
 #endif
 }
 
-/* A requested level the CPU lacks falls back to the best one it has. */
+/* The body a level runs: AUTO is the best this CPU has; -1 for a level it lacks (never a silent fallback). */
 static int bk_planes_level(int level) {
     int best = bk_planes_best_level();
-    return (level == BK_PLANES_AUTO || level > best) ? best : level;
+    if (level == BK_PLANES_AUTO) return best;
+    return (level < BK_PLANES_PORTABLE || level > best) ? -1 : level;
 }
 
 static size_t bk_esize(int t) { return t == BK_PLANES_F32 ? 4 : t == BK_PLANES_NONE ? 1 : 2; }
@@ -400,9 +401,8 @@ static size_t bk_esize(int t) { return t == BK_PLANES_F32 ? 4 : t == BK_PLANES_N
  * every element size. */
 #define BK_PL_BLOCK 8192
 
-uint64_t bk_planes_split_using(int level, int t, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2,
-                               uint8_t *p3, int hash) {
-    level = bk_planes_level(level);
+static uint64_t bk_planes_split_level(int level, int t, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2,
+                                      uint8_t *p3, int hash) {
     const uint8_t *s = (const uint8_t *)src;
     if (t == BK_PLANES_NONE) {
         if (bytes) memcpy(p0, s, bytes);
@@ -438,9 +438,8 @@ uint64_t bk_planes_split_using(int level, int t, const void *src, size_t bytes, 
     return bk_xxh_final(&st, s + done + whole, bytes - done - whole);
 }
 
-uint64_t bk_planes_merge_using(int level, int t, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
-                               const uint8_t *p3, void *dst, size_t bytes, int hash) {
-    level = bk_planes_level(level);
+static uint64_t bk_planes_merge_level(int level, int t, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
+                                      const uint8_t *p3, void *dst, size_t bytes, int hash) {
     uint8_t *d = (uint8_t *)dst;
     if (t == BK_PLANES_NONE) {
         if (bytes && d != p0) memcpy(d, p0, bytes);
@@ -475,13 +474,31 @@ uint64_t bk_planes_merge_using(int level, int t, const uint8_t *p0, const uint8_
     return bk_xxh_final(&st, d + done + whole, bytes - done - whole);
 }
 
+int bk_planes_split_using(int level, int t, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2,
+                          uint8_t *p3, uint64_t *hash) {
+    level = bk_planes_level(level);
+    if (level < 0) return 0;
+    const uint64_t h = bk_planes_split_level(level, t, src, bytes, p0, p1, p2, p3, hash != NULL);
+    if (hash) *hash = h;
+    return 1;
+}
+
+int bk_planes_merge_using(int level, int t, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
+                          const uint8_t *p3, void *dst, size_t bytes, uint64_t *hash) {
+    level = bk_planes_level(level);
+    if (level < 0) return 0;
+    const uint64_t h = bk_planes_merge_level(level, t, p0, p1, p2, p3, dst, bytes, hash != NULL);
+    if (hash) *hash = h;
+    return 1;
+}
+
 uint64_t bk_planes_split(int t, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2, uint8_t *p3, int hash) {
-    return bk_planes_split_using(BK_PLANES_AUTO, t, src, bytes, p0, p1, p2, p3, hash);
+    return bk_planes_split_level(bk_planes_level(BK_PLANES_AUTO), t, src, bytes, p0, p1, p2, p3, hash);
 }
 
 uint64_t bk_planes_merge(int t, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3, void *dst,
                          size_t bytes, int hash) {
-    return bk_planes_merge_using(BK_PLANES_AUTO, t, p0, p1, p2, p3, dst, bytes, hash);
+    return bk_planes_merge_level(bk_planes_level(BK_PLANES_AUTO), t, p0, p1, p2, p3, dst, bytes, hash);
 }
 
 /* Order-0 entropy in bits per byte of n bytes. */

@@ -295,29 +295,42 @@ BK_Q256 static void bk_make_qkx2_8x32_256(int nmax, const float *x, float rmin, 
 
 #endif
 
-void bk_make_qx_16x16_using(int portable, int nmax, const float *x, int8_t *L, float *scales) {
+/* Which body a `_using(body)` call of the quantizer lanes runs: 2 the AVX-512 one, 1 the scalar one, 0 none (the CPU
+ * lacks the body asked for, or the body is not one of these). */
+static int bk_q_body(int body) {
+    if (body == BK_BODY_PORTABLE) return 1;
+    if (body != BK_BODY_AUTO && body != BK_BODY_AVX512) return 0;
 #if BK_Q_X86
-    if (!portable && bk_cpu_has_avx512()) { bk_make_qx_16x16_512(nmax, x, L, scales); return; }
-#else
-    (void)portable;
+    if (bk_cpu_has_avx512()) return 2;
 #endif
-    for (int j = 0; j < 16; j++) scales[j] = bk_make_qx_one(16, nmax, x + 16 * j, L + 16 * j);
+    return body == BK_BODY_AUTO ? 1 : 0;
 }
 
-void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales) { bk_make_qx_16x16_using(0, nmax, x, L, scales); }
-
-void bk_make_qkx2_8x32_using(int portable, int nmax, const float *x, float rmin, float rdelta, int nstep,
-                             uint8_t *L, float *scales, float *mins) {
+int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float *scales) {
+    const int b = bk_q_body(body);
 #if BK_Q_X86
-    if (!portable && bk_cpu_has_avx512()) { bk_make_qkx2_8x32_256(nmax, x, rmin, rdelta, nstep, L, scales, mins); return; }
-#else
-    (void)portable;
+    if (b == 2) { bk_make_qx_16x16_512(nmax, x, L, scales); return 1; }
 #endif
+    if (b != 1) return 0;
+    for (int j = 0; j < 16; j++) scales[j] = bk_make_qx_one(16, nmax, x + 16 * j, L + 16 * j);
+    return 1;
+}
+
+void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales) { bk_make_qx_16x16_using(BK_BODY_AUTO, nmax, x, L, scales); }
+
+int bk_make_qkx2_8x32_using(int body, int nmax, const float *x, float rmin, float rdelta, int nstep,
+                            uint8_t *L, float *scales, float *mins) {
+    const int b = bk_q_body(body);
+#if BK_Q_X86
+    if (b == 2) { bk_make_qkx2_8x32_256(nmax, x, rmin, rdelta, nstep, L, scales, mins); return 1; }
+#endif
+    if (b != 1) return 0;
     for (int j = 0; j < 8; j++) scales[j] = bk_make_qkx2_one(32, nmax, x + 32 * j, rmin, rdelta, nstep, L + 32 * j, mins + j);
+    return 1;
 }
 
 void bk_make_qkx2_8x32(int nmax, const float *x, float rmin, float rdelta, int nstep, uint8_t *L, float *scales, float *mins) {
-    bk_make_qkx2_8x32_using(0, nmax, x, rmin, rdelta, nstep, L, scales, mins);
+    bk_make_qkx2_8x32_using(BK_BODY_AUTO, nmax, x, rmin, rdelta, nstep, L, scales, mins);
 }
 
 /* ---- Q8_0 (ggml's quantize_row_q8_0_ref) ------------------------------------------------------------------- */
@@ -372,13 +385,14 @@ BK_Q512 static void bk_q8_0_512(const float *x, uint8_t *y, int64_t nb) {
 }
 #endif
 
-void bk_quantize_q8_0_using(int portable, const float *x, void *y, int64_t n) {
+int bk_quantize_q8_0_using(int body, const float *x, void *y, int64_t n) {
+    const int b = bk_q_body(body);
 #if BK_Q_X86
-    if (!portable && bk_cpu_has_avx512()) { bk_q8_0_512(x, (uint8_t *)y, n / 32); return; }
-#else
-    (void)portable;
+    if (b == 2) { bk_q8_0_512(x, (uint8_t *)y, n / 32); return 1; }
 #endif
+    if (b != 1) return 0;
     bk_q8_0_portable(x, (uint8_t *)y, n / 32);
+    return 1;
 }
 
-void bk_quantize_q8_0(const float *x, void *y, int64_t n) { bk_quantize_q8_0_using(0, x, y, n); }
+void bk_quantize_q8_0(const float *x, void *y, int64_t n) { bk_quantize_q8_0_using(BK_BODY_AUTO, x, y, n); }

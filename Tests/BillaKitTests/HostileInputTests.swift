@@ -72,7 +72,8 @@ struct HostileInputTests {
     }
 }
 
-struct SplitMix64 {
+/// A fixed-seed generator, so a failing random test fails the same way on the next run.
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -91,58 +91,95 @@ struct PackCodecKernelTests {
     /// Odd element counts around every SIMD step (32, 64 elements) and the 8 KiB hashing block, plus a 1 MiB-ish one.
     static let elementCounts = [0, 1, 3, 7, 31, 33, 63, 65, 127, 129, 1023, 2047, 2049, 4095, 4097, 8193, 100_003, 262_147]
 
-    static let levels: [(Int32, String)] = [(1, "portable"), (2, "AVX2"), (3, "AVX-512BW")]
+    /// One test per body and transform: a body this CPU lacks is skipped, saying so, never replaced by another one
+    /// (the `_using` entry points return 0 for a level above bk_planes_best_level()).
+    static let transforms = [PlaneTransform.bytes16, .bf16Exponent, .f32Exponent, .none]
+    static let hasAVX2Planes = bk_planes_best_level() >= 2
+    static let hasAVX512Planes = bk_planes_best_level() >= 3
 
-    @Test("split: every dispatch level equals the spec's reference and returns XXH64 of the source, at odd lengths",
-          arguments: [PlaneTransform.bytes16, .bf16Exponent, .f32Exponent, .none])
-    func split(_ t: PlaneTransform) {
+    @Test("split, portable body: equals the spec's reference and returns XXH64 of the source, at odd lengths", arguments: transforms)
+    func splitPortable(_ t: PlaneTransform) { Self.checkSplit(t, level: 1, name: "portable") }
+
+    @Test("split, AVX2 body: equals the spec's reference and returns XXH64 of the source, at odd lengths",
+          .enabled(if: hasAVX2Planes, "this CPU has no AVX2: the AVX2 planes body is not tested here"), arguments: transforms)
+    func splitAVX2(_ t: PlaneTransform) { Self.checkSplit(t, level: 2, name: "AVX2") }
+
+    @Test("split, AVX-512BW body: equals the spec's reference and returns XXH64 of the source, at odd lengths",
+          .enabled(if: hasAVX512Planes, "this CPU has no AVX-512 F/BW: the AVX-512BW planes body is not tested here"), arguments: transforms)
+    func splitAVX512(_ t: PlaneTransform) { Self.checkSplit(t, level: 3, name: "AVX-512BW") }
+
+    @Test("merge, portable body: inverts the reference split and returns XXH64 of the output, at odd lengths", arguments: transforms)
+    func mergePortable(_ t: PlaneTransform) { Self.checkMerge(t, level: 1, name: "portable") }
+
+    @Test("merge, AVX2 body: inverts the reference split and returns XXH64 of the output, at odd lengths",
+          .enabled(if: hasAVX2Planes, "this CPU has no AVX2: the AVX2 planes body is not tested here"), arguments: transforms)
+    func mergeAVX2(_ t: PlaneTransform) { Self.checkMerge(t, level: 2, name: "AVX2") }
+
+    @Test("merge, AVX-512BW body: inverts the reference split and returns XXH64 of the output, at odd lengths",
+          .enabled(if: hasAVX512Planes, "this CPU has no AVX-512 F/BW: the AVX-512BW planes body is not tested here"), arguments: transforms)
+    func mergeAVX512(_ t: PlaneTransform) { Self.checkMerge(t, level: 3, name: "AVX-512BW") }
+
+    @Test("a planes body this CPU lacks is refused (returns 0, writes nothing), never run as another body")
+    func missingBodyRefused() {
+        let src = Self.testBytes(256, seed: 5)
+        var planes = [UInt8](repeating: 0xA5, count: 256)
+        let above = bk_planes_best_level() + 1
+        let ran = src.withUnsafeBytes { s in
+            planes.withUnsafeMutableBufferPointer { p in
+                bk_planes_split_using(above, Int32(PlaneTransform.bytes16.rawValue), s.baseAddress, s.count, p.baseAddress, p.baseAddress! + 128, nil, nil, nil)
+            }
+        }
+        #expect(ran == 0 && planes.allSatisfy { $0 == 0xA5 }, "level \(above) (above this CPU's best) ran")
+    }
+
+    static func checkSplit(_ t: PlaneTransform, level: Int32, name: String) {
         let es = t == .f32Exponent ? 4 : t == .none ? 1 : 2
         for n in Self.elementCounts {
             let src = Self.testBytes(n * es, seed: UInt64(n) &+ UInt64(t.rawValue) << 32)
             let want = Self.referenceSplit(t, src)
             let wantHash = src.withUnsafeBytes { XXH64.hash($0) }
             let planeSize = t == .none ? src.count : n
-            for (level, name) in Self.levels {
-                for hash: Int32 in [0, 1] {
-                    var planes = [UInt8](repeating: 0xA5, count: max(planeSize * t.planeCount, 1))
-                    let h = src.withUnsafeBytes { s in
-                        planes.withUnsafeMutableBufferPointer { p -> UInt64 in
-                            let b = p.baseAddress!
-                            func at(_ i: Int) -> UnsafeMutablePointer<UInt8>? { i < t.planeCount ? b + i * planeSize : nil }
-                            return bk_planes_split_using(level, Int32(t.rawValue), s.baseAddress, s.count, at(0), at(1), at(2), at(3), hash)
-                        }
+            for hash in [false, true] {
+                var planes = [UInt8](repeating: 0xA5, count: max(planeSize * t.planeCount, 1))
+                var h: UInt64 = 0
+                let ran = src.withUnsafeBytes { s in
+                    planes.withUnsafeMutableBufferPointer { p -> Int32 in
+                        let b = p.baseAddress!
+                        func at(_ i: Int) -> UnsafeMutablePointer<UInt8>? { i < t.planeCount ? b + i * planeSize : nil }
+                        return hash ? bk_planes_split_using(level, Int32(t.rawValue), s.baseAddress, s.count, at(0), at(1), at(2), at(3), &h)
+                                    : bk_planes_split_using(level, Int32(t.rawValue), s.baseAddress, s.count, at(0), at(1), at(2), at(3), nil)
                     }
-                    for p in 0..<t.planeCount {
-                        let got = Array(planes[(p * planeSize)..<((p + 1) * planeSize)])
-                        let same = got == want[p]   // a Bool, so a failure does not print a megabyte of operands
-                        #expect(same, "\(t.name) \(name) n \(n) plane \(p)\(Self.firstDifference(got, want[p]))")
-                    }
-                    #expect(h == (hash == 1 ? wantHash : 0), "\(t.name) \(name) n \(n) hash \(hash)")
                 }
+                #expect(ran == 1, "the \(name) body did not run")
+                for p in 0..<t.planeCount {
+                    let got = Array(planes[(p * planeSize)..<((p + 1) * planeSize)])
+                    let same = got == want[p]   // a Bool, so a failure does not print a megabyte of operands
+                    #expect(same, "\(t.name) \(name) n \(n) plane \(p)\(Self.firstDifference(got, want[p]))")
+                }
+                if hash { #expect(h == wantHash, "\(t.name) \(name) n \(n) hash") }
             }
         }
     }
 
-    @Test("merge: every dispatch level inverts the reference split and returns XXH64 of the output, at odd lengths",
-          arguments: [PlaneTransform.bytes16, .bf16Exponent, .f32Exponent, .none])
-    func merge(_ t: PlaneTransform) {
+    static func checkMerge(_ t: PlaneTransform, level: Int32, name: String) {
         let es = t == .f32Exponent ? 4 : t == .none ? 1 : 2
         for n in Self.elementCounts {
             let src = Self.testBytes(n * es, seed: UInt64(n) &* 31 &+ UInt64(t.rawValue))
             let planes = Self.referenceSplit(t, src)
             let wantHash = src.withUnsafeBytes { XXH64.hash($0) }
-            for (level, name) in Self.levels {
-                for hash: Int32 in [0, 1] {
-                    var dst = [UInt8](repeating: 0x5A, count: src.count)
-                    let h = Self.withPlanes(planes) { p in
-                        dst.withUnsafeMutableBytes { d in
-                            bk_planes_merge_using(level, Int32(t.rawValue), p[0], p[1], p[2], p[3], d.baseAddress, d.count, hash)
-                        }
+            for hash in [false, true] {
+                var dst = [UInt8](repeating: 0x5A, count: src.count)
+                var h: UInt64 = 0
+                let ran = Self.withPlanes(planes) { p in
+                    dst.withUnsafeMutableBytes { d in
+                        hash ? bk_planes_merge_using(level, Int32(t.rawValue), p[0], p[1], p[2], p[3], d.baseAddress, d.count, &h)
+                             : bk_planes_merge_using(level, Int32(t.rawValue), p[0], p[1], p[2], p[3], d.baseAddress, d.count, nil)
                     }
-                    let same = dst == src
-                    #expect(same, "\(t.name) \(name) n \(n)\(Self.firstDifference(dst, src))")
-                    #expect(h == (hash == 1 ? wantHash : 0), "\(t.name) \(name) n \(n) hash \(hash)")
                 }
+                #expect(ran == 1, "the \(name) body did not run")
+                let same = dst == src
+                #expect(same, "\(t.name) \(name) n \(n)\(Self.firstDifference(dst, src))")
+                if hash { #expect(h == wantHash, "\(t.name) \(name) n \(n) hash") }
             }
         }
     }

@@ -126,10 +126,22 @@ struct VerifierTests {
         }
     }
 
-    /// The portable and AVX2 bodies of every kernel type agree, and quantized rows widen to what the Swift
-    /// dequantizers (checked against ggml's goldens in QuantTests) give.
-    @Test(arguments: [DType.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
-    func kernelsAgreeWithTheDequantizers(dtype: DType) throws {
+    /// Every body of every kernel type agrees with the Swift dequantizers (checked against ggml's goldens in
+    /// QuantTests): one test per body, called directly; a body this CPU lacks is skipped, saying so.
+    static let kernelTypes = [DType.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+
+    @Test("portable kernels agree with the dequantizers", arguments: kernelTypes)
+    func portableKernelsAgree(dtype: DType) throws { try Self.kernelsAgree(dtype: dtype, body: KernelBodies.portable, name: "portable") }
+
+    @Test("AVX2 kernels (without the AVX-512 prompt tiles) agree with the dequantizers",
+          .enabled(if: KernelBodies.hasAVX2, KernelBodies.noAVX2), arguments: kernelTypes)
+    func avx2KernelsAgree(dtype: DType) throws { try Self.kernelsAgree(dtype: dtype, body: KernelBodies.avx2, name: "AVX2") }
+
+    @Test("AVX-512 kernels (prompt tiles, panels, VNNI where the CPU has it) agree with the dequantizers",
+          .enabled(if: KernelBodies.hasAVX512, KernelBodies.noAVX512), arguments: kernelTypes)
+    func avx512KernelsAgree(dtype: DType) throws { try Self.kernelsAgree(dtype: dtype, body: KernelBodies.avx512, name: "AVX-512") }
+
+    static func kernelsAgree(dtype: DType, body: Int32, name: String) throws {
         // 53 rows: a 32-row outer-product panel (f16/bf16) or three 16-row int8 panels (VNNI, Q4_0/Q8_0), then 4-row
         // tiles and a single row; f16/bf16 rows end in a partial 16-lane step
         let cols = dtype.quantType == nil ? 520 : 512, rows = 53
@@ -157,12 +169,13 @@ struct VerifierTests {
                 else { _ = FloatRows.toF32(src.baseAddress!, dtype, count: rows * cols, into: dst.baseAddress!) }
             }
         }
-        // Bodies: 1 portable C, 2 AVX2 (without AVX-512 prompt tiles), 0 the best this CPU has.
-        for body: Int32 in [1, 2, 0] {
-            let portable = body == 1
-            let name = ["best", "portable", "avx2"][Int(body)]
+        do {
+            let portable = body == KernelBodies.portable
             var got = [Float](repeating: 0, count: rows * cols)
-            bytes.withUnsafeBytes { src in got.withUnsafeMutableBufferPointer { bk_to_f32_using(body, kernel, src.baseAddress!, $0.baseAddress!, Int64(rows * cols)) } }
+            // Widening has no AVX-512 body: the AVX-512 test widens with the AVX2 one.
+            let widen = body == KernelBodies.avx512 ? KernelBodies.avx2 : body
+            let widened = bytes.withUnsafeBytes { src in got.withUnsafeMutableBufferPointer { bk_to_f32_using(widen, kernel, src.baseAddress!, $0.baseAddress!, Int64(rows * cols)) } }
+            #expect(widened == 1, "\(dtype) \(name): the widening body did not run")
             if let i = (0..<got.count).first(where: { abs(got[$0] - want[$0]) > 1e-6 * max(1, abs(want[$0])) }) {
                 Issue.record("\(dtype) \(name): element \(i) (block \(i / dtype.blockSize)) widens to \(got[i]), the dequantizer gives \(want[i])")
             }
@@ -173,13 +186,14 @@ struct VerifierTests {
                 var y = [Float](repeating: 0, count: ntok * rows)
                 var scratch = [Float](repeating: 0, count: Int(BK_SCRATCH_ROWS) * cols)
                 let rowBytes = bytes.count / rows
-                bytes.withUnsafeBytes { w in
+                let ran = bytes.withUnsafeBytes { w in
                     bk_rows_dot_using(body, kernel, w.baseAddress!, rowBytes, Int64(rows), Int64(cols), x, Int64(cols), Int64(ntok), &y, Int64(rows), &scratch)
                 }
+                #expect(ran == 1, "\(dtype) \(name): the body did not run")
                 // One token over Q8_0/Q4_0/Q6_K on the fast body runs as llama.cpp does: x quantized to Q8 blocks, int8
                 // products; so do prompts over Q8_0/Q4_0 on the best body when the CPU has AVX-512 VNNI. The error is
                 // bounded by sum |w| * (block amax / 127) / 2.
-                let vnni = body == 0 && ntok > 1 && (dtype == .q8_0 || dtype == .q4_0) && bk_prompt_int8() == 1
+                let vnni = body == KernelBodies.avx512 && ntok > 1 && (dtype == .q8_0 || dtype == .q4_0) && bk_prompt_int8() == 1
                 let q8x = !portable && (ntok == 1 && (dtype == .q8_0 || dtype == .q4_0 || dtype == .q6_K) || vnni)
                 for t in 0..<ntok {
                     for r in 0..<rows {

@@ -69,12 +69,12 @@ enum RawModelScan {
 
     static func nonUTF8Pieces(_ bytes: [UInt8]) -> [BadPiece] {
         var out = [BadPiece]()
-        var i = 0
         var index = 0
-        func varint() -> UInt64? {
+        /// Reads a varint at `i` that must end before `limit` (the end of the enclosing field); nil if it does not.
+        func varint(_ i: inout Int, _ limit: Int) -> UInt64? {
             var v: UInt64 = 0
             var shift: UInt64 = 0
-            while i < bytes.count, shift < 64 {
+            while i < limit, shift < 64 {
                 let b = bytes[i]; i += 1
                 v |= UInt64(b & 0x7F) << shift
                 if b & 0x80 == 0 { return v }
@@ -82,31 +82,30 @@ enum RawModelScan {
             }
             return nil
         }
+        var i = 0
         while i < bytes.count {
-            guard let key = varint() else { break }
-            guard key & 7 == 2, let n = varint(), n <= UInt64(bytes.count - i) else { break }
+            guard let key = varint(&i, bytes.count), key & 7 == 2, let n = varint(&i, bytes.count),
+                  n <= UInt64(bytes.count - i) else { break }
             let end = i + Int(n)
             if key >> 3 == 1 {
-                // a SentencePiece message: field 1 is the piece string
+                // a SentencePiece message: field 1 is the piece string; every read stays inside [i, end)
                 var j = i
                 while j < end {
-                    let save = i; i = j
-                    guard let k = varint() else { i = save; break }
-                    var fieldEnd = i
+                    guard let k = varint(&j, end) else { break }
                     switch k & 7 {
-                    case 0: _ = varint(); fieldEnd = i
-                    case 1: fieldEnd = i + 8
-                    case 5: fieldEnd = i + 4
+                    case 0:
+                        guard varint(&j, end) != nil else { j = end; break }
+                    case 1: j = end - j >= 8 ? j + 8 : end
+                    case 5: j = end - j >= 4 ? j + 4 : end
                     case 2:
-                        guard let m = varint(), m <= UInt64(end - i) else { i = save; j = end; continue }
-                        fieldEnd = i + Int(m)
-                        if k >> 3 == 1, String(validatingUTF8Bytes: bytes[i..<fieldEnd]) == nil {
-                            out.append(BadPiece(index: index, hex: bytes[i..<fieldEnd].map { String(format: "%02x", $0) }.joined()))
+                        guard let m = varint(&j, end), m <= UInt64(end - j) else { j = end; break }
+                        let fieldEnd = j + Int(m)
+                        if k >> 3 == 1, String(validatingUTF8Bytes: bytes[j..<fieldEnd]) == nil {
+                            out.append(BadPiece(index: index, hex: bytes[j..<fieldEnd].map { String(format: "%02x", $0) }.joined()))
                         }
-                    default: fieldEnd = end
+                        j = fieldEnd
+                    default: j = end
                     }
-                    j = fieldEnd
-                    i = save
                 }
                 index += 1
             }

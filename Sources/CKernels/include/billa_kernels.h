@@ -16,6 +16,15 @@ enum {
 /* 1 when the AVX2+FMA+F16C bodies are in use. */
 int bk_fast_path(void);
 
+/* Bodies for the `_using` entry points, which exist for tests. BK_BODY_AUTO is what the library runs (the best body
+ * this CPU has). An explicit body runs exactly that body; when the CPU lacks it, the call writes nothing and returns
+ * 0 instead of running another body, so a test of a body can never pass by falling back. Tests ask
+ * bk_cpu_has_body first and skip, saying so, when it answers 0. */
+enum { BK_BODY_AUTO = 0, BK_BODY_PORTABLE = 1, BK_BODY_AVX2 = 2, BK_BODY_AVX512 = 3, BK_BODY_PCLMUL = 4 };
+/* 1 when this CPU runs `body`: AVX2 = AVX2+FMA+F16C; AVX512 = AVX-512 F/VL/BW/DQ (what every AVX-512 body needs, and
+ * for the prompt tiles BILLA_NO_AVX512 unset); PCLMUL = PCLMULQDQ+SSE4.1; PORTABLE and AUTO always. */
+int bk_cpu_has_body(int body);
+
 /* 1 when the CPU (and OS) support AVX-512 F/VL/BW/DQ, which the prompt tiles and the quantizer lanes use. */
 int bk_cpu_has_avx512(void);
 
@@ -68,38 +77,40 @@ float bk_dot_f32(const float *a, const float *b, int64_t n);
 void bk_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
                  const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
 
-/* The same entry points with the body chosen by the caller (0: run-time detection, 1: portable, 2: AVX2 without the
- * AVX-512 prompt tiles), so tests can compare the bodies without global state. */
-void bk_to_f32_using(int portable, int type, const void *src, float *dst, int64_t n);
-void bk_rows_dot_using(int portable, int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
-                       const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
+/* The same entry points with the body chosen by the caller (BK_BODY_*; for rows_dot AVX2 means without the AVX-512
+ * prompt tiles, AVX512 with them), so tests can compare the bodies without global state. 1 when the body ran. */
+int bk_to_f32_using(int body, int type, const void *src, float *dst, int64_t n);
+int bk_rows_dot_using(int body, int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols,
+                      const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
 
 /* f32 -> f16 with round-to-nearest-even (torch's `.half()`; NaN becomes sign | 0x7E00). */
 void bk_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
-void bk_f32_to_f16_using(int portable, const float *src, uint16_t *dst, int64_t n);
+/* body: BK_BODY_PORTABLE or BK_BODY_AVX2 (F16C); 1 when it ran. */
+int bk_f32_to_f16_using(int body, const float *src, uint16_t *dst, int64_t n);
 /* The same conversion, checked in the same pass: returns how many finite inputs round beyond f16's largest finite
  * value 65504 (|x| >= 65520, which the plain conversion turns into inf) and raises *max_abs to the largest |x| of
  * them. With clamp != 0 those are written as +-65504 instead of +-inf. */
 int64_t bk_f32_to_f16_checked(const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs);
-int64_t bk_f32_to_f16_checked_using(int portable, const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs);
+/* body: BK_BODY_AUTO, BK_BODY_PORTABLE or BK_BODY_AVX2; returns -1, writing nothing, when this CPU lacks it. */
+int64_t bk_f32_to_f16_checked_using(int body, const float *src, uint16_t *dst, int64_t n, int clamp, float *max_abs);
 /* Sum of n floats, accumulated in double. */
 double bk_sum_f64(const float *a, int64_t n);
 
 /* ggml's make_qx_quants (rmse_type 1, no importance weights) for 16 consecutive groups of 16 values (a Q6_K block):
  * L[256] gets levels offset by nmax, scales[16] each group's scale. Bit-identical to ggml's reference; the AVX-512
- * body runs the groups in parallel lanes. `_using(1, ...)` forces the scalar body. */
+ * body runs the groups in parallel lanes. `_using(body)`: BK_BODY_PORTABLE (scalar) or BK_BODY_AVX512; 1 when it ran. */
 void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales);
-void bk_make_qx_16x16_using(int portable, int nmax, const float *x, int8_t *L, float *scales);
+int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float *scales);
 
 /* ggml's make_qkx2_quants with Q4_K/Q5_K's weights for the 8 groups of 32 of one block: L[256] levels, scales[8],
  * mins[8] (negated minimum, as ggml returns it). Bit-identical to ggml's reference; lanes as above. */
 void bk_make_qkx2_8x32(int nmax, const float *x, float rmin, float rdelta, int nstep, uint8_t *L, float *scales, float *mins);
-void bk_make_qkx2_8x32_using(int portable, int nmax, const float *x, float rmin, float rdelta, int nstep,
-                             uint8_t *L, float *scales, float *mins);
+int bk_make_qkx2_8x32_using(int body, int nmax, const float *x, float rmin, float rdelta, int nstep,
+                            uint8_t *L, float *scales, float *mins);
 
-/* ggml's quantize_row_q8_0_ref over n values (whole blocks): bit-identical output. */
+/* ggml's quantize_row_q8_0_ref over n values (whole blocks): bit-identical output. Bodies as above. */
 void bk_quantize_q8_0(const float *x, void *y, int64_t n);
-void bk_quantize_q8_0_using(int portable, const float *x, void *y, int64_t n);
+int bk_quantize_q8_0_using(int body, const float *x, void *y, int64_t n);
 
 /* copy_file_range(2) with explicit offsets (advanced by the bytes copied); -1 and errno ENOSYS where it does not
  * exist. */
@@ -115,28 +126,30 @@ int bk_set_mmap_threshold(size_t bytes);
 
 /* CRC-32 (ISO-HDLC, the ZIP one) of n bytes, continuing from the running register `state` (0xFFFFFFFF at the start;
  * the checksum is the final register XOR 0xFFFFFFFF). PCLMULQDQ folding when the CPU has it, slicing-by-8 otherwise;
- * `_using(1, ...)` forces the portable body for tests. */
+ * `_using(body)` (BK_BODY_PORTABLE or BK_BODY_PCLMUL) updates *state with that body, for tests; 1 when it ran. */
 uint32_t bk_crc32_update(uint32_t state, const void *data, size_t n);
-uint32_t bk_crc32_update_using(int portable, uint32_t state, const void *data, size_t n);
+int bk_crc32_update_using(int body, uint32_t *state, const void *data, size_t n);
 /* 1 when bk_crc32_update uses PCLMULQDQ. */
 int bk_crc32_fast_path(void);
 
 /* The pack codec (formats/pack.md 5.2; planes.c). Transforms use the format's codes; levels pick a body. */
 enum { BK_PLANES_NONE = 0, BK_PLANES_BYTES16 = 1, BK_PLANES_BF16 = 2, BK_PLANES_F32 = 3 };
 enum { BK_PLANES_AUTO = 0, BK_PLANES_PORTABLE = 1, BK_PLANES_AVX2 = 2, BK_PLANES_AVX512 = 3 };
-/* The body BK_PLANES_AUTO uses on this CPU. A level above it runs as the best available. */
+/* The body BK_PLANES_AUTO uses on this CPU. */
 int bk_planes_best_level(void);
 /* Splits `bytes` of elements at src into planes p0..p3 (bytes / element size each; unused planes may be NULL; for
  * BK_PLANES_NONE p0 gets a copy). With `hash` nonzero returns XXH64 (seed 0) of src, computed in the same pass. */
 uint64_t bk_planes_split(int transform, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2, uint8_t *p3, int hash);
-uint64_t bk_planes_split_using(int level, int transform, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2,
-                               uint8_t *p3, int hash);
+/* The same with the body chosen by a test: a level above bk_planes_best_level() writes nothing and returns 0; else
+ * 1, with the hash in *hash when hash is not NULL. */
+int bk_planes_split_using(int level, int transform, const void *src, size_t bytes, uint8_t *p0, uint8_t *p1, uint8_t *p2,
+                          uint8_t *p3, uint64_t *hash);
 /* The inverse: writes `bytes` bytes to dst (dst may equal p0 for BK_PLANES_NONE); with `hash` nonzero returns XXH64
  * (seed 0) of dst, hashed block by block while it is in cache. */
 uint64_t bk_planes_merge(int transform, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2, const uint8_t *p3, void *dst,
                          size_t bytes, int hash);
-uint64_t bk_planes_merge_using(int level, int transform, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
-                               const uint8_t *p3, void *dst, size_t bytes, int hash);
+int bk_planes_merge_using(int level, int transform, const uint8_t *p0, const uint8_t *p1, const uint8_t *p2,
+                          const uint8_t *p3, void *dst, size_t bytes, uint64_t *hash);
 /* XXH64 as the xxHash specification defines it. */
 uint64_t bk_xxh64(const void *data, size_t n, uint64_t seed);
 /* Order-0 entropy of n bytes in bits per byte. */

@@ -24,6 +24,30 @@ public struct Release: Sendable {
     }
 
     public static func open(_ path: String) throws -> Release {
+        let release = try openUnchecked(path)
+        try release.checkTotals()
+        return release
+    }
+
+    /// Each reader bounds each tensor by its file, but a hostile file can hold several tensors whose element counts
+    /// add up past Int.max (two stride-0 views of 2^62 elements, two unknown-dtype pack tensors of shape [2^62]).
+    /// Checked once here, the sums `parameterCount`, `inspect` and the writers form cannot overflow.
+    func checkTotals() throws {
+        var elements = 0, bytes = 0
+        for (f, t) in tensors {
+            let (e, o1) = elements.addingReportingOverflow(t.elementCount)
+            let (b, o2) = bytes.addingReportingOverflow(t.byteCount)
+            guard !o1, !o2 else {
+                throw BillaError(.shapeMismatch, file: f.path, tensor: t.name,
+                                 "the tensors up to this one (\(Shape.describe(t.shape))) claim more than \(Int.max) elements or bytes in total, which no file can hold",
+                                 remedy: "the file is corrupt or hostile; download it again and check its published checksum")
+            }
+            elements = e
+            bytes = b
+        }
+    }
+
+    static func openUnchecked(_ path: String) throws -> Release {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw BillaError(.notFound, file: path, "no such file or directory", remedy: "check the path")

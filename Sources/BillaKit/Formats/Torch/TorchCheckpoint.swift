@@ -52,10 +52,12 @@ public enum TorchCheckpoint {
             storages[key] = (ref, entry)
             return .storage(ref)
         }
-        let root = try machine.run(try archive.bytes(of: pickle))
+        let pickleBytes = try archive.bytes(of: pickle)
+        let root = try machine.run(pickleBytes)
 
         var found = [(String, TorchTensorRef)]()
-        try flatten(root, prefix: "", depth: 0, into: &found, path: path)
+        var budget = flattenBudget(pickleBytes: pickleBytes.count)
+        try flatten(root, prefix: "", depth: 0, into: &found, budget: &budget, path: path)
         let tensors = try found.map { name, ref -> Tensor in
             guard let (_, entry) = storages[ref.storage.key] else {
                 throw BillaError(.corruptContainer, file: path, tensor: name, "refers to an unknown storage", remedy: "")
@@ -65,12 +67,27 @@ public enum TorchCheckpoint {
         return TensorFile(path: path, format: .torchZip, tensors: tensors)
     }
 
+    /// How many values the flattening may visit. A pickle builds each value with at least one opcode byte, so a walk
+    /// that visits each once stays under the pickle's size; only containers shared through the memo are visited
+    /// again at every reference, and lists of lists shared at each level double the walk per level (2^30 visits
+    /// from 531 bytes). Four visits per pickle byte is far more than any state dict needs (tied weights share
+    /// tensors, which are leaves). A visit also pays for the dotted name it builds (one unit per 16 bytes), so long
+    /// keys shared at many levels cannot make gigabytes of names either.
+    static func flattenBudget(pickleBytes: Int) -> Int { 4 * pickleBytes + 1024 }
+
     /// State dicts are usually flat; nested dicts (e.g. {"model": state_dict}) are flattened with dotted names.
     /// Non-tensor leaves (ints, strings, optimizer settings) carry no weights and are skipped.
-    private static func flatten(_ v: PickleValue, prefix: String, depth: Int, into out: inout [(String, TorchTensorRef)], path: String) throws {
+    private static func flatten(_ v: PickleValue, prefix: String, depth: Int, into out: inout [(String, TorchTensorRef)],
+                                budget: inout Int, path: String) throws {
         guard depth <= maxNesting else {
             throw BillaError(.hostilePickle, file: path, "data.pkl nests dicts deeper than \(maxNesting) levels",
                              remedy: "re-save a flat state dict with torch.save")
+        }
+        budget -= 1 + prefix.utf8.count / 16
+        guard budget >= 0 else {
+            throw BillaError(.hostilePickle, file: path,
+                             "data.pkl reaches more values than a pickle of its size can hold: containers shared through the memo are referenced again and again",
+                             remedy: "the checkpoint is corrupt or hostile; re-save a plain state dict with torch.save")
         }
         switch v {
         case .tensor(let t):
@@ -83,11 +100,11 @@ public enum TorchCheckpoint {
                 case .int(let i): key = String(i)
                 default: continue
                 }
-                try flatten(value, prefix: prefix.isEmpty ? key : prefix + "." + key, depth: depth + 1, into: &out, path: path)
+                try flatten(value, prefix: prefix.isEmpty ? key : prefix + "." + key, depth: depth + 1, into: &out, budget: &budget, path: path)
             }
         case .list(let l):
             for (i, value) in l.items.enumerated() {
-                try flatten(value, prefix: prefix.isEmpty ? String(i) : prefix + "." + String(i), depth: depth + 1, into: &out, path: path)
+                try flatten(value, prefix: prefix.isEmpty ? String(i) : prefix + "." + String(i), depth: depth + 1, into: &out, budget: &budget, path: path)
             }
         default:
             break
@@ -99,6 +116,13 @@ public enum TorchCheckpoint {
         guard let count = Shape.elementCount(ref.shape), Shape.byteCount(ref.shape, dtype) != nil else {
             throw BillaError(.shapeMismatch, file: file.path, tensor: name,
                              "shape \(Shape.describe(ref.shape)) overflows", remedy: "the checkpoint is corrupt; download it again")
+        }
+        // The first element must lie in the storage (torch allows an empty view at offset == numel), so the byte
+        // offset below cannot overflow: the storage's bytes were checked against its zip entry.
+        guard ref.elementOffset <= ref.storage.elementCount else {
+            throw BillaError(.outOfBounds, file: file.path, tensor: name,
+                             "storage offset \(ref.elementOffset) is past the end of a storage holding \(ref.storage.elementCount) elements",
+                             remedy: "the checkpoint is truncated or corrupt; download it again")
         }
         if count > 0 {
             // The furthest element the view reaches must lie inside the storage.
@@ -115,6 +139,14 @@ public enum TorchCheckpoint {
                 throw BillaError(.outOfBounds, file: file.path, tensor: name,
                                  "shape \(Shape.describe(ref.shape)) at offset \(ref.elementOffset) reaches element \(last) of a storage holding \(ref.storage.elementCount)",
                                  remedy: "the checkpoint is truncated or corrupt; download it again")
+            }
+            // A view whose strides repeat elements (stride 0, as expand() makes, or overlapping strides) would be
+            // gathered into more bytes than its storage holds; the dense form of a view is bounded by its storage,
+            // so a tiny file can never make a reader allocate terabytes.
+            guard count <= ref.storage.elementCount else {
+                throw BillaError(.unsupported, file: file.path, tensor: name,
+                                 "the view \(Shape.describe(ref.shape)) (strides \(ref.strides.map(String.init).joined(separator: ", "))) has \(count) elements but its storage holds only \(ref.storage.elementCount): it repeats elements (stride 0 or overlapping strides)",
+                                 remedy: "save the tensor with .contiguous() (or .clone()) in torch, then convert")
             }
         }
         let contiguous = zip(zip(ref.shape, ref.strides), Shape.contiguousStrides(ref.shape)).allSatisfy { pair, expected in
