@@ -5,7 +5,7 @@ import Foundation
 struct Recover: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recover usable weights from a release published as a difference to LLaMA.",
-        subcommands: [RecoverBilla.self, RecoverDelta.self, RecoverWeightDiff.self, RecoverXor.self])
+        subcommands: [RecoverBilla.self, RecoverDelta.self, RecoverWeightDiff.self, RecoverXor.self, RecoverLoRA.self])
 }
 
 struct RecoverBilla: ParsableCommand {
