@@ -1,7 +1,7 @@
-/* The LoRA delta, added to rows of a base weight in float32 (see billa_lora.h for the exact arithmetic). Runtime
+/* The LoRA delta, added to rows of a base weight in float32 (see billa_kernels.h for the exact arithmetic). Runtime
  * dispatch as in kernels.c: an AVX2+FMA body when the CPU has it, portable C (fmaf) otherwise; both give the same
  * bits, because both perform the same correctly rounded operations in the same order. */
-#include "billa_lora.h"
+#include "billa_kernels.h"
 #include "billa_kernels.h"
 #include <math.h>
 
@@ -88,11 +88,17 @@ static void bk_lora_run(void *ctx, int64_t job) {
     }
 }
 
-void bk_lora_add_using(int portable, const float *B, const float *A, float *w, int64_t rows, int64_t r, int64_t cols,
-                       float scale) {
+int bk_lora_add_using(int body, const float *B, const float *A, float *w, int64_t rows, int64_t r, int64_t cols,
+                      float scale) {
+    if (body != BK_BODY_AUTO && body != BK_BODY_PORTABLE && body != BK_BODY_AVX2) return 0;
+    int portable = body == BK_BODY_PORTABLE;
 #if BK_LORA_X86
-    if (!bk_lora_has_fma()) portable = 1;
+    if (!bk_lora_has_fma()) {
+        if (body == BK_BODY_AVX2) return 0;   /* asked for a body this CPU lacks: run nothing else */
+        portable = 1;
+    }
 #else
+    if (body == BK_BODY_AVX2) return 0;
     portable = 1;
 #endif
     bk_lora_job t = {B, A, w, rows, r, cols, scale, portable};
@@ -102,8 +108,9 @@ void bk_lora_add_using(int portable, const float *B, const float *A, float *w, i
     } else {
         bk_pool_run(jobs, bk_lora_run, &t);
     }
+    return 1;
 }
 
 void bk_lora_add(const float *B, const float *A, float *w, int64_t rows, int64_t r, int64_t cols, float scale) {
-    bk_lora_add_using(0, B, A, w, rows, r, cols, scale);
+    (void)bk_lora_add_using(BK_BODY_AUTO, B, A, w, rows, r, cols, scale);
 }

@@ -161,4 +161,16 @@ const char *bk_build_commit(void);
 /* 1 when the AVX-512 prompt tiles are in use: the CPU has AVX-512 F/VL/BW/DQ and BILLA_NO_AVX512 is not set. */
 int bk_avx512_in_use(void);
 
+/* LoRA merge rows (lora.c): for each of `rows` rows i and each column j,
+ *   w[i][j] = w[i][j] + (scale * sum_k B[i][k] * A[k][j])
+ * where the sum is accumulated in float32 with one fused multiply-add per k in increasing k from 0 (torch's CPU
+ * float32 matmul through MKL gives these bits for LoRA's small inner dimension), the product by `scale` and the
+ * addition each rounded to float32 separately, as torch's `W += (B @ A) * scaling` does. B is rows x r, A is
+ * r x cols, w is rows x cols, all row-major. Rows are spread over the thread pool. */
+void bk_lora_add(const float *B, const float *A, float *w, int64_t rows, int64_t r, int64_t cols, float scale);
+/* body: BK_BODY_AUTO, BK_BODY_PORTABLE or BK_BODY_AVX2 (AVX2+FMA); 1 when it ran, 0 (nothing written) when this CPU
+ * lacks it. */
+int bk_lora_add_using(int body, const float *B, const float *A, float *w, int64_t rows, int64_t r, int64_t cols,
+                      float scale);
+
 #endif
