@@ -14,7 +14,7 @@ struct Billa: ParsableCommand {
     static func main() {
         InterruptCleanup.install()   // first: it must block the signals before any thread starts
         MemoryPolicy.apply()
-        let command: ParsableCommand
+        var command: ParsableCommand
         do {
             command = try parseAsRoot()
         } catch {
@@ -29,8 +29,8 @@ struct Billa: ParsableCommand {
             exit(withError: e)
         } catch let e as ValidationError {
             exit(withError: e)   // a command's own check of its options after parsing: still a usage error (64)
-        } catch is CleanExit {
-            exit(withError: error)
+        } catch let e as CleanExit {
+            exit(withError: e)
         } catch {
             // Foundation and system errors (a file that cannot be read, a full disk) are bad input or I/O too, not a
             // failed check: the argument parser would exit 1 for them, which a pipeline reads as "the check failed".

@@ -32,19 +32,29 @@ struct RecoverLoRA: ParsableCommand {
     @Flag(name: .long, help: "List every tensor an adapter touches, with those adapters, and the files; write nothing.")
     var dryRun = false
 
+    @OptionGroup var narrowing: NarrowingOptions
     @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
+
+    func validate() throws {
+        if to != .meta, shards != nil { throw ValidationError("--shards sets the Meta model-parallel count; it does not apply to --to hf") }
+        if let shards, shards < 1 { throw ValidationError("--shards must be at least 1") }
+    }
 
     func run() throws {
         try reportingErrors {
+            if !dryRun { try write.check([output], .directory, inputs: [base] + adapters) }
             var o = LoRAMerge.Options(base: base, adapters: adapters, output: output)
             o.target = to
             o.shards = shards
+            o.narrowing = narrowing.make()
             let job = try LoRAMerge.plan(o)
             if dryRun && !report.json {
                 print("tensors the adapters touch (\(job.touched.count)):")
                 for t in job.touched { print("  \(t.tensor)  <- \(t.adapters.joined(separator: ", then "))") }
             }
             try runPlan(job.plan, label: "merge lora", dryRun: dryRun, report: report)
+            stateClamped(o.narrowing)
         }
     }
 }

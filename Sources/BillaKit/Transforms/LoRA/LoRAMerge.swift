@@ -17,6 +17,9 @@ public enum LoRAMerge {
         public var target: ConvertOptions.Target = .hf
         /// Meta output: model-parallel files; nil = the script's count for the model's width (7B 1, 13B 2, 33B 4, 65B 8).
         public var shards: Int? = nil
+        /// How an adapter table wider than the base's dtype (an fp32 modules_to_save over an f16 base) is narrowed:
+        /// checked like every other narrowing, refused on overflow unless it clamps.
+        public var narrowing = Narrowing()
         public init(base: String, adapters: [String], output: String) {
             self.base = base
             self.adapters = adapters
@@ -118,7 +121,7 @@ public enum LoRAMerge {
                 }
                 var src = renamed(RowSource(t), "\(ad.name)/\((ad.weightsFile.path as NSString).lastPathComponent):\(t.name)")
                 if t.dtype != current.dtype {
-                    src = src.casting(to: current.dtype)
+                    src = src.casting(to: current.dtype, named: name, file: ad.weightsFile.path, narrowing: o.narrowing)
                     if t.dtype.size > current.dtype.size || (t.dtype == .f16) != (current.dtype == .f16) {
                         notes.append("\(name): \(ad.name)'s \(t.dtype.rawValue) table rounded to \(current.dtype.rawValue) (\(ByteFormat.human(t.byteCount)) -> \(ByteFormat.human(t.elementCount * current.dtype.size))), the base's dtype; the script's .half() does the same to f16")
                     }
