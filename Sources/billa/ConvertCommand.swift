@@ -58,6 +58,7 @@ struct Convert: ParsableCommand {
             // --to gguf: GGUFExport (QuantizeCommand.swift) writes one GGUF file.
             guard let layout = to.layout else {
                 var o = GGUFExportOptions(recipe: dtype?.recipe ?? .f16)
+                if dtype == nil, let kept = PackGGUF.recordedRecipe(source) { o.recipe = kept }   // a pack of GGUF tensors keeps its types
                 o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
                 o.name = name
                 try runConvertToGGUF(source: source, output: output, options: o, dryRun: dryRun, report: report)

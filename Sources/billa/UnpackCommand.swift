@@ -19,7 +19,7 @@ struct Unpack: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output: a .safetensors file (--to safetensors) or a new directory (--to hf).")
     var output: String
 
-    @Option(name: .long, help: "safetensors, hf or meta.")
+    @Option(name: .long, help: "safetensors, hf, meta, or gguf (a pack of GGUF tensors: quantize --format pack, pack FILE.gguf).")
     var to: Unpacker.Target
 
     @OptionGroup var report: ReportOptions
@@ -31,7 +31,7 @@ struct Unpack: ParsableCommand {
                 throw BillaError(.unsupported, file: pack, "is shard \(p.shardIndex + 1) of a \(p.shardCount)-file pack set; unpack takes single-file packs",
                                  remedy: "convert the whole set instead: billa convert \(pack) -o OUT --to hf (or --to meta)")
             }
-            if to == .safetensors, FileManager.default.fileExists(atPath: output) {
+            if to == .safetensors || to == .gguf, FileManager.default.fileExists(atPath: output) {
                 throw BillaError(.invalidArgument, file: output, "already exists", remedy: "choose another output path or remove it")
             }
             try Unpacker.unpack(p, to: to, output: output, quiet: report.quiet)

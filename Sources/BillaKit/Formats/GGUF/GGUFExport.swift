@@ -62,6 +62,7 @@ public enum GGUFExport {
     }
 
     public static func plan(source path: String, options: GGUFExportOptions) throws -> GGUFExportPlan {
+        if let p = try PackGGUF.exportPlan(source: path, options: options) { return p }   // a pack of GGUF tensors
         let mapped = try MappedFile(path: path, orDirectory: true)
         if let f = mapped, FormatSniffer.detect(f) == .gguf {
             return try planFromGGUF(GGUFReader.open(f), options: options)
@@ -162,7 +163,7 @@ public enum GGUFExport {
         if options.contextLength == nil, release.layout == .meta {
             notes.append("llama.context_length is 2048: Meta releases do not record it (pass --max-position-embeddings 4096 for LLaMA 2)")
         }
-        let name = options.name ?? (release.path.split(separator: "/").last.map(String.init) ?? "model")
+        let name = options.name ?? release.modelName
 
         var m = GGUFMetadata()
         m[GGUFKeys.architecture] = .text("llama")
@@ -256,7 +257,7 @@ public enum GGUFExport {
                             try s.rawRows(r, n, rb.baseAddress!)
                             _ = FloatRows.toF32(rb.baseAddress!, s.dtype, count: n * cols, into: vb.baseAddress!)
                             if let q = target.quantType {
-                                if let bad = (0..<(n * cols)).first(where: { !vb[$0].isFinite }) {
+                                if let bad = FloatRows.firstNonFinite(vb.baseAddress!, count: n * cols) {
                                     throw BillaError(.invalidArgument, file: file, tensor: s.name,
                                                      "row \(r + bad / cols) holds \(vb[bad]); llama.cpp refuses non-finite weights",
                                                      remedy: "the source is corrupt; download it again and check its checksum")
