@@ -138,7 +138,10 @@ public enum GGUFExport {
             }
             let perRow = src.shape.count <= 1 ? src.rows : 1     // RowSource rows per GGUF row (1-D: one row)
             sources.append(Source(name: name, shape: src.shape, dtype: src.dtype, provenance: src.provenance) { r, n, dst in
-                if n > 0 { try src.fill((r * perRow)..<((r + n) * perRow), dst) }
+                guard n > 0 else { return }
+                let rows = (r * perRow)..<((r + n) * perRow)
+                try src.fill(rows, dst)
+                src.release(rows)   // read in order, once: the mapped pages and pack chunks behind can go
             })
         }
         guard let embedding = sources.first(where: { $0.name == "token_embd.weight" }) else {
