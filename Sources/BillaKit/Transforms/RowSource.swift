@@ -288,6 +288,7 @@ extension Tensor {
             throw BillaError(.outOfBounds, file: file.path, tensor: name,
                              "rows \(rows) are outside the tensor's shape \(Shape.describe(shape))", remedy: "ask for rows inside the first dimension")
         }
+        if case .unreadable(let error) = layout { throw error }   // even for no rows: the tensor cannot be read
         let rb = rowBytes
         if rows.isEmpty || rb == 0 { return }
         switch layout {
@@ -309,6 +310,7 @@ extension Tensor {
             throw BillaError(.outOfBounds, file: file.path, tensor: name,
                              "rows \(rows) are outside the tensor's shape \(Shape.describe(shape))", remedy: "ask for rows inside the first dimension")
         }
+        if case .unreadable(let error) = layout { throw error }
         var out = [UInt8](repeating: 0, count: rows.count * rowBytes)
         try out.withUnsafeMutableBytes { b in if let p = b.baseAddress { try readRows(rows, into: p) } }
         return out
