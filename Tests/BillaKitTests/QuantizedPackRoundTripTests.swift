@@ -78,6 +78,7 @@ struct QuantizedPackRoundTripTests {
     @Test("quantize --format pack, then convert and unpack --to gguf: quantize's bytes")
     func quantizedPack() throws {
         let pack = Self.work + "/q.billa"
+        defer { for f in ["q.billa", "q-converted.gguf", "q-unpacked.gguf"] { try? FileManager.default.removeItem(atPath: Self.work + "/" + f) } }
         try? FileManager.default.removeItem(atPath: pack)
         try Packer.packQuantized(source: Self.model, export: Self.quantizeOptions(), options: PackOptions(), to: pack)
         let file = try PackReader.open(pack)
@@ -105,6 +106,7 @@ struct QuantizedPackRoundTripTests {
         let gguf = Self.work + "/direct.gguf"
         _ = Self.direct
         let pack = Self.work + "/g.billa"
+        defer { for f in ["g.billa", "g-back.gguf", "g-unpacked.gguf"] { try? FileManager.default.removeItem(atPath: Self.work + "/" + f) } }
         try? FileManager.default.removeItem(atPath: pack)
         try Packer.pack(Release.open(gguf), options: PackOptions(), to: pack)
         let out = Self.work + "/g-back.gguf"
@@ -122,6 +124,7 @@ struct QuantizedPackRoundTripTests {
     @Test("quantize PACK and convert PACK --to meta equal the directory's")
     func plainPack() throws {
         let pack = Self.work + "/p.billa"
+        defer { for f in ["p.billa", "p-q.gguf", "meta-dir", "meta-pack"] { try? FileManager.default.removeItem(atPath: Self.work + "/" + f) } }
         try? FileManager.default.removeItem(atPath: pack)
         try Packer.pack(Release.open(Self.model), options: PackOptions(), to: pack)
         let q = Self.work + "/p-q.gguf"
