@@ -85,6 +85,10 @@ struct Convert: ParsableCommand {
                 // Without --dtype every tensor keeps its source type (bf16 stays BF16): nothing is narrowed silently.
                 var o = GGUFExportOptions(recipe: dtype?.recipe ?? .f16)
                 o.sourceTypes = dtype == nil
+                if dtype == nil, let kept = PackGGUF.recordedRecipe(source) {   // a pack of GGUF tensors keeps its types
+                    o.recipe = kept
+                    o.sourceTypes = false
+                }
                 o.narrowing = narrowing.make()
                 o.drops = drops.policy
                 o.split = try ggufSplitRule(maxTensors: splitMaxTensors, maxShardSize: maxShardSize)

@@ -19,7 +19,7 @@ struct Unpack: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output: a .safetensors file (--to safetensors) or a new directory (--to hf).")
     var output: String
 
-    @Option(name: .long, help: "safetensors, hf or meta.")
+    @Option(name: .long, help: "safetensors, hf, meta, or gguf (a pack of GGUF tensors: quantize --format pack, pack FILE.gguf).")
     var to: Unpacker.Target
 
     @OptionGroup var report: ReportOptions
@@ -32,7 +32,7 @@ struct Unpack: ParsableCommand {
                 throw BillaError(.unsupported, file: pack, "is shard \(p.shardIndex + 1) of a \(p.shardCount)-file pack set; unpack takes single-file packs",
                                  remedy: "convert the whole set instead: billa convert \(pack) -o OUT --to hf (or --to meta)")
             }
-            try write.check([output], to == .safetensors ? .file : .directory, inputs: [pack])
+            try write.check([output], to == .safetensors || to == .gguf ? .file : .directory, inputs: [pack])
             try Unpacker.unpack(p, to: to, output: output, quiet: report.quiet)
             if report.json {
                 try printJSON(["path": output, "target": to.rawValue, "tensors": String(p.tensors.count)])

@@ -101,6 +101,18 @@ public enum FloatRows {
         return true
     }
 
+    /// The index of the first NaN or infinity among `count` values, or nil. A plain loop over the pointer: the
+    /// quantizer checks every value it reads, and a generic `first(where:)` over a range costs more than the
+    /// quantization itself in an unoptimised (debug/test) build.
+    public static func firstNonFinite(_ p: UnsafePointer<Float>, count: Int) -> Int? {
+        var i = 0
+        while i < count {
+            if !p[i].isFinite { return i }
+            i &+= 1
+        }
+        return nil
+    }
+
     /// f32 → bf16 as gguf-py and ggml do it: round to nearest even, NaN kept quiet.
     @inline(__always) public static func bf16(_ f: Float) -> UInt16 {
         var n = f.bitPattern

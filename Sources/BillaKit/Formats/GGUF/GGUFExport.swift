@@ -83,6 +83,7 @@ public enum GGUFExport {
     }
 
     public static func plan(source path: String, options: GGUFExportOptions) throws -> GGUFExportPlan {
+        if let p = try PackGGUF.exportPlan(source: path, options: options) { return p }   // a pack of GGUF tensors
         let mapped = try MappedFile(path: path, orDirectory: true)
         if let f = mapped, FormatSniffer.detect(f) == .gguf {
             return try planFromGGUF(GGUFSplit.open(GGUFReader.open(f)), options: options)
@@ -161,7 +162,10 @@ public enum GGUFExport {
             }
             let perRow = src.shape.count <= 1 ? src.rows : 1     // RowSource rows per GGUF row (1-D: one row)
             sources.append(Source(name: name, shape: src.shape, dtype: src.dtype, provenance: src.provenance) { r, n, dst in
-                if n > 0 { try src.fill((r * perRow)..<((r + n) * perRow), dst) }
+                guard n > 0 else { return }
+                let rows = (r * perRow)..<((r + n) * perRow)
+                try src.fill(rows, dst)
+                src.release(rows)   // read in order, once: the mapped pages and pack chunks behind can go
             })
         }
         guard let embedding = sources.first(where: { $0.name == "token_embd.weight" }) else {
@@ -186,7 +190,7 @@ public enum GGUFExport {
         if options.contextLength == nil, release.layout == .meta {
             notes.append("llama.context_length is 2048: Meta releases do not record it (pass --max-position-embeddings 4096 for LLaMA 2)")
         }
-        let name = options.name ?? (release.path.split(separator: "/").last.map(String.init) ?? "model")
+        let name = options.name ?? release.modelName
 
         var m = GGUFMetadata()
         m[GGUFKeys.architecture] = .text("llama")
@@ -292,7 +296,7 @@ public enum GGUFExport {
                             try s.rawRows(r, n, rb.baseAddress!)
                             _ = FloatRows.toF32(rb.baseAddress!, s.dtype, count: n * cols, into: vb.baseAddress!)
                             if let q = target.quantType {
-                                if let bad = (0..<(n * cols)).first(where: { !vb[$0].isFinite }) {
+                                if let bad = FloatRows.firstNonFinite(vb.baseAddress!, count: n * cols) {
                                     throw BillaError(.invalidArgument, file: file, tensor: s.name,
                                                      "row \(r + bad / cols) holds \(vb[bad]); llama.cpp refuses non-finite weights",
                                                      remedy: "the source is corrupt; download it again and check its checksum")

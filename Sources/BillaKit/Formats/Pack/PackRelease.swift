@@ -21,7 +21,13 @@ public enum Packer {
         if release.isPack, let source = try? PackReader.open(release.path), source.metadata.groups.count == groups.count {
             groups = source.metadata.groups
         }
-        return try write(release, inputs: inputs, groups: groups, layout: release.layout, quantization: nil, options: options, to: path, quiet: quiet)
+        // A GGUF file's metadata travels as a blob, so the pack converts back to the same GGUF (PackGGUF).
+        var extra = [PackBlobInput]()
+        if release.files.count == 1, release.files[0].format == .gguf {
+            extra.append(PackBlobInput(name: PackGGUF.blobName, bytes: PackGGUF.encode(try GGUFReader.open(release.files[0].path).metadata)))
+        }
+        return try write(release, inputs: inputs, groups: groups, layout: release.layout, quantization: nil, options: options, to: path,
+                         quiet: quiet, extraBlobs: extra)
     }
 
     /// Packs what `billa quantize` would write to a GGUF: llama.cpp's tensor names and Meta's rotary row order, each
@@ -38,20 +44,28 @@ public enum Packer {
         let inputs = plan.tensors.map { PackInput(plan: $0, group: 0) }
         let groups = [PackMetadata.Group(name: base(source), format: "gguf-layout", safetensorsMetadata: nil)]
         let note = "\(export.recipe.rawValue): llama-quantize's per-tensor types; GGUF tensor names, Meta rotary layout"
-        _ = try write(release, inputs: inputs, groups: groups, layout: .file, quantization: note, options: options, to: path, quiet: quiet)
+        // The GGUF's metadata as `billa quantize` would write it, so the pack converts to that GGUF byte for byte.
+        let extra = [PackBlobInput(name: PackGGUF.blobName, bytes: PackGGUF.encode(plan.metadata))]
+        _ = try write(release, inputs: inputs, groups: groups, layout: .file, quantization: note, options: options, to: path, quiet: quiet,
+                      extraBlobs: extra)
     }
 
+    /// `extraBlobs` are added to the side files (replacing one of the same name).
     private static func write(_ release: Release, inputs: [PackInput], groups: [PackMetadata.Group], layout: ReleaseLayout,
-                              quantization: String?, options: PackOptions, to path: String, quiet: Bool) throws -> [String] {
+                              quantization: String?, options: PackOptions, to path: String, quiet: Bool,
+                              extraBlobs: [PackBlobInput]) throws -> [String] {
+        func with(_ blobs: [PackBlobInput]) -> [PackBlobInput] {
+            blobs.filter { b in !extraBlobs.contains { $0.name == b.name } } + extraBlobs
+        }
         // A pack's side files are its blobs, carried over as they are; its provenance is the pack's files themselves,
         // each once: the single file, or every shard of a set (its groups are not files: `PACK#group` names only
         // where a tensor came from).
         if release.isPack {
             let set = try PackSet.open(release.path)
             let source = set[0]
-            let blobs = try source.blobs.map { b in
+            let blobs = with(try source.blobs.map { b in
                 PackBlobInput(name: b.name, bytes: Array(try source.file.bytes(at: b.offset, count: b.length, what: "blob '\(b.name)'")))
-            }
+            })
             return try write(release, inputs: inputs, groups: groups, layout: layout, quantization: quantization, options: options, to: path,
                              quiet: quiet, sourcePaths: set.map(\.path), blobs: blobs)
         }
@@ -72,7 +86,7 @@ public enum Packer {
             blobs.append(PackBlobInput(name: base(p), bytes: Array(data)))
         }
         return try write(release, inputs: inputs, groups: groups, layout: layout, quantization: quantization, options: options, to: path,
-                         quiet: quiet, sourcePaths: release.files.map(\.path) + blobPaths, blobs: blobs)
+                         quiet: quiet, sourcePaths: release.files.map(\.path) + blobPaths, blobs: with(blobs))
     }
 
     private static func write(_ release: Release, inputs: [PackInput], groups: [PackMetadata.Group], layout: ReleaseLayout,
@@ -112,6 +126,13 @@ public enum Packer {
 extension Release {
     /// Read from a billa pack (its tensor files are the pack's groups).
     var isPack: Bool { files.first?.format == .billaPack }
+
+    /// The model's name where an output records one (GGUF general.name): the source directory's, or for a pack the
+    /// directory's it was packed from, so quantizing a pack writes the bytes quantizing that directory does.
+    var modelName: String {
+        if isPack, let p = try? PackReader.open(path) { return p.metadata.source.name }
+        return Packer.base(path)
+    }
 }
 
 extension PackFile {

@@ -7,11 +7,17 @@ import Glibc
 /// bytes that went in (each decoded chunk checked against its hash on the way).
 public enum Unpacker {
     public enum Target: String, Sendable, CaseIterable {
-        case safetensors, hf, meta
+        case safetensors, hf, meta, gguf
     }
 
     public static func unpack(_ pack: PackFile, to target: Target, output: String, quiet: Bool = true) throws {
+        if target != .gguf, let q = pack.tensors.first(where: { $0.dtype.isQuantized }) {
+            throw BillaError(.unsupported, file: pack.path, tensor: q.name,
+                             "the pack holds \(q.dtype.rawValue) tensors; safetensors, Hugging Face and Meta files hold only plain dtypes",
+                             remedy: "unpack it with --to gguf")
+        }
         switch target {
+        case .gguf: try writeGGUF(pack, to: output, quiet: quiet)
         case .safetensors: try writeSafetensors(pack, to: output, quiet: quiet)
         case .hf: try writeHuggingFace(pack, to: output, quiet: quiet)
         case .meta: try writeMeta(pack, to: output, quiet: quiet)
@@ -39,6 +45,21 @@ public enum Unpacker {
             }
             try writeBlobs(pack, pack.blobs.map(\.name), into: temp)
         }
+    }
+
+    /// The GGUF a pack of GGUF tensors was made from (`quantize --format pack`, `pack --quantize`, `pack FILE.gguf`):
+    /// its stored metadata and every tensor as stored, in order; the bytes `billa quantize` writes straight to GGUF.
+    static func writeGGUF(_ pack: PackFile, to output: String, quiet: Bool) throws {
+        guard let stored = try PackGGUF.metadata(of: pack) else {
+            throw BillaError(.unsupported, file: pack.path, "this pack carries no GGUF metadata (\(PackGGUF.blobName)): it was not made from a GGUF or by quantizing",
+                             remedy: "convert it instead: billa convert \(pack.path) -o OUT.gguf --to gguf")
+        }
+        guard !FileManager.default.fileExists(atPath: output) else {
+            throw BillaError(.invalidArgument, file: output, "already exists", remedy: "choose another output path or remove it")
+        }
+        let meter = ProgressMeter(label: "unpacking", total: pack.tensors.reduce(0) { $0 + $1.byteCount }, quiet: quiet)
+        try GGUFWriter.write(metadata: stored, tensors: plans(pack.tensors), to: output) { meter.add($0) }
+        meter.finish()
     }
 
     static func writeBlobs(_ pack: PackFile, _ names: [String], into dir: String) throws {

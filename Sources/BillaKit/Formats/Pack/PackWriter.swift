@@ -95,6 +95,17 @@ public enum PackWriter {
         return Array(h.finalize().prefix(16))
     }
 
+    static func tooMany(_ plan: TensorPlan, _ path: String, _ expected: Int) -> BillaError {
+        BillaError(.shapeMismatch, file: path, tensor: plan.name,
+                   "the source gave more than the \(expected) bytes \(Shape.describe(plan.shape)) \(plan.dtype.rawValue) holds",
+                   remedy: "this is a bug in billa; please report it with the command you ran")
+    }
+
+    static func tooFew(_ plan: TensorPlan, _ path: String, _ got: Int, _ expected: Int) -> BillaError {
+        BillaError(.shapeMismatch, file: path, tensor: plan.name, "the source gave \(got) bytes, expected \(expected)",
+                   remedy: "this is a bug in billa; please report it with the command you ran")
+    }
+
     public static func write(_ inputs: [PackInput], blobs: [PackBlobInput], metadata: PackMetadata, options: PackOptions = PackOptions(),
                              to path: String, progress: ((Int) -> Void)? = nil) throws {
         var seen = Set<String>()
@@ -167,78 +178,38 @@ public enum PackWriter {
             if !chunked {
                 try pad(to: options.alignment)
                 dataOffset = out.bytesWritten
+                var h = SHA256()
+                var got = 0
                 try plan.bytes { src in
-                    guard src.count == byteCount else {
-                        throw BillaError(.shapeMismatch, file: path, tensor: plan.name, "the source gave \(src.count) bytes, expected \(byteCount)", remedy: "")
-                    }
-                    var h = SHA256()
+                    guard src.count <= byteCount - got else { throw tooMany(plan, path, byteCount) }
                     var at = 0
-                    repeat {
+                    while at < src.count {
                         let end = min(src.count, at + (8 << 20))
                         let piece = UnsafeRawBufferPointer(rebasing: src[at..<end])
                         h.update(bufferPointer: piece)
                         try out.write(piece)
                         progress?(end - at)
                         at = end
-                    } while at < src.count
-                    sha = Array(h.finalize())
+                    }
+                    got += src.count
                 }
+                guard got == byteCount else { throw tooFew(plan, path, got, byteCount) }
+                sha = Array(h.finalize())
                 dataLength = byteCount
             } else {
                 dataOffset = out.bytesWritten
-                var index = [UInt8]()
+                let stream = ChunkStream(out: out, byteCount: byteCount, chunkBytes: chunkBytes, window: max(1, options.window),
+                                         transform: transform, elementSize: plan.dtype.size, level: options.level, progress: progress)
+                defer { stream.discard() }
                 try plan.bytes { src in
-                    guard src.count == byteCount else {
-                        throw BillaError(.shapeMismatch, file: path, tensor: plan.name, "the source gave \(src.count) bytes, expected \(byteCount)", remedy: "")
-                    }
-                    chunkCount = (byteCount - 1) / chunkBytes + 1
-                    let hasher = Box(SHA256())
-                    let indexBox = Box([UInt8]())
-                    let writer = Box(out), report = Box(progress)
-                    // Window k is compressed (with the SHA-256 of its bytes) while window k-1 is written, so the
-                    // file I/O overlaps the codec instead of stalling both cores between windows.
-                    var pending = [CompressedChunk]()
-                    var pendingBytes = 0
-                    var first = 0
-                    while first < chunkCount || !pending.isEmpty {
-                        let n = min(options.window, chunkCount - first)
-                        let results = Box([CompressedChunk?](repeating: nil, count: n))
-                        let errors = FirstError()
-                        let lock = NSLock()
-                        let windowStart = first * chunkBytes, windowEnd = min(byteCount, (first + n) * chunkBytes)
-                        let start = first, shared = SharedBytes(base: src), toWrite = pending, written = pendingBytes
-                        DispatchQueue.concurrentPerform(iterations: n + 2) { j in
-                            if j == n {
-                                if n > 0 { hasher.value.update(bufferPointer: UnsafeRawBufferPointer(rebasing: shared.base[windowStart..<windowEnd])) }
-                                return
-                            }
-                            if j == n + 1 {
-                                do {
-                                    for c in toWrite {
-                                        indexBox.value.appendLE(UInt64(writer.value.bytesWritten)); indexBox.value.appendLE(c.hash)
-                                        for p in 0..<PackLayout.maxPlanes { indexBox.value.appendLE(c.planeLengths[p]) }
-                                        try writer.value.write(c.bytes)
-                                        c.release()
-                                    }
-                                    if written > 0 { report.value?(written) }
-                                } catch { errors.set(error) }
-                                return
-                            }
-                            let lo = (start + j) * chunkBytes, hi = min(byteCount, lo + chunkBytes)
-                            do {
-                                let c = try compressChunk(UnsafeRawBufferPointer(rebasing: shared.base[lo..<hi]), transform: transform,
-                                                          elementSize: plan.dtype.size, level: options.level)
-                                lock.lock(); results.value[j] = c; lock.unlock()
-                            } catch { errors.set(error) }
-                        }
-                        if let e = errors.value { throw e }
-                        pending = results.value.compactMap { $0 }
-                        pendingBytes = windowEnd - windowStart
-                        first += n
-                    }
-                    index = indexBox.value
-                    sha = Array(hasher.value.finalize())
+                    guard src.count <= byteCount - stream.received else { throw tooMany(plan, path, byteCount) }
+                    try stream.add(src)
                 }
+                guard stream.received == byteCount else { throw tooFew(plan, path, stream.received, byteCount) }
+                try stream.finish()
+                chunkCount = stream.chunkCount
+                let index = stream.index
+                sha = stream.sha256
                 dataLength = out.bytesWritten - dataOffset
                 try pad(to: 8)
                 indexOffset = out.bytesWritten

@@ -140,26 +140,71 @@ public final class PackedTensor: @unchecked Sendable, Equatable {
 
     /// Bytes `range` of the dense tensor, decoding only the chunks the range overlaps.
     public func read(bytes range: Range<Int>) throws -> [UInt8] {
+        try checkRange(range)
+        var out = [UInt8](repeating: 0, count: range.count)
+        try out.withUnsafeMutableBytes { b in if let p = b.baseAddress { try read(bytes: range, into: p) } }
+        return out
+    }
+
+    private func checkRange(_ range: Range<Int>) throws {
         guard range.lowerBound >= 0, range.upperBound <= entry.byteCount else {
             throw BillaError(.outOfBounds, file: file.path, tensor: entry.name,
                              "bytes \(range) are outside the tensor's \(entry.byteCount) bytes", remedy: "ask for a range inside the tensor")
         }
-        if range.isEmpty { return [] }
-        let records = try index()
-        let first = range.lowerBound / entry.chunkBytes, last = (range.upperBound - 1) / entry.chunkBytes
-        var out = [UInt8](repeating: 0, count: range.count)
-        let scratch = UnsafeMutableRawPointer.allocate(byteCount: entry.chunkBytes, alignment: 64)
-        defer { scratch.deallocate() }
-        try out.withUnsafeMutableBytes { dst in
-            for i in first...last {
-                let start = i * entry.chunkBytes
-                try decodeChunk(i, records, into: scratch)
-                let lo = max(range.lowerBound, start), hi = min(range.upperBound, start + chunkSize(i))
-                (dst.baseAddress! + (lo - range.lowerBound)).copyMemory(from: scratch + (lo - start), byteCount: hi - lo)
-            }
-        }
-        return out
     }
+
+    /// Bytes `range` of the dense tensor into `dst` (range.count bytes), the contract's first form (RowSource.swift):
+    /// only the chunks the range overlaps are decoded, several on all cores, those it covers whole straight into
+    /// `dst`; one it covers in part is decoded once into `PackChunkCache` and copied from there, so the neighbouring
+    /// range, or the next row, finds it decoded.
+    public func read(bytes range: Range<Int>, into dst: UnsafeMutableRawPointer) throws {
+        try checkRange(range)
+        if range.isEmpty { return }
+        let records = try index()
+        let cb = entry.chunkBytes
+        let first = range.lowerBound / cb, last = (range.upperBound - 1) / cb
+        let out = SharedMutableBytes(base: dst)
+        let errors = FirstError()
+        let me = ObjectIdentifier(self)
+        let work: @Sendable (Int) -> Void = { k in
+            let i = first + k
+            let start = i * cb, size = self.chunkSize(i)
+            let lo = max(range.lowerBound, start), hi = min(range.upperBound, start + size)
+            let target = out.base + (lo - range.lowerBound)
+            do {
+                if lo == start && hi == start + size {
+                    try self.decodeChunk(i, records, into: target)
+                    return
+                }
+                let copy = { (chunk: UnsafeRawBufferPointer) in target.copyMemory(from: chunk.baseAddress! + (lo - start), byteCount: hi - lo) }
+                if PackChunkCache.shared.with(me, chunk: i, copy) { return }
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+                do { try self.decodeChunk(i, records, into: buffer) } catch { buffer.deallocate(); throw error }
+                copy(UnsafeRawBufferPointer(start: buffer, count: size))
+                PackChunkCache.shared.insert(me, chunk: i, bytes: buffer, count: size)
+            } catch { errors.set(error) }
+        }
+        if first == last { work(0) } else { DispatchQueue.concurrentPerform(iterations: last - first + 1, execute: work) }
+        if let e = errors.value { throw e }
+    }
+
+    /// The reader is done with bytes `range` and, reading in order, with everything before it: cached chunks that
+    /// end by `range.upperBound` are dropped, and the mapped pages of their stored bytes leave the resident set (the
+    /// page cache keeps them), so streaming a pack holds one window of chunks, not the file.
+    public func release(bytes range: Range<Int>) {
+        guard !range.isEmpty, let records = try? index() else { return }
+        let cb = entry.chunkBytes
+        let end = min(range.upperBound, entry.byteCount)
+        PackChunkCache.shared.drop(ObjectIdentifier(self)) { $0 * cb + self.chunkSize($0) <= end }
+        let first = range.lowerBound / cb
+        var last = end / cb   // chunks first..<last end by `end`
+        if last < records.count, last * cb + chunkSize(last) <= end { last += 1 }
+        guard first < last, last <= records.count else { return }
+        let lo = records[first].offset, hi = records[last - 1].offset + records[last - 1].storedLength
+        if let bytes = try? file.bytes(at: lo, count: hi - lo, what: "chunks of '\(entry.name)'") { MappedPages.drop(bytes) }
+    }
+
+    deinit { PackChunkCache.shared.drop(ObjectIdentifier(self)) }
 }
 
 /// The first error any worker of a parallel loop hit.
@@ -169,19 +214,4 @@ final class FirstError: @unchecked Sendable {
     var isSet: Bool { lock.lock(); defer { lock.unlock() }; return stored != nil }
     var value: Error? { lock.lock(); defer { lock.unlock() }; return stored }
     func set(_ e: Error) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
-}
-
-extension Tensor {
-    /// Rows `rows` of the first dimension as dense bytes. For a chunked pack tensor only the touched chunks are
-    /// decoded; for every other layout it is a slice of `withBytes`.
-    public func readRows(_ rows: Range<Int>) throws -> [UInt8] {
-        guard let n = shape.first, rows.lowerBound >= 0, rows.upperBound <= n else {
-            throw BillaError(.outOfBounds, file: file.path, tensor: name,
-                             "rows \(rows) are outside the tensor's shape \(Shape.describe(shape))", remedy: "ask for rows inside the first dimension")
-        }
-        let rowBytes = n == 0 ? 0 : byteCount / n
-        let range = rows.lowerBound * rowBytes..<rows.upperBound * rowBytes
-        if case .packed(let p) = layout { return try p.read(bytes: range) }
-        return try withBytes { Array($0[range]) }
-    }
 }

@@ -1,11 +1,18 @@
 /// A tensor to be written: its description and a way to produce its dense bytes when the writer reaches it, so a
 /// writer holds one tensor at a time, never a checkpoint.
+///
+/// `bytes` is the streaming contract's second form (documented in full on `RowSource`): it calls its body zero or
+/// more times with consecutive pieces of any sizes, each valid only during that call, whose lengths add up to
+/// exactly `byteCount`. A producer never promises one call, or pieces aligned to rows, elements or chunks; a writer
+/// (safetensors, torch, GGUF, pack) accepts any number of pieces, copies what it must keep, and refuses a stream
+/// whose total is not `byteCount`.
 public struct TensorPlan: Sendable {
     public let name: String
     public let dtype: DType
     public let shape: [Int]
     /// Human-readable origin, for --dry-run and error messages ("consolidated.00.pth:tok_embeddings.weight").
     public let provenance: String
+    /// The tensor's dense bytes as a stream of pieces (see above).
     public let bytes: @Sendable ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
 
     public init(name: String, dtype: DType, shape: [Int], provenance: String,
@@ -17,12 +24,13 @@ public struct TensorPlan: Sendable {
         self.bytes = bytes
     }
 
-    /// Plans the copy of an existing tensor.
+    /// Plans the copy of an existing tensor, streamed ~8 MiB at a time: a dense tensor straight from the map (its
+    /// pages released behind the writer), a pack tensor decoded a window of chunks at a time, a strided view
+    /// gathered by rows; never the whole tensor in memory.
     public init(copying t: Tensor, as name: String? = nil) {
-        self.init(name: name ?? t.name, dtype: t.dtype, shape: t.shape,
-                  provenance: "\(t.file.path.split(separator: "/").last ?? ""):\(t.name)") { body in
-            try t.withBytes { try body($0) }
-        }
+        let plan = RowSource(t).plan(named: name ?? t.name)
+        self.init(name: plan.name, dtype: t.dtype, shape: t.shape,
+                  provenance: "\(t.file.path.split(separator: "/").last ?? ""):\(t.name)", bytes: plan.bytes)
     }
 
     public var byteCount: Int { shape.reduce(1, *) * dtype.size }
