@@ -71,7 +71,7 @@ public enum PackGGUF {
         if options.overrides.isEmpty, let ft = m[GGUFKeys.fileType]?.intValue, ft == Int(options.recipe.fileType) {
             let choices = tensors.map { GGUFTensorChoice(name: $0.name, shape: $0.shape, source: $0.dtype, target: $0.dtype, provenance: "\(Packer.base(path)):\($0.name)") }
             return GGUFExportPlan(source: path, metadata: m, tensors: tensors.map { TensorPlan(copying: $0) }, choices: choices,
-                                  notes: [], inputBytes: input)
+                                  notes: [], losses: [], split: options.split, inputBytes: input)
         }
         m[GGUFKeys.quantizationVersion] = nil
         m[GGUFKeys.fileType] = nil
@@ -84,7 +84,7 @@ public enum PackGGUF {
         return try GGUFExport.finish(source: path, sources: sources, metadata: m, layers: m[GGUFKeys.blockCount]?.intValue ?? 0,
                                      heads: m[GGUFKeys.headCount]?.intValue ?? 0,
                                      kvHeads: m[GGUFKeys.headCountKV]?.intValue ?? m[GGUFKeys.headCount]?.intValue ?? 0,
-                                     keepUnquantized: true, options: options, notes: [])
+                                     keepUnquantized: true, options: options, notes: [], losses: [])
     }
 }
 
