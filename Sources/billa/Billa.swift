@@ -31,6 +31,8 @@ struct Billa: ParsableCommand {
             exit(withError: e)   // a command's own check of its options after parsing: still a usage error (64)
         } catch let e as CleanExit {
             exit(withError: e)
+        } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            exit(withError: error)   // the parser's own errors from run(), e.g. `billa help pack` printing help
         } catch {
             // Foundation and system errors (a file that cannot be read, a full disk) are bad input or I/O too, not a
             // failed check: the argument parser would exit 1 for them, which a pipeline reads as "the check failed".

@@ -52,7 +52,7 @@ struct Checksum: ParsableCommand {
             }
         }
         if report.json { try printJSON(digests) } else { for d in digests { print("\(d.digest)  \(d.path)") } }
-        if failed { throw ExitCode(1) }
+        if failed { throw ExitCode(ExitStatus.badInput) }   // a file that could not be read is bad input, not a failed check
     }
 
     private func runPerTensor() throws {
