@@ -107,15 +107,22 @@ public struct SplitPattern: Sendable, Equatable {
 }
 
 /// The character classes the split regexes ask about, for a scalar. From Swift's Unicode tables
-/// (`Unicode.Scalar.Properties`); UnicodeClassTests compares them with Oniguruma's on every code point.
+/// (`Unicode.Scalar.Properties`), which are Unicode 17 in Swift 6.3, cut back to the Unicode 16.0 that both
+/// references use (Oniguruma in tokenizers 0.23.3 and regex-syntax in tiktoken 0.14.0 agree on every code point):
+/// a letter or number assigned after 16.0 is "other" to them, so it is here. UnicodeClassTests compares the
+/// result with Oniguruma's on every code point.
 enum UnicodeClass: UInt8, Sendable {
     case other = 0, letter, number, space, newline
+
+    /// The Unicode version of the references' tables.
+    static let referenceVersion = (major: 16, minor: 0)
 
     static func of(_ v: UInt32) -> UnicodeClass {
         if v == 0x0A || v == 0x0D { return .newline }
         guard let s = Unicode.Scalar(v) else { return .other }
         let p = s.properties
         if p.isWhitespace { return .space }
+        if let age = p.age, (age.major, age.minor) > referenceVersion { return .other }
         switch p.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return .letter
         case .decimalNumber, .letterNumber, .otherNumber: return .number

@@ -36,22 +36,31 @@ extension BPETokenizer {
             let raw = file.all
             var i = 0
             let n = raw.count
+            var bytes = [UInt8]()
             while i < n {
                 var e = i
                 while e < n, raw[e] != 0x0A { e += 1 }
                 lineNo += 1
                 defer { i = e + 1 }
-                let line = String(decoding: UnsafeRawBufferPointer(rebasing: raw[i..<e]), as: UTF8.self)
-                    .trimmingCharacters(in: .whitespaces)
-                if line.isEmpty { continue }
-                let f = line.split(separator: " ", omittingEmptySubsequences: true)
-                guard f.count == 2, let bytes = Data(base64Encoded: String(f[0])), let rank = Int(f[1]) else {
+                var s = i, t = e
+                while s < t, raw[s] == 0x20 || raw[s] == 0x09 || raw[s] == 0x0D { s += 1 }
+                while t > s, raw[t - 1] == 0x20 || raw[t - 1] == 0x09 || raw[t - 1] == 0x0D { t -= 1 }
+                if s == t { continue }   // load_bpe_file skips blank lines
+                var sp = s
+                while sp < t, raw[sp] != 0x20 { sp += 1 }
+                var r = sp
+                while r < t, raw[r] == 0x20 { r += 1 }
+                guard sp < t, r < t, Base64.decode(UnsafeRawBufferPointer(rebasing: raw[s..<sp]), into: &bytes) else {
                     throw bad("line \(lineNo) is not \"base64 rank\"")
                 }
+                var rank = 0
+                for k in r..<t {
+                    guard (0x30...0x39).contains(raw[k]), rank < Int(Int32.max) / 10 else { throw bad("line \(lineNo): the rank is not a number") }
+                    rank = rank * 10 + Int(raw[k] - 0x30)
+                }
                 guard rank == tokens.count else { throw bad("line \(lineNo) has rank \(rank); ranks must run 0, 1, 2, ... (expected \(tokens.count))") }
-                let b = Array(bytes)
-                guard !b.isEmpty, index.insert(b, id: Int32(rank)) else { throw bad("line \(lineNo): token is empty or repeated") }
-                tokens.append(b)
+                guard !bytes.isEmpty, index.insert(bytes, id: Int32(rank)) else { throw bad("line \(lineNo): token is empty or repeated") }
+                tokens.append(bytes)
             }
         }
         var byteIDs = [Int32](repeating: -1, count: 256)
@@ -86,5 +95,43 @@ extension BPETokenizer {
         parts.padID = special("<|finetune_right_pad_id|>")
         parts.metaChunking = true
         self.init(parts)
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding), as Python's base64.b64decode reads tiktoken files.
+enum Base64 {
+    static let values: [Int8] = {
+        var v = [Int8](repeating: -1, count: 256)
+        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() { v[Int(c)] = Int8(i) }
+        return v
+    }()
+
+    /// Decodes into `out` (replacing it); false when the text is not whole, padded base64.
+    static func decode(_ s: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        guard s.count % 4 == 0 else { return false }
+        var i = 0
+        while i < s.count {
+            let a = values[Int(s[i])], b = values[Int(s[i + 1])]
+            guard a >= 0, b >= 0 else { return false }
+            out.append(UInt8(a) << 2 | UInt8(b) >> 4)
+            let last = i + 4 == s.count
+            if s[i + 2] == 0x3D {
+                guard last, s[i + 3] == 0x3D else { return false }
+                break
+            }
+            let c = values[Int(s[i + 2])]
+            guard c >= 0 else { return false }
+            out.append(UInt8(b & 0x0F) << 4 | UInt8(c) >> 2)
+            if s[i + 3] == 0x3D {
+                guard last else { return false }
+                break
+            }
+            let d = values[Int(s[i + 3])]
+            guard d >= 0 else { return false }
+            out.append(UInt8(c & 0x03) << 6 | UInt8(d))
+            i += 4
+        }
+        return true
     }
 }
