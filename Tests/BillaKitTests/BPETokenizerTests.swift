@@ -108,6 +108,23 @@ enum BPEFixtures {
         #expect(meta.bosID == 128000 && meta.eosID == 128001 && meta.padID == 128004)
     }
 
+    /// The audit's "byte fallback" for byte-level BPE (tokens that are not whole characters) against the count the
+    /// generator makes from the reference's own ids and token bytes.
+    @Test(arguments: names)
+    func auditCountsMatchReference(name: String) throws {
+        let d = try Data(contentsOf: URL(fileURLWithPath: BPEFixtures.path("audit.json")))
+        let want = try #require((try JSONSerialization.jsonObject(with: d) as? [String: [String: [String: Int]]])?[name])
+        let tok = try BPEFixtures.tokenizer(name)
+        for corpus in ["corpus-en.jsonl", "corpus-zh.jsonl"] {
+            let texts = try TokenizerFixtures.texts(corpus)
+            let c = VocabAudit.coverage(tok, texts: texts, corpus: corpus)
+            #expect(c.texts == want[corpus]?["texts"], "\(name) \(corpus): texts")
+            #expect(c.tokens.values["overall"] == want[corpus]?["tokens"], "\(name) \(corpus): tokens \(c.tokens.values["overall"] ?? -1)")
+            #expect(c.byteTokens.values["overall"] == want[corpus]?["byte_fallback_tokens"],
+                    "\(name) \(corpus): byte-fallback tokens \(c.byteTokens.values["overall"] ?? -1)")
+        }
+    }
+
     /// An unknown split regex is refused by name, not encoded with the wrong matcher.
     @Test func unknownComponentsAreRefused() throws {
         let src = try String(contentsOfFile: BPEFixtures.path("qwen2/tokenizer.json"), encoding: .utf8)
