@@ -4,10 +4,15 @@ import Foundation
 
 struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Encode text with a SentencePiece tokenizer, with exactly sentencepiece's ids.",
-        discussion: "With no TEXT, each line of standard input is encoded on its own. No BOS is added.")
+        abstract: "Encode text with a model's tokenizer, with exactly the reference library's ids.",
+        discussion: """
+        TOKENIZER is a tokenizer.json (ids of Hugging Face tokenizers), a SentencePiece tokenizer.model (sentencepiece's),
+        Meta's tiktoken tokenizer.model (tiktoken's, as Meta's llama-models drives it), or a model directory (its
+        tokenizer.json, else its tokenizer.model). With no TEXT, each line of standard input is encoded on its own.
+        No BOS is added.
+        """)
 
-    @Argument(help: "A tokenizer.model, or a model directory holding one.")
+    @Argument(help: "A tokenizer.json or tokenizer.model, or a model directory holding one.")
     var tokenizer: String
 
     @Argument(help: "The text to encode (default: lines from standard input).")
@@ -38,9 +43,11 @@ struct Tokenize: ParsableCommand {
                 let raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
                 try UTF8Check.validateArgument(raw, index: i)
             }
-            let tok = try Tokenizer(path: TokenizerLocation.find(tokenizer))
+            let tok = try ModelTokenizer.open(tokenizer)
+            let sentencePiece = tok as? Tokenizer, bpe = tok as? BPETokenizer
             var totals = (lines: 0, tokens: 0, bytes: 0)
             var scratch = Tokenizer.Scratch()
+            var bpeScratch = BPETokenizer.Scratch()
             var tokens = [Tokenizer.Token]()
             func show(_ bytes: [UInt8], source: String?) throws {
                 let ids = try tok.encode(bytes: bytes, source: source)
@@ -74,7 +81,13 @@ struct Tokenize: ParsableCommand {
                         // the benchmarked path: the line is encoded in place, with buffers reused from line to line
                         // (no closure holds these variables, which would check every access to them at run time)
                         try UTF8Check.validate(line, source: "standard input, line \(n)")
-                        tok.encode(utf8: line, scratch: &scratch, into: &tokens)
+                        if let sentencePiece {
+                            sentencePiece.encode(utf8: line, scratch: &scratch, into: &tokens)
+                        } else if let bpe {
+                            bpe.encode(utf8: line, scratch: &bpeScratch, into: &tokens)
+                        } else {
+                            tokens = try tok.encode(bytes: Array(line), source: nil).map { Tokenizer.Token(id: Int32($0), start: 0, end: 0) }
+                        }
                         totals = (totals.lines + 1, totals.tokens + tokens.count, totals.bytes + line.count)
                     } else {
                         try show(Array(line), source: "standard input, line \(n)")

@@ -73,12 +73,14 @@ struct VocabAuditCommand: ParsableCommand {
         duplicate and unreachable pieces. Coverage on each --corpus (jsonl with a "text" field, or plain text):
         tokens per character, byte-fallback and unk rates per script (Han, Latin, digits, punctuation, other), the
         Han characters spelled with bytes most often, and how much of CJK the vocabulary holds. --against puts a
-        second tokenizer's numbers beside them. Exit status 1 when the consistency check fails.
+        second tokenizer's numbers beside them, of any kind (SentencePiece, tokenizer.json, tiktoken). For
+        byte-level BPE, "byte fallback" counts tokens that are not whole characters (they start or end inside
+        one), attributed to the character they cut. Exit status 1 when the consistency check fails.
         """)
 
-    @Argument(help: "A tokenizer.model or a model directory.") var target: String
+    @Argument(help: "A tokenizer.json, a tokenizer.model (SentencePiece or Meta's tiktoken) or a model directory.") var target: String
     @Option(name: .long, help: "A corpus (repeatable).") var corpus: [String] = []
-    @Option(name: .long, help: "Another tokenizer.model or model directory to compare with.") var against: String?
+    @Option(name: .long, help: "Another tokenizer (any kind) or model directory to compare with.") var against: String?
     @Option(name: .long, help: "Write a chart of the coverage numbers (.svg; .png through rsvg-convert).") var chart: String?
     @OptionGroup var report: ReportOptions
 
@@ -115,13 +117,15 @@ struct VocabAuditCommand: ParsableCommand {
     static func audit(_ path: String, corpora: [(name: String, texts: [String])]) throws -> VocabAuditReport {
         var isDir: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
-        guard isDir.boolValue else { return VocabAudit.audit(try Tokenizer(path: path), path: path, corpora: corpora) }
+        guard isDir.boolValue else { return VocabAudit.audit(try ModelTokenizer.open(path), path: path, corpora: corpora) }
         let release = try Release.open(path)
-        guard let t = release.tokenizerPath else {
-            throw BillaError(.notFound, file: path, "the model directory has no tokenizer.model", remedy: "pass the tokenizer.model itself")
+        guard let tok = try ModelTokenizer.load(for: release) else {
+            throw BillaError(.notFound, file: path, "the model directory has no tokenizer.json or tokenizer.model",
+                             remedy: "pass the tokenizer file itself")
         }
+        let t = tok.kind == .tokenizerJSON ? release.path + "/tokenizer.json" : release.tokenizerPath ?? path
         let config = FileManager.default.fileExists(atPath: release.path + "/config.json") ? try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: release.path + "/config.json"))) as? [String: Any] : nil
-        return VocabAudit.audit(try Tokenizer(path: t), path: t, release: release, config: config ?? nil, corpora: corpora)
+        return VocabAudit.audit(tok, path: t, release: release, config: config ?? nil, corpora: corpora)
     }
 }
 
@@ -152,7 +156,7 @@ enum AuditText {
     static func render(_ a: VocabAuditReport, _ b: VocabAuditReport?) -> String {
         var out = ""
         for r in [a] + (b.map { [$0] } ?? []) {
-            out += "\(r.tokenizer): \(r.pieces) pieces (\(r.algorithm)\(r.byteFallback ? ", byte fallback" : "")), "
+            out += "\(r.tokenizer): \(r.pieces) pieces (\(r.algorithm)\(r.byteFallback && !r.algorithm.hasPrefix("byte-level") ? ", byte fallback" : "")), "
             out += "\(r.cjk.hanPieces) Han characters as pieces, \(r.cjk.unifiedBlockCovered) of the \(r.cjk.unifiedBlockSize) CJK unified ideographs\n"
             if let v = r.vocab {
                 func s(_ x: Int?) -> String { x.map(String.init) ?? "absent" }

@@ -1,12 +1,21 @@
 import Foundation
 
-/// Finds the tokenizer that belongs to a model, wherever the model keeps it: `tokenizer.model` beside the weights
-/// (Meta and Hugging Face directories), the `tokenizer.model` blob of a billa pack, or the vocabulary inside a GGUF
-/// (which llama.cpp's "llama" tokenizer reads as a byte-fallback BPE SentencePiece model).
+/// Finds the tokenizer that belongs to a model, wherever the model keeps it, and opens it as what it is:
+/// - a directory with `tokenizer.json` uses it, as transformers' fast tokenizer does (over a `tokenizer.model`
+///   beside it);
+/// - a `tokenizer.model` is sniffed: protobuf is SentencePiece, "base64 rank" lines are Meta's tiktoken file;
+/// - a billa pack's `tokenizer.model` blob, or the vocabulary inside a GGUF (which llama.cpp's "llama" tokenizer
+///   reads as a byte-fallback BPE SentencePiece model).
 public enum ModelTokenizer {
     /// The tokenizer, or nil when the model carries none.
-    public static func load(for release: Release) throws -> Tokenizer? {
-        if let path = release.tokenizerPath { return try Tokenizer(path: path) }
+    public static func load(for release: Release) throws -> (any TextTokenizer)? {
+        if release.layout != .file, !release.isPack {
+            let json = release.path + "/tokenizer.json"
+            if FileManager.default.fileExists(atPath: json) {
+                return try BPETokenizer(tokenizerJSON: json, eosToken: eosToken(inDirectory: release.path))
+            }
+        }
+        if let path = release.tokenizerPath { return try open(path) }
         guard release.layout == .file || release.files.count == 1, let file = release.files.first else { return nil }
         switch file.format {
         case .billaPack:
@@ -18,6 +27,45 @@ public enum ModelTokenizer {
         default:
             return nil
         }
+    }
+
+    /// A tokenizer file by its content: tokenizer.json, SentencePiece protobuf or tiktoken text. A directory
+    /// means its tokenizer.json, else its tokenizer.model.
+    public static func open(_ path: String) throws -> any TextTokenizer {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw BillaError(.notFound, file: path, "no such file or directory", remedy: "check the path")
+        }
+        if isDir.boolValue {
+            for name in ["tokenizer.json", "tokenizer.model"] where FileManager.default.fileExists(atPath: path + "/" + name) {
+                return name == "tokenizer.json" ? try BPETokenizer(tokenizerJSON: path + "/" + name, eosToken: eosToken(inDirectory: path))
+                                                : try open(path + "/" + name)
+            }
+            throw BillaError(.notFound, file: path, "the directory has no tokenizer.json or tokenizer.model",
+                             remedy: "pass the tokenizer file itself")
+        }
+        switch try kind(of: path) {
+        case .tokenizerJSON: return try BPETokenizer(tokenizerJSON: path)
+        case .tiktoken: return try BPETokenizer(tiktoken: path)
+        case .sentencepiece: return try Tokenizer(path: path)
+        }
+    }
+
+    /// What a tokenizer file is, from its first bytes.
+    public static func kind(of path: String) throws -> TokenizerKind {
+        let file = try MappedFile(path: path)
+        let head = withExtendedLifetime(file) { Array(file.all.prefix(512)) }
+        if let first = head.first(where: { ![0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }), first == 0x7B { return .tokenizerJSON }
+        if BPETokenizer.isTiktoken(head) { return .tiktoken }
+        return .sentencepiece
+    }
+
+    /// The eos token a Hugging Face directory names: tokenizer_config.json's eos_token (a string or {content}).
+    static func eosToken(inDirectory dir: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: dir + "/tokenizer_config.json"),
+              let cfg = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return nil }
+        if let s = cfg["eos_token"] as? String { return s }
+        return (cfg["eos_token"] as? [String: Any])?["content"] as? String
     }
 
     /// A SentencePiece model rebuilt from GGUF's tokenizer.ggml.* keys: llama.cpp's SPM vocabulary is BPE over

@@ -109,14 +109,14 @@ public enum Verifier {
         public let path: String
         public let release: Release
         public let model: LlamaModel
-        public let tokenizer: Tokenizer?
+        public let tokenizer: (any TextTokenizer)?
 
         /// `unused` says which tensors the forward pass does not read may be ignored; by default none may.
         public init(_ path: String, tokenizer: String? = nil, unused: DropPolicy = DropPolicy()) throws {
             self.path = path
             release = try Release.open(path)
             model = LlamaModel(try LlamaWeights(release, unused: unused))
-            self.tokenizer = try tokenizer.map { try Tokenizer(path: $0) } ?? ModelTokenizer.load(for: release)
+            self.tokenizer = try tokenizer.map { try ModelTokenizer.open($0) } ?? ModelTokenizer.load(for: release)
         }
 
         /// BOS (when the tokenizer has one) and the text's ids.

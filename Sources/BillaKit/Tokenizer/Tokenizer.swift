@@ -191,6 +191,7 @@ public final class Tokenizer: Sendable {
         public var id: Int32
         public var start: Int32
         public var end: Int32
+        public init(id: Int32, start: Int32, end: Int32) { self.id = id; self.start = start; self.end = end }
     }
 
     /// Buffers reused across calls, so encoding a corpus line by line allocates almost nothing.

@@ -138,29 +138,26 @@ public enum VocabAudit {
 
     /// Tokens per character, byte-fallback and unk rates per script. A token belongs to the script of the first
     /// non-space character of its text; byte tokens belong to the character they spell.
-    public static func coverage(_ tok: Tokenizer, texts: [String], corpus: String) -> Coverage {
+    public static func coverage(_ tok: any TextTokenizer, texts: [String], corpus: String) -> Coverage {
         var chars = [Script: Int](), tokens = [Script: Int](), bytes = [Script: Int](), unks = [Script: Int]()
         var fallback = [String: Int]()
         var distinct = Set<String>()
-        var scratch = Tokenizer.Scratch()
-        var toks = [Tokenizer.Token]()
         for text in texts {
             for s in text.unicodeScalars {
                 let script = Script.of(s)
                 chars[script, default: 0] += 1
                 if script == .han { distinct.insert(String(s)) }
             }
-            var t = text
-            t.withUTF8 { tok.encode(utf8: $0, scratch: &scratch, into: &toks) }
+            let seg = tok.segment(text)
             var lastRun: (Int32, Int32)? = nil
-            for token in toks {
-                let span = scratch.normalized[Int(token.start)..<Int(token.end)]
+            for (k, token) in seg.tokens.enumerated() {
+                let span = seg.normalized[Int(token.start)..<Int(token.end)]
                 let surface = String(decoding: span, as: UTF8.self)
                 let first = surface.unicodeScalars.first { !Script.isSpace($0) && $0.value != 0x2581 }
                 let script = first.map(Script.of) ?? .other
                 tokens[script, default: 0] += 1
                 let id = Int(token.id)
-                if tok.isByte(id) {
+                if seg.byteFallback[k] {
                     bytes[script, default: 0] += 1
                     if script == .han, lastRun.map({ $0 != (token.start, token.end) }) ?? true, let c = first {
                         fallback[String(c), default: 0] += 1
@@ -169,7 +166,7 @@ public enum VocabAudit {
                 } else {
                     lastRun = nil
                 }
-                if id == tok.unkID { unks[script, default: 0] += 1 }
+                if id == tok.unknownID { unks[script, default: 0] += 1 }
             }
         }
         func counts(_ d: [Script: Int]) -> ScriptCounts<Int> {
@@ -186,14 +183,14 @@ public enum VocabAudit {
         let c = counts(chars), tk = counts(tokens), b = counts(bytes), u = counts(unks)
         let top = fallback.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.unicodeScalars.map(\.value).lexicographicallyPrecedes($1.key.unicodeScalars.map(\.value)) }
             .prefix(20).map { Coverage.HanFallback(char: $0.key, count: $0.value) }
-        let covered = distinct.filter { tok.id(of: $0) != tok.unkID || tok.id(of: "▁" + $0) != tok.unkID }.count
+        let covered = distinct.filter { tok.holdsAsOnePiece($0) }.count
         return Coverage(corpus: corpus, texts: texts.count, chars: c, tokens: tk, byteTokens: b, unkTokens: u,
                         tokensPerChar: rate(tk, c), byteFallbackRate: rate(b, tk), unkRate: rate(u, tk),
                         hanByteFallbackTop: Array(top), hanDistinct: distinct.count, hanDistinctCovered: covered)
     }
 
     /// The audit of a tokenizer, optionally with the model it belongs to (vocabulary sizes and special ids).
-    public static func audit(_ tok: Tokenizer, path: String, release: Release? = nil, config: [String: Any]? = nil,
+    public static func audit(_ tok: any TextTokenizer, path: String, release: Release? = nil, config: [String: Any]? = nil,
                              corpora: [(name: String, texts: [String])]) -> VocabAuditReport {
         var problems = [String]()
         // duplicates: sentencepiece refuses to load them, so a model that loads has none; checked anyway for
@@ -202,35 +199,42 @@ public enum VocabAudit {
         // pieces (U+1F77 and U+03AF, both 'ί') the same
         var seen = [[UInt8]: Int](), dups = [String]()
         var hanPieces = Set<UInt32>()
-        for p in tok.model.proto.pieces {
-            let key = Array(p.piece.utf8)
-            seen[key, default: 0] += 1
-            if seen[key] == 2 { dups.append(p.piece) }
-            var s = p.piece.unicodeScalars[...]
-            if s.first?.value == 0x2581 { s = s.dropFirst() }
-            if s.count == 1, let c = s.first, Script.of(c) == .han { hanPieces.insert(c.value) }
+        let sp = tok as? Tokenizer, bpe = tok as? BPETokenizer
+        let texts: [String?] = sp?.model.proto.pieces.map(\.piece) ?? bpe?.tokenTexts() ?? []
+        for (i, text) in texts.enumerated() {
+            guard let text else { continue }
+            if sp != nil {
+                let key = Array(text.utf8)
+                seen[key, default: 0] += 1
+                if seen[key] == 2 { dups.append(text) }
+            }
+            // a Han character as one piece, alone or after the word-start marker ('▁', or a space in byte-level BPE)
+            var s = text.unicodeScalars[...]
+            if s.first?.value == 0x2581 || (bpe != nil && s.first == " ") { s = s.dropFirst() }
+            if s.count == 1, let c = s.first, Script.of(c) == .han, bpe?.literalPieces[Int32(i)] == nil { hanPieces.insert(c.value) }
         }
         if !dups.isEmpty { problems.append("\(dups.count) duplicate pieces (first: '\(dups[0])')") }
-        let unreachable = tok.unreachablePieces()
+        let unreachable = sp?.unreachablePieces() ?? bpe?.unreachableTokens() ?? []
         var special = [VocabAuditReport.Special]()
         let rows = release?.vocab.embedding
         for (name, id, key) in [("bos", tok.bosID, "bos_token_id"), ("eos", tok.eosID, "eos_token_id"),
-                                ("pad", tok.padID, "pad_token_id"), ("unk", Optional(tok.unkID), "unk_token_id")] {
+                                ("pad", tok.padID, "pad_token_id"), ("unk", tok.unknownID, "unk_token_id")] {
             let cfg = config?[key] as? Int
             var ok = true
-            if let id, id >= tok.pieceCount { ok = false }
+            if let id, id >= tok.vocabularySize { ok = false }
             if let cfg, let id, cfg != id { ok = false; problems.append("\(key) is \(cfg) in config.json but the tokenizer's \(name) is \(id)") }
             if let cfg, let rows, cfg >= rows { ok = false; problems.append("\(key) \(cfg) is past the embedding's \(rows) rows") }
             special.append(.init(name: name, id: id, config: cfg, ok: ok))
         }
         var vocab = release?.vocab
-        if vocab != nil { vocab?.tokenizer = tok.pieceCount }
+        if vocab != nil { vocab?.tokenizer = tok.vocabularySize }
         if let v = vocab, let w = v.warning { problems.append(w) }
         let unified = hanPieces.filter { (0x4E00...0x9FFF).contains($0) }.count
         return VocabAuditReport(
-            tokenizer: path, pieces: tok.pieceCount, algorithm: tok.algorithm.rawValue, byteFallback: tok.byteFallback,
+            tokenizer: path, pieces: tok.vocabularySize, algorithm: sp?.algorithm.rawValue ?? "byte-level BPE, \(tok.kind.rawValue)",
+            byteFallback: sp?.byteFallback ?? true,
             vocab: vocab, special: special, duplicatePieces: dups, unreachablePieces: unreachable.count,
-            unreachableExamples: unreachable.prefix(10).map { tok.piece($0) },
+            unreachableExamples: unreachable.prefix(10).map { sp?.piece($0) ?? bpe?.piece($0) ?? "" },
             consistent: problems.isEmpty, problems: problems,
             cjk: .init(hanPieces: hanPieces.count, unifiedBlockCovered: unified, unifiedBlockSize: 0x9FFF - 0x4E00 + 1),
             coverage: corpora.map { coverage(tok, texts: $0.texts, corpus: $0.name) })

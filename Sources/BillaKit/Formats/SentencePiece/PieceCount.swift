@@ -1,11 +1,18 @@
 import Foundation
 
 /// Counts a tokenizer's pieces without a full parse: `tokenizer.model` is a SentencePiece ModelProto whose field 1
-/// repeats once per piece; `tokenizer.json` lists its vocabulary and added tokens.
+/// repeats once per piece; `tokenizer.json` lists its vocabulary and added tokens; Meta's tiktoken
+/// `tokenizer.model` has one line per token, and 256 special tokens follow by rule. Distinct ids are counted.
 public enum TokenizerPieceCount {
     public static func count(at path: String) throws -> Int {
         if path.hasSuffix(".json") { return try countJSON(path) }
         let file = try MappedFile(path: path)
+        if BPETokenizer.isTiktoken(Array(file.all.prefix(512))) {
+            var lines = 0
+            for b in file.all where b == 0x0A { lines += 1 }
+            if let last = file.all.last, last != 0x0A { lines += 1 }
+            return lines + BPETokenizer.llama3SpecialTokens.count
+        }
         var r = ByteReader(file.all, file: path)
         var pieces = 0
         func bad() -> BillaError {

@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// Goldens from scripts/fixtures/make_bpe_tokenizer_fixtures.py (tokenizers 0.23.3, tiktoken 0.14.0), never from
+/// billa. Texts: every corpus text, then the edge cases; ids-<name>.txt holds one line of ids per text.
+enum BPEFixtures {
+    static func path(_ f: String) -> String { Fixtures.path("bpe/" + f) }
+
+    static let texts: [String] = {
+        var out = [String]()
+        for c in ["corpus-en.jsonl", "corpus-zh.jsonl"] {
+            out += (try? TokenizerFixtures.texts(c)) ?? []
+        }
+        return out + edgeCases.map(\.text)
+    }()
+
+    static let edgeCases: [(name: String, text: String)] = {
+        guard let d = try? Data(contentsOf: URL(fileURLWithPath: path("edge-cases.json"))),
+              let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any],
+              let cases = o["cases"] as? [[String: String]] else { return [] }
+        return cases.map { ($0["name"] ?? "", $0["text"] ?? "") }
+    }()
+
+    static func ids(_ name: String) throws -> [[Int]] {
+        let s = try String(contentsOfFile: path("ids-\(name).txt"), encoding: .utf8)
+        var lines = s.split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.last == "" { lines.removeLast() }
+        return lines.map { $0.split(separator: " ").compactMap { Int($0) } }
+    }
+
+    static func decoded(_ name: String) throws -> (withBOS: (text: String, ids: [Int]), decoded: [String]) {
+        let d = try Data(contentsOf: URL(fileURLWithPath: path("decoded-\(name).json")))
+        let o = try JSONSerialization.jsonObject(with: d) as? [String: Any] ?? [:]
+        let wb = o["with_bos"] as? [String: Any] ?? [:]
+        return ((wb["text"] as? String ?? "", wb["ids"] as? [Int] ?? []), o["decoded"] as? [String] ?? [])
+    }
+
+    nonisolated(unsafe) static var cache: [String: BPETokenizer] = [:]
+    static let lock = NSLock()
+    static func tokenizer(_ name: String) throws -> BPETokenizer {
+        lock.lock(); defer { lock.unlock() }
+        if let t = cache[name] { return t }
+        let t: BPETokenizer
+        switch name {
+        case "llama3-tiktoken": t = try BPETokenizer(tiktoken: path("llama3-tokenizer.model"))
+        default: t = try BPETokenizer(tokenizerJSON: path("\(name)/tokenizer.json"))
+        }
+        cache[name] = t
+        return t
+    }
+
+    static func name(ofText i: Int) -> String {
+        let edgeStart = texts.count - edgeCases.count
+        return i >= edgeStart ? "edge case '\(edgeCases[i - edgeStart].name)'" : "corpus text \(i + 1)"
+    }
+}
+
+@Suite struct BPETokenizerTests {
+    static let names = ["llama3", "qwen2", "llama3-tiktoken"]
+
+    @Test(arguments: names)
+    func idsMatchReferenceOnEveryText(name: String) throws {
+        let tok = try BPEFixtures.tokenizer(name)
+        let want = try BPEFixtures.ids(name)
+        let texts = BPEFixtures.texts
+        try #require(texts.count == want.count && texts.count > 1100, "\(texts.count) texts vs \(want.count) reference lines")
+        var failures = 0
+        for (i, text) in texts.enumerated() {
+            let got = tok.encode(text)
+            if let d = TokenizerFixtures.firstDifference(got, want[i]) {
+                failures += 1
+                if failures <= 3 {
+                    Issue.record("\(name), \(BPEFixtures.name(ofText: i)) \(String(reflecting: String(text.prefix(60)))): \(d) (reference \(name == "llama3-tiktoken" ? "tiktoken" : "tokenizers"))")
+                }
+            }
+        }
+        #expect(failures == 0, "\(name): \(failures) of \(texts.count) texts differ")
+    }
+
+    @Test(arguments: names)
+    func decodeAndBOSMatchReference(name: String) throws {
+        let tok = try BPEFixtures.tokenizer(name)
+        let (withBOS, decoded) = try BPEFixtures.decoded(name)
+        #expect(tok.encodeWithSpecials(withBOS.text) == withBOS.ids, "\(name): bos handling differs")
+        let want = try BPEFixtures.ids(name)
+        let edgeStart = BPEFixtures.texts.count - BPEFixtures.edgeCases.count
+        for (k, d) in decoded.enumerated() {
+            let got = try tok.decode(want[edgeStart + k])
+            #expect(got == d, "\(name), edge case '\(BPEFixtures.edgeCases[k].name)': decode gives \(String(reflecting: got)), reference \(String(reflecting: d))")
+        }
+    }
+
+    @Test func vocabularySizesCountAddedTokens() throws {
+        #expect(try BPEFixtures.tokenizer("llama3").vocabularySize == 128256)
+        #expect(try BPEFixtures.tokenizer("llama3-tiktoken").vocabularySize == 128256)
+        #expect(try BPEFixtures.tokenizer("qwen2").vocabularySize == 8007)
+        #expect(try TokenizerPieceCount.count(at: BPEFixtures.path("llama3-tokenizer.model")) == 128256)
+        #expect(try TokenizerPieceCount.count(at: BPEFixtures.path("qwen2/tokenizer.json")) == 8007)
+    }
+
+    @Test func filesAreSniffed() throws {
+        #expect(try ModelTokenizer.kind(of: BPEFixtures.path("llama3-tokenizer.model")) == .tiktoken)
+        #expect(try ModelTokenizer.kind(of: BPEFixtures.path("qwen2/tokenizer.json")) == .tokenizerJSON)
+        #expect(try ModelTokenizer.kind(of: TokenizerFixtures.modelPath("llama")) == .sentencepiece)
+        #expect(try ModelTokenizer.open(BPEFixtures.path("llama3")).kind == .tokenizerJSON)
+        let meta = try ModelTokenizer.open(BPEFixtures.path("llama3-tokenizer.model"))
+        #expect(meta.bosID == 128000 && meta.eosID == 128001 && meta.padID == 128004)
+    }
+
+    /// The audit's "byte fallback" for byte-level BPE (tokens that are not whole characters) against the count the
+    /// generator makes from the reference's own ids and token bytes.
+    @Test(arguments: names)
+    func auditCountsMatchReference(name: String) throws {
+        let d = try Data(contentsOf: URL(fileURLWithPath: BPEFixtures.path("audit.json")))
+        let want = try #require((try JSONSerialization.jsonObject(with: d) as? [String: [String: [String: Int]]])?[name])
+        let tok = try BPEFixtures.tokenizer(name)
+        for corpus in ["corpus-en.jsonl", "corpus-zh.jsonl"] {
+            let texts = try TokenizerFixtures.texts(corpus)
+            let c = VocabAudit.coverage(tok, texts: texts, corpus: corpus)
+            #expect(c.texts == want[corpus]?["texts"], "\(name) \(corpus): texts")
+            #expect(c.tokens.values["overall"] == want[corpus]?["tokens"], "\(name) \(corpus): tokens \(c.tokens.values["overall"] ?? -1)")
+            #expect(c.byteTokens.values["overall"] == want[corpus]?["byte_fallback_tokens"],
+                    "\(name) \(corpus): byte-fallback tokens \(c.byteTokens.values["overall"] ?? -1)")
+        }
+    }
+
+    /// An unknown split regex is refused by name, not encoded with the wrong matcher.
+    @Test func unknownComponentsAreRefused() throws {
+        let src = try String(contentsOfFile: BPEFixtures.path("qwen2/tokenizer.json"), encoding: .utf8)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("billa-bpe-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for (from, to, says) in [(#"\\p{N}|"#, #"\\p{N}{1,2}|"#, "split regex"), (#"{"type":"NFC"}"#, #"{"type":"NFKC"}"#, "NFKC"),
+                                 (#""single_word":false,"lstrip":true"#, #""single_word":true,"lstrip":true"#, "single_word")] {
+            let edited = src.replacingOccurrences(of: from, with: to)
+            #expect(edited != src, "fixture no longer contains \(from)")
+            let f = dir.appendingPathComponent("tokenizer.json").path
+            try edited.write(toFile: f, atomically: true, encoding: .utf8)
+            #expect { _ = try BPETokenizer(tokenizerJSON: f) } throws: { "\($0)".contains(says) }
+        }
+    }
+
+    /// Meta's encode() cuts runs of more than 25,000 whitespace or non-whitespace characters; the cut changes ids
+    /// (checked on the same rule as llama-models: the run is split after 25,000 characters).
+    @Test func metaChunkingSplitsLongRuns() throws {
+        let text = String(repeating: "a", count: 25_001)
+        let b = Array(text.utf8)
+        let parts = b.withUnsafeBufferPointer { MetaChunks.parts($0) }
+        #expect(parts.map { $0.1 - $0.0 } == [25_000, 1])
+        let mixed = Array((String(repeating: " ", count: 3) + String(repeating: "b", count: 25_002)).utf8)
+        #expect(mixed.withUnsafeBufferPointer { MetaChunks.parts($0) }.map { $0.1 - $0.0 } == [25_003, 2])
+    }
+}
+
+/// Swift's Unicode tables against Oniguruma's (tokenizers' regex engine), over every code point: the split
+/// pattern's \p{L}, \p{N} and \s come from them.
+@Suite struct UnicodeClassTests {
+    @Test func classesAgreeWithOniguruma() throws {
+        let text = try String(contentsOfFile: BPEFixtures.path("unicode-onig.txt"), encoding: .utf8)
+        var onig = [String: [Bool]]()
+        for name in ["L", "N", "S"] { onig[name] = [Bool](repeating: false, count: 0x110000) }
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            guard f.count == 3, let a = Int(f[1], radix: 16), let b = Int(f[2], radix: 16) else { continue }
+            for v in a...b { onig[String(f[0])]?[v] = true }
+        }
+        var differ = [String: [UInt32]]()
+        for v in UInt32(0)...0x10FFFF where !(0xD800...0xDFFF).contains(v) {
+            let c = UnicodeClass.of(v)
+            if (c == .letter) != onig["L"]?[Int(v)] { differ["L", default: []].append(v) }
+            if (c == .number) != onig["N"]?[Int(v)] { differ["N", default: []].append(v) }
+            if (c == .space || c == .newline) != onig["S"]?[Int(v)] { differ["S", default: []].append(v) }
+        }
+        let report = differ.sorted { $0.key < $1.key }.map { k, v in
+            "\(k): \(v.count) code points, first " + v.prefix(8).map { String(format: "U+%04X", $0) }.joined(separator: " ")
+        }.joined(separator: "; ")
+        let same = differ.isEmpty
+        #expect(same, "Swift and Oniguruma classify differently: \(report)")
+    }
+}
