@@ -70,6 +70,19 @@ public struct LlamaWeights: Sendable {
     /// that both carry (or both lost) a tensor the pass ignores would prove nothing about it. Conversions pass nil:
     /// they account for tensors themselves (`TensorAccounting`).
     public init(_ release: Release, unused: DropPolicy? = nil) throws {
+        try self.init(release, unused: unused, shapesOnly: false)
+    }
+
+    /// Checks every matrix and norm of `release` against its architecture, as loading it would, without reading a
+    /// matrix that is not already mapped (a compressed pack's tensors, strided views): conversions validate before
+    /// they plan, and decoding a 13 GB pack whole for a shape check would hold it all in memory.
+    public static func validateShapes(_ release: Release) throws {
+        _ = try LlamaWeights(release, unused: nil, shapesOnly: true)
+    }
+
+    /// `shapesOnly`: matrices that would have to be copied get a placeholder instead; the value must never be used
+    /// for arithmetic, so this initializer stays private and `validateShapes` drops it at once.
+    private init(_ release: Release, unused: DropPolicy?, shapesOnly: Bool) throws {
         let all = release.tensors
         var byName = [String: [Tensor]]()
         for (_, t) in all { byName[t.name, default: []].append(t) }
@@ -96,7 +109,8 @@ public struct LlamaWeights: Sendable {
             return ts
         }
         func matrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix {
-            try WeightMatrix.resolve(name, pieces(name), rows: rows, cols: cols, metaSplit: naming == .meta, release: path)
+            try WeightMatrix.resolve(name, pieces(name), rows: rows, cols: cols, metaSplit: naming == .meta, release: path,
+                                     shapesOnly: shapesOnly)
         }
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             let t = try pieces(name)[0]
@@ -147,11 +161,14 @@ public struct LlamaWeights: Sendable {
 }
 
 extension WeightMatrix {
+    /// What a shapes-only matrix points at instead of bytes it did not read.
+    nonisolated(unsafe) static let shapesOnlyPlaceholder = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+
     /// Builds the matrix from the tensors holding `name`: one tensor, or (Meta, several shards) the model-parallel
     /// pieces placed by `MetaShardRules`. Shapes are checked against the architecture so a wrong params.json or a
     /// mixed-up shard is an error naming the tensor, not garbage logits.
     static func resolve(_ name: String, _ tensors: [Tensor], rows: Int, cols: Int, metaSplit: Bool, release: String,
-                        vector: Bool = false) throws -> WeightMatrix {
+                        vector: Bool = false, shapesOnly: Bool = false) throws -> WeightMatrix {
         let axis: Int
         if tensors.count == 1 || !metaSplit {
             axis = -1
@@ -190,6 +207,8 @@ extension WeightMatrix {
                 }
                 base = b
                 owners.append(t.file)
+            } else if shapesOnly {
+                base = UnsafeRawPointer(WeightMatrix.shapesOnlyPlaceholder)   // never read: see LlamaWeights.validateShapes
             } else {
                 let copy = try t.withBytes { OwnedBytes(copying: $0) }
                 base = UnsafeRawPointer(copy.pointer)

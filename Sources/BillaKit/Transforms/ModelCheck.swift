@@ -7,7 +7,7 @@ public enum ModelCheck {
     /// vocabulary sizes cannot break loading: config vocab_size equals the embedding rows, and the tokenizer has no
     /// more pieces than the embedding has rows.
     public static func validate(_ release: Release) throws {
-        _ = try LlamaWeights(release)   // resolves every matrix and norm against the architecture; reads headers only
+        try LlamaWeights.validateShapes(release)   // every matrix and norm against the architecture; reads no matrix
         let v = release.vocab
         if let c = v.config, let e = v.embedding, c != e {
             throw BillaError(.shapeMismatch, file: release.path, tensor: "embedding",
