@@ -285,3 +285,22 @@ struct StridedAndQuantizedSourceTests {
         StreamingSupport.expectSame(try StreamingSupport.collect(TensorPlan(copying: one)).bytes, Array(q.prefix(128 * 34)), "1-D")
     }
 }
+
+/// Regression: the model check every conversion runs first built the forward pass's weights, which copies every
+/// tensor that is not mapped, so `convert PACK --to hf` decoded the whole pack into memory before writing a byte
+/// (3081 MiB peak on a 1.7 GB model). The check reads shapes only: no matrix chunk is decoded.
+@Suite struct ModelCheckReadsNoMatrix {
+    @Test func validatingAPackDecodesNoMatrixChunk() throws {
+        let pack = try PackConsumerTests.packed("tiny-hf-st")
+        defer { try? FileManager.default.removeItem(atPath: pack) }
+        let release = try Release.open(pack)
+        try ModelCheck.validate(release)
+        var matrices = 0
+        for (_, t) in release.tensors where t.shape.count == 2 {
+            guard case .packed(let p) = t.layout else { continue }
+            matrices += 1
+            #expect(p.chunksDecoded == 0, "\(t.name): \(p.chunksDecoded) chunks decoded by a shape check")
+        }
+        #expect(matrices > 0, "the pack must hold compressed matrices for this test to mean anything")
+    }
+}
