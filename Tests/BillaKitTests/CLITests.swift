@@ -11,7 +11,10 @@ struct CLITests {
         let stderr: String
     }
 
+    /// BILLA_TEST_BINARY runs the command-line tests against another build (to check that they fail on an older
+    /// billa); otherwise the binary built next to the tests.
     static let binary: String? = {
+        if let other = ProcessInfo.processInfo.environment["BILLA_TEST_BINARY"] { return other }
         let root = URL(fileURLWithPath: Fixtures.root).deletingLastPathComponent().deletingLastPathComponent().path
         let candidates = [
             URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/billa",

@@ -8,29 +8,9 @@ import Glibc
 /// The built `billa`, run as a user runs it, for the rules on outputs: inputs are never written over, existing
 /// outputs need --force, and an interrupted or killed command leaves nothing that looks like an output.
 enum BillaProcess {
-    /// BILLA_TEST_BINARY runs these tests against another build (to check that they fail on an older billa).
-    static var binary: String? { ProcessInfo.processInfo.environment["BILLA_TEST_BINARY"] ?? CLITests.binary }
+    static var binary: String? { CLITests.binary }
 
-    struct Run {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-    }
-
-    static func run(_ args: [String]) throws -> Run {
-        let exe = try #require(binary, "the billa binary was not built next to the tests")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    static func run(_ args: [String]) throws -> CLITests.Run { try CLITests().billa(args, stdin: nil) }
 
     /// Starts `billa args`, waits until a name starting with `.BASE.billa-tmp-` appears in `dir` (the write has
     /// begun), sends `signal`, and returns how the process ended and its stderr.
