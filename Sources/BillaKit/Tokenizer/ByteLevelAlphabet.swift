@@ -35,6 +35,29 @@ enum ByteLevelAlphabet {
         return out
     }
 
+    /// `decode` into a reused buffer, over the string's UTF-8 without building scalars; false when a character is
+    /// outside the alphabet (the buffer then holds garbage).
+    static func decode(_ s: String, into out: inout [UInt8]) -> Bool {
+        var s = s
+        return s.withUTF8 { decode(utf8: $0, into: &out) }
+    }
+
+    /// The same over UTF-8 bytes (valid UTF-8: the alphabet's characters take one or two bytes).
+    static func decode(utf8 u: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) -> Bool {
+        out.removeAll(keepingCapacity: true)
+        var i = 0
+        while i < u.count {
+            let c = u[i]
+            let v: Int
+            if c < 0x80 { v = Int(c); i += 1 } else if c & 0xE0 == 0xC0, i + 1 < u.count {
+                v = Int(c & 0x1F) << 6 | Int(u[i + 1] & 0x3F); i += 2
+            } else { return false }
+            guard v < bytes.count, bytes[v] >= 0 else { return false }
+            out.append(UInt8(bytes[v]))
+        }
+        return true
+    }
+
     static func encode<S: Sequence>(_ raw: S) -> String where S.Element == UInt8 {
         var s = String.UnicodeScalarView()
         for b in raw { if let u = Unicode.Scalar(scalars[Int(b)]) { s.append(u) } }

@@ -8,7 +8,11 @@ extension BPETokenizer {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw BillaError(.io, file: path, "cannot read: \(error.localizedDescription)", remedy: "check the path")
         }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+        let parsed: Any
+        do { parsed = try JSONDocument.parse(data, compact: ["vocab", "merges"]) } catch {
+            throw BillaError(.invalidHeader, file: path, "not valid JSON: \(error)", remedy: "download tokenizer.json again")
+        }
+        guard let root = parsed as? [String: Any] else {
             throw BillaError(.invalidHeader, file: path, "not a JSON object", remedy: "download tokenizer.json again")
         }
         try self.init(Self.parts(root, path: path, eosToken: eosToken))
@@ -24,12 +28,19 @@ extension BPETokenizer {
         func type(_ o: Any?) -> String? { (o as? [String: Any])?["type"] as? String }
         guard let model = root["model"] as? [String: Any] else { throw bad("no \"model\" object") }
         guard type(model) == "BPE" else { throw refuse("model type \(type(model) ?? "(none)") is not supported (only BPE)") }
-        if let d = model["dropout"] as? Double, d > 0 { throw refuse("BPE dropout \(d) makes encoding random") }
+        if let d = (model["dropout"] as? Double) ?? (model["dropout"] as? Int).map(Double.init), d > 0 { throw refuse("BPE dropout \(d) makes encoding random") }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let s = model[key] as? String, !s.isEmpty { throw refuse("BPE \(key) \"\(s)\" is not supported (byte-level files have none)") }
         }
         let ignoreMerges = model["ignore_merges"] as? Bool ?? false
-        guard let vocab = model["vocab"] as? [String: Any] else { throw bad("model.vocab is not an object") }
+        let vocab: JSONDocument.StringList
+        if let v = model["vocab"] as? JSONDocument.StringList, v.pairs == false, v.values.count == v.count {
+            vocab = v
+        } else if let d = model["vocab"] as? [String: Any] {
+            var v = JSONDocument.StringList()
+            for (k, id) in d { v.bytes.append(contentsOf: k.utf8); v.ends.append(v.bytes.count); v.values.append(id) }
+            vocab = v
+        } else { throw bad("model.vocab is not an object") }
 
         // normalizer: none or NFC
         var nfc = false
@@ -72,29 +83,28 @@ extension BPETokenizer {
             throw refuse("decoder \(type(d) ?? "?") is not supported (only ByteLevel)")
         }
 
-        // vocabulary: byte-level strings → raw bytes
+        // vocabulary: byte-level strings → raw bytes, straight from the keys' UTF-8
         var maxID = -1
-        var entries = [(String, Int)]()
-        entries.reserveCapacity(vocab.count)
-        for (k, v) in vocab {
-            guard let id = v as? Int, id >= 0 else { throw bad("vocab entry \"\(k)\" has no non-negative integer id") }
-            entries.append((k, id)); maxID = max(maxID, id)
+        var ids = [Int]()
+        ids.reserveCapacity(vocab.count)
+        for k in 0..<vocab.count {
+            guard let id = vocab.values[k] as? Int, id >= 0 else { throw bad("vocab entry \"\(vocab.string(k))\" has no non-negative integer id") }
+            ids.append(id); maxID = max(maxID, id)
         }
         let added = root["added_tokens"] as? [[String: Any]] ?? []
         for t in added { if let id = t["id"] as? Int { maxID = max(maxID, id) } }
         var decodeBytes = [[UInt8]](repeating: [], count: maxID + 1)
         var literal = [Int32: String]()
-        var index = PieceIndex(capacity: entries.count)
-        var idOf = [String: Int32]()
-        idOf.reserveCapacity(entries.count)
-        for (k, id) in entries {
-            idOf[k] = Int32(id)
-            if let raw = ByteLevelAlphabet.decode(k), !raw.isEmpty {
-                guard decodeBytes[id].isEmpty else { throw bad("id \(id) is given to two vocab entries") }
-                decodeBytes[id] = raw
-                _ = index.insert(raw, id: Int32(id))
+        var index = PieceIndex(capacity: vocab.count)
+        var rawKey = [UInt8]()
+        for (k, id) in ids.enumerated() {
+            guard decodeBytes[id].isEmpty else { throw bad("id \(id) is given to two vocab entries") }
+            if vocab.withString(k, { ByteLevelAlphabet.decode(utf8: $0, into: &rawKey) }), !rawKey.isEmpty {
+                guard index.insert(rawKey, id: Int32(id)) else { throw bad("vocab entry \"\(vocab.string(k))\" is repeated") }
+                decodeBytes[id] = rawKey
             } else {
-                decodeBytes[id] = Array(k.utf8); literal[Int32(id)] = k   // not byte-level: decoded as its UTF-8
+                let key = vocab.string(k)
+                decodeBytes[id] = Array(key.utf8); literal[Int32(id)] = key   // not byte-level: decoded as its UTF-8
             }
         }
         var byteIDs = [Int32](repeating: -1, count: 256)
@@ -106,20 +116,67 @@ extension BPETokenizer {
             byteIDs[b] = id
         }
         // merges: "left right" strings or [left, right] pairs; rank = position
-        guard let mergeList = model["merges"] as? [Any] else { throw bad("model.merges is not an array") }
-        var table = MergeTable(capacity: mergeList.count)
-        for (rank, m) in mergeList.enumerated() {
-            let pair: [String]
-            if let s = m as? String {
-                pair = s.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
-            } else if let a = m as? [String] {
-                pair = a
-            } else { throw bad("merge #\(rank) is neither a string nor a pair") }
-            guard pair.count == 2, let l = idOf[pair[0]], let r = idOf[pair[1]], let merged = idOf[pair[0] + pair[1]] else {
-                throw bad("merge #\(rank) \(pair) names tokens that are not in the vocabulary")
+        // Merges are looked up by their raw bytes in the piece index: hashing 280,000 pairs of byte-level Strings
+        // (non-ASCII, so Swift hashes them normalized) took most of the load. A merge naming a token outside the
+        // byte-level alphabet falls back to a String table of the whole vocabulary, built only then.
+        var idOf: [String: Int32]? = nil
+        func stringID(_ key: String) -> Int32? {
+            if idOf == nil {
+                var d = [String: Int32](minimumCapacity: vocab.count)
+                for (k, id) in ids.enumerated() { d[vocab.string(k)] = Int32(id) }
+                idOf = d
             }
+            return idOf?[key]
+        }
+        var left = [UInt8](), right = [UInt8](), both = [UInt8]()
+        func add(_ table: inout MergeTable, rank: Int, _ pair: () -> [String], decoded: Bool) throws {
+            var found: (Int32, Int32, Int32)?
+            if decoded {
+                both.removeAll(keepingCapacity: true); both.append(contentsOf: left); both.append(contentsOf: right)
+                if let l = index.lookup(left), let r = index.lookup(right), let merged = index.lookup(both) { found = (l, r, merged) }
+            } else {
+                let p = pair()
+                guard p.count == 2 else { throw bad("merge #\(rank) \(p) is not two tokens") }
+                if let l = stringID(p[0]), let r = stringID(p[1]), let merged = stringID(p[0] + p[1]) { found = (l, r, merged) }
+            }
+            guard let (l, r, merged) = found else { throw bad("merge #\(rank) \(pair()) names tokens that are not in the vocabulary") }
             table.insert(left: l, right: r, rank: Int32(rank), merged: merged)
         }
+        var table: MergeTable
+        if let list = model["merges"] as? JSONDocument.StringList {
+            let n = list.pairs ? list.count / 2 : list.count
+            table = MergeTable(capacity: n)
+            for rank in 0..<n {
+                let decoded: Bool
+                if list.pairs {
+                    decoded = list.withString(2 * rank) { ByteLevelAlphabet.decode(utf8: $0, into: &left) }
+                        && list.withString(2 * rank + 1) { ByteLevelAlphabet.decode(utf8: $0, into: &right) }
+                } else {
+                    // "left right": exactly one space, which the byte-level alphabet never holds (it spells it Ġ)
+                    decoded = list.withString(rank) { u in
+                        guard let sp = u.firstIndex(of: 0x20), u[(sp + 1)...].firstIndex(of: 0x20) == nil else { return false }
+                        return ByteLevelAlphabet.decode(utf8: UnsafeBufferPointer(rebasing: u[..<sp]), into: &left)
+                            && ByteLevelAlphabet.decode(utf8: UnsafeBufferPointer(rebasing: u[(sp + 1)...]), into: &right)
+                    }
+                }
+                try add(&table, rank: rank, {
+                    list.pairs ? [list.string(2 * rank), list.string(2 * rank + 1)]
+                        : list.string(rank).split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+                }, decoded: decoded)
+            }
+        } else if let mergeList = model["merges"] as? [Any] {
+            // a mix of the two spellings, which the compact parse leaves as a plain array
+            table = MergeTable(capacity: mergeList.count)
+            for (rank, m) in mergeList.enumerated() {
+                let pair: [String]
+                if let s = m as? String {
+                    pair = s.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+                } else if let a = m as? [String] {
+                    pair = a
+                } else { throw bad("merge #\(rank) is neither a string nor a pair") }
+                try add(&table, rank: rank, { pair }, decoded: false)
+            }
+        } else { throw bad("model.merges is not an array") }
         // added tokens
         var raw = [AddedTokenMatcher.Entry](), normalized = [AddedTokenMatcher.Entry]()
         var addedIDs = [String: Int]()
@@ -151,7 +208,7 @@ extension BPETokenizer {
                           ignoreMerges: ignoreMerges, nfc: nfc, decodeBytes: decodeBytes)
         parts.added = raw; parts.addedNormalized = normalized; parts.literalPieces = literal
         parts.bosID = bos
-        parts.eosID = eosToken.flatMap { addedIDs[$0] ?? idOf[$0].map(Int.init) }
+        parts.eosID = eosToken.flatMap { addedIDs[$0] ?? stringID($0).map(Int.init) }
         return parts
     }
 
