@@ -30,17 +30,16 @@ public final class KVCache: @unchecked Sendable {
 
 /// LLaMA's forward pass on the CPU, in f32 activations over weights of any type the kernels read, written to
 /// match transformers' LlamaForCausalLM step for step (RMSNorm as x·rsqrt(mean(x²)+eps)·w, rotary angles in f32,
-/// grouped-query attention, SwiGLU) so its logits can be held to transformers' own.
+/// grouped-query attention, SwiGLU, the config's rotary scaling) so its logits can be held to transformers' own.
 public final class LlamaModel: @unchecked Sendable {
     public let weights: LlamaWeights
-    let invFreq: [Float]
+    /// The rotary frequencies and cos/sin multiplier (yarn's attention factor) of every call, except under dynamic
+    /// NTK scaling, whose frequencies follow the sequence length (`RopeFrequencies.compute`).
+    let rope: (invFreq: [Float], attention: Float)
 
     public init(_ weights: LlamaWeights) {
         self.weights = weights
-        let p = weights.parameters
-        let hd = p.headDim
-        // transformers: 1 / base ** (arange(0, hd, 2).float() / hd), all in float32
-        invFreq = (0..<(hd / 2)).map { i in 1 / Foundation.pow(Float(p.ropeTheta), Float(2 * i) / Float(hd)) }
+        rope = RopeFrequencies.compute(weights.parameters, seqLen: 0)
     }
 
     public var vocabSize: Int { weights.vocabSize }
@@ -69,6 +68,8 @@ public final class LlamaModel: @unchecked Sendable {
         var att = [Float](repeating: 0, count: T * dim)
         var h1 = [Float](repeating: 0, count: T * ffn)
         var h3 = [Float](repeating: 0, count: T * ffn)
+        // transformers' dynamic NTK recomputes the frequencies for max(position) + 1 on every call.
+        let rope = p.ropeScaling?.type == .dynamic ? RopeFrequencies.compute(p, seqLen: pos0 + T) : self.rope
         x.withUnsafeMutableBufferPointer { xp in
             for (t, id) in tokens.enumerated() { weights.embedding.row(id, into: xp.baseAddress! + t * dim) }
         }
@@ -77,8 +78,8 @@ public final class LlamaModel: @unchecked Sendable {
             mul(layer.wq, xb, T, into: &q)
             mul(layer.wk, xb, T, into: &k)
             mul(layer.wv, xb, T, into: &v)
-            rotate(&q, heads: p.nHeads, tokens: T, pos0: pos0)
-            rotate(&k, heads: p.nKVHeads, tokens: T, pos0: pos0)
+            rotate(&q, heads: p.nHeads, tokens: T, pos0: pos0, rope: rope)
+            rotate(&k, heads: p.nKVHeads, tokens: T, pos0: pos0, rope: rope)
             for t in 0..<T {
                 k.withUnsafeBufferPointer { cache.key(l, pos0 + t).update(from: $0.baseAddress! + t * kvDim, count: kvDim) }
                 v.withUnsafeBufferPointer { cache.value(l, pos0 + t).update(from: $0.baseAddress! + t * kvDim, count: kvDim) }
@@ -125,14 +126,14 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// Rotary embedding of every head of every token, pairing dimensions the way the file's layout does.
-    private func rotate(_ a: inout [Float], heads: Int, tokens: Int, pos0: Int) {
+    private func rotate(_ a: inout [Float], heads: Int, tokens: Int, pos0: Int, rope: (invFreq: [Float], attention: Float)) {
         let hd = weights.parameters.headDim, half = hd / 2
         let interleaved = weights.rope == .interleaved
         for t in 0..<tokens {
             let pos = Float(pos0 + t)
             for i in 0..<half {
-                let angle = pos * invFreq[i]
-                let c = Foundation.cos(angle), s = Foundation.sin(angle)
+                let angle = pos * rope.invFreq[i]
+                let c = Foundation.cos(angle) * rope.attention, s = Foundation.sin(angle) * rope.attention
                 for h in 0..<heads {
                     let base = t * heads * hd + h * hd
                     let (ia, ib) = interleaved ? (base + 2 * i, base + 2 * i + 1) : (base + i, base + i + half)

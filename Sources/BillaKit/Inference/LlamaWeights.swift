@@ -148,6 +148,8 @@ public struct LlamaWeights: Sendable {
         } else {
             output = embedding   // tied embeddings (tie_word_embeddings: true; GGUF without output.weight)
         }
+        // GGUF's llama3 factors are read into the parameters (GGUFRope) and used by the rotary embedding.
+        if naming == .gguf, byName[GGUFRope.freqsTensor] != nil { used.insert(GGUFRope.freqsTensor) }
         matrixDTypes = Set(([embedding, output] + layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.w1, $0.w2, $0.w3] }).map(\.dtype))
         if let unused {
             let outcome = try TensorAccounting.account(release, consumed: used.contains, policy: unused,

@@ -144,6 +144,15 @@ public enum Verifier {
         var t = VerifyThresholds.defaults(reference: ref.model.weights.matrixDTypes, candidate: cand.model.weights.matrixDTypes)
         if let k = overrides.kld { t.maxKLD = k; t.maxRelativeLogitDiff = nil }
         if let m = overrides.top1 { t.minTop1 = m; t.maxRelativeLogitDiff = nil }
+        // Settings that change outputs are compared first: no prompt runs when they differ.
+        let architecture = ArchitectureCheck.differences(ref.model.weights.parameters, cand.model.weights.parameters)
+        if !architecture.isEmpty {
+            return VerifyReport(reference: ref.path, candidate: cand.path, pass: false, thresholds: t,
+                                failures: architecture.map { "architecture differs, \($0) (no prompt was run)" },
+                                positions: 0, maxAbsDiff: 0, maxAbsLogit: 0, kldMean: 0,
+                                kldPercentiles: .init(p50: 0, p90: 0, p99: 0, max: 0), top1Agreement: 0,
+                                ppl: .init(reference: .nan, candidate: .nan), prompts: [])
+        }
         var out = [VerifyReport.Prompt]()
         var allKL = [Double]()
         var agree = 0, positions = 0

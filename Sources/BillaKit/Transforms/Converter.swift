@@ -114,6 +114,12 @@ public enum Converter {
             files.append(PlannedFile(name: "special_tokens_map.json", content: .text(HFLayout.specialTokensMap)))
         }
         var notes = accounting.notes
+        if let s = p.ropeScaling, s.type == .dynamic, let c = s.originalContextLength, c != o.maxPositionEmbeddings {
+            notes.append("max_position_embeddings is \(c), not \(o.maxPositionEmbeddings): dynamic NTK scaling grows the rotary base past it, so it is the model's own")
+        }
+        if p.ropeScaling?.type == .freqFactors {
+            notes.append("config.json cannot hold GGUF's rope_freqs.weight factors: the output runs unscaled")
+        }
         if !files.contains(where: { $0.name == "tokenizer.model" }) { notes.append("the source has no tokenizer.model; copy one into the output before loading it") }
         var plan = OutputPlan(destination: destination, files: files, notes: notes)
         plan.losses = accounting.dropped + Narrowing.statement(casts)
@@ -142,7 +148,8 @@ public enum Converter {
             if let d = o.dtype, d != src.dtype { casts.append((src.dtype, d, src.byteCount)) }
             wholes.append((metaName, src, file.path))
         }
-        wholes.append(("rope.freqs", MetaLayout.ropeFreqs(p), release.path))
+        // LLaMA 1's buffer of plain frequencies; a scaled model's would be wrong, and Llama 3.1 originals carry none.
+        if p.ropeScaling == nil { wholes.append(("rope.freqs", MetaLayout.ropeFreqs(p), release.path)) }
         wholes.sort { LlamaNames.metaOrder($0.0) < LlamaNames.metaOrder($1.0) }
         var files = [PlannedFile]()
         for k in 0..<o.shards {
@@ -158,7 +165,12 @@ public enum Converter {
         files.append(PlannedFile(name: "params.json", content: .text(MetaLayout.params(p, ffn: release.parameters?.ffnDim))))
         if let tok = try tokenizerFile(release) { files.append(tok) }
         var notes = accounting.notes
-        notes.append("rope.freqs is computed from params.json (theta \(p.ropeTheta)) as LLaMA 1's checkpoints carry it")
+        if p.ropeScaling == nil {
+            notes.append("rope.freqs is computed from params.json (theta \(p.ropeTheta)) as LLaMA 1's checkpoints carry it")
+        } else {
+            notes.append("no rope.freqs: the model's rope is scaled (\(p.ropeScaling?.summary ?? "")), and Meta's code computes the frequencies from params.json")
+        }
+        notes += MetaLayout.ropeNotes(p)
         var plan = OutputPlan(destination: destination, files: files, notes: notes)
         plan.losses = accounting.dropped + Narrowing.statement(casts)
         return plan

@@ -60,7 +60,12 @@ public enum HFLayout {
     /// config.json for LlamaForCausalLM with the keys transformers 5 writes (rope theta nested in rope_parameters).
     /// A theta other than 10000 is also written at the top level, where transformers 4 reads it (5 accepts and
     /// folds it): without it transformers 4 would silently run a long-context model with LLaMA 1's rotary base.
+    /// A rope scaling is written as transformers 5 writes it (`rope_parameters` with its type and every parameter)
+    /// and again as transformers 4's `rope_scaling`, which 5 reads first; dynamic NTK's `max_position_embeddings`
+    /// is the scaling's own, since it decides where the base starts to grow.
     public static func config(_ p: ModelParameters, vocab: Int, ffn: Int, dtype: DType, maxPositions: Int) -> String {
+        let scaled = p.ropeScaling?.hfPairs(theta: p.ropeTheta)
+        let maxPositions = p.ropeScaling?.type == .dynamic ? p.ropeScaling?.originalContextLength ?? maxPositions : maxPositions
         var o = PythonJSON.Object([
             ("architectures", ["LlamaForCausalLM"] as [Any?]),
             ("attention_bias", false), ("attention_dropout", 0.0), ("bos_token_id", 1),
@@ -69,9 +74,10 @@ public enum HFLayout {
             ("max_position_embeddings", maxPositions), ("mlp_bias", false), ("model_type", "llama"),
             ("num_attention_heads", p.nHeads), ("num_hidden_layers", p.nLayers), ("num_key_value_heads", p.nKVHeads),
             ("pad_token_id", nil), ("pretraining_tp", 1), ("rms_norm_eps", p.normEps),
-            ("rope_parameters", PythonJSON.Object([("rope_theta", p.ropeTheta), ("rope_type", "default")])),
+            ("rope_parameters", PythonJSON.Object(scaled ?? [("rope_theta", p.ropeTheta), ("rope_type", "default")])),
             ("tie_word_embeddings", false), ("use_cache", true), ("vocab_size", vocab),
         ])
+        if let scaled { o.pairs.append(("rope_scaling", PythonJSON.Object(scaled.filter { $0.0 != "rope_theta" }))) }
         if p.ropeTheta != 10000 { o.pairs.append(("rope_theta", p.ropeTheta)) }
         return PythonJSON.indented(o) + "\n"
     }
@@ -119,8 +125,27 @@ public enum MetaLayout {
         pairs.append(("n_layers", p.nLayers))
         pairs.append(("norm_eps", p.normEps))
         if p.ropeTheta != 10000 { pairs.append(("rope_theta", p.ropeTheta)) }
+        if let s = p.ropeScaling {
+            // Meta's own key for Llama 3.1's scaling; anything else as config.json spells it (see ropeNotes).
+            if s.type == .llama3 { pairs.append(("use_scaled_rope", true)) }
+            if s != RopeScaling.metaLlama31, s.type != .freqFactors, let hf = s.hfPairs(theta: p.ropeTheta) {
+                pairs.append(("rope_scaling", PythonJSON.Object(hf.filter { $0.0 != "rope_theta" })))
+                if s.type == .dynamic, let c = s.originalContextLength { pairs.append(("max_position_embeddings", c)) }
+            }
+        }
         pairs.append(("vocab_size", -1))
         return PythonJSON.compact(PythonJSON.Object(pairs))
+    }
+
+    /// What params.json cannot say as Meta's code reads it: a scaling other than Llama 3.1's (billa's extra
+    /// `rope_scaling` key), and GGUF's per-frequency factors (nowhere).
+    public static func ropeNotes(_ p: ModelParameters) -> [String] {
+        guard let s = p.ropeScaling, s != RopeScaling.metaLlama31 else { return [] }
+        if s.type == .freqFactors {
+            return ["params.json cannot hold GGUF's rope_freqs.weight factors (\(s.freqFactors?.count ?? 0) values): the output runs unscaled"]
+        }
+        return ["params.json carries the rope scaling (\(s.summary)) as the extra key rope_scaling, which billa reads back and Meta's reference code ignores"
+                + (s.type == .llama3 ? " (with use_scaled_rope it applies factor 8, low 1, high 4, original 8192)" : "")]
     }
 
     /// 1 / theta^(2i / head_dim) in f32, i < head_dim / 2, computed as torch does in float32.

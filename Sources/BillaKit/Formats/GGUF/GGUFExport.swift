@@ -206,6 +206,16 @@ public enum GGUFExport {
         m[GGUFKeys.ropeFreqBase] = .f32(Float(p.ropeTheta))
         m[GGUFKeys.vocabSize] = .u32(UInt32(vocabRows))
         vocab.write(into: &m)
+        // convert_hf_to_gguf.py: scaling keys for linear / yarn, rope_freqs.weight (F32) for llama3.
+        let rope = GGUFRope.export(p, into: &m)
+        notes += rope.notes
+        if let freqs = rope.freqs {
+            sources.append(Source(name: GGUFRope.freqsTensor, shape: [freqs.count], dtype: .f32,
+                                  provenance: "computed from the rope scaling (\(p.ropeScaling?.summary ?? ""))") { r, n, dst in
+                guard n > 0 else { return }
+                freqs.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress!, byteCount: freqs.count * 4) }
+            })
+        }
         return try finish(source: release.path, sources: sources, metadata: m, layers: p.nLayers, heads: p.nHeads,
                           kvHeads: p.nKVHeads, keepUnquantized: false, options: options, notes: notes, losses: accounting.dropped)
     }

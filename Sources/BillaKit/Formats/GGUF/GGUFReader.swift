@@ -179,10 +179,10 @@ public enum GGUFReader {
 extension GGUFFile {
     /// The file as a `Release`: architecture from the llama.* keys, vocabulary sizes cross-checked against the
     /// token list, so `inspect` and `checksum --per-tensor` treat GGUF like any other source.
-    public func release() -> Release { GGUFFile.release([self]) }
+    public func release() throws -> Release { try GGUFFile.release([self]) }
 
     /// A gguf-split set (`GGUFSplit.open`) as one `Release`: the metadata of the first file, the tensors of all.
-    public static func release(_ set: [GGUFFile]) -> Release {
+    public static func release(_ set: [GGUFFile]) throws -> Release {
         let first = set[0]
         let metadata = first.metadata
         let architecture = first.architecture
@@ -196,7 +196,9 @@ extension GGUFFile {
                                      ffnDim: int("\(arch).feed_forward_length"),
                                      vocabSize: tensor("token_embd.weight")?.shape.first,
                                      normEps: metadata["\(arch).attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5,
-                                     ropeTheta: metadata["\(arch).rope.freq_base"]?.doubleValue ?? 10000)
+                                     ropeTheta: metadata["\(arch).rope.freq_base"]?.doubleValue ?? 10000,
+                                     ropeScaling: try GGUFRope.scaling(metadata, arch: arch, freqs: tensor(GGUFRope.freqsTensor),
+                                                                       headDim: heads > 0 ? dim / heads : 0, file: first.path))
         }
         let vocab = VocabCheck(embedding: tensor("token_embd.weight")?.shape.first,
                                lmHead: tensor("output.weight")?.shape.first,

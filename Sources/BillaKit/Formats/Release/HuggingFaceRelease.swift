@@ -8,6 +8,8 @@ enum HuggingFaceRelease {
 
     static func open(_ dir: String, names: [String]) throws -> Release {
         let config = try Release.readJSON(dir + "/config.json")
+        try RopeScaling.checkModelType(config, file: dir + "/config.json")
+        let rope = try RopeScaling.fromHFConfig(config, file: dir + "/config.json")
         var warnings = [String]()
         let files: [TensorFile]
         if let indexName = indexFiles.first(where: names.contains) {
@@ -38,7 +40,7 @@ enum HuggingFaceRelease {
             vocabSize: embeddingRows,
             normEps: config.double("rms_norm_eps") ?? 1e-6,
             // transformers >= 5 nests it under rope_parameters; earlier versions put it at the top level.
-            ropeTheta: (config["rope_parameters"] as? [String: Any])?.double("rope_theta") ?? config.double("rope_theta") ?? 10000)
+            ropeTheta: rope.theta, ropeScaling: rope.scaling)
 
         let tokenizer = ["tokenizer.model", "tokenizer.json"].first(where: names.contains).map { dir + "/" + $0 }
         let pieces = Release.tokenizerPieces(tokenizer, warnings: &warnings)

@@ -32,7 +32,8 @@ enum MetaRelease {
         let parameters = ModelParameters(
             dim: dim, nLayers: layers, nHeads: heads, nKVHeads: params.int("n_kv_heads") ?? heads,
             ffnDim: ffn, vocabSize: embeddingRows,
-            normEps: params.double("norm_eps") ?? 1e-5, ropeTheta: params.double("rope_theta") ?? 10000)
+            normEps: params.double("norm_eps") ?? 1e-5, ropeTheta: params.double("rope_theta") ?? 10000,
+            ropeScaling: try RopeScaling.fromMetaParams(params, file: dir + "/params.json"))
 
         let tokenizer = names.contains("tokenizer.model") ? dir + "/tokenizer.model" : nil
         let pieces = Release.tokenizerPieces(tokenizer, warnings: &warnings)

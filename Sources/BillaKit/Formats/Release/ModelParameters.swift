@@ -9,12 +9,15 @@ public struct ModelParameters: Codable, Sendable, Equatable {
     public var vocabSize: Int?
     public var normEps: Double
     public var ropeTheta: Double
+    /// nil: the plain rotary embedding. Carried by every conversion and pack, compared by `billa verify`.
+    public var ropeScaling: RopeScaling? = nil
 
     public var headDim: Int { nHeads > 0 ? dim / nHeads : 0 }
 
     enum CodingKeys: String, CodingKey {
         case dim, nLayers = "n_layers", nHeads = "n_heads", nKVHeads = "n_kv_heads", ffnDim = "ffn_dim"
         case vocabSize = "vocab_size", normEps = "norm_eps", ropeTheta = "rope_theta"
+        case ropeScaling = "rope_scaling"
     }
 }
 

@@ -73,7 +73,7 @@ public struct Release: Sendable {
             let pack = try PackReader.open(mapped)
             return pack.shardCount > 1 ? PackSet.release(try PackSet.open(mapped.path)) : pack.release()
         }
-        if FormatSniffer.detect(mapped) == .gguf { return GGUFFile.release(try GGUFSplit.open(GGUFReader.open(mapped))) }
+        if FormatSniffer.detect(mapped) == .gguf { return try GGUFFile.release(try GGUFSplit.open(GGUFReader.open(mapped))) }
         let file = try FormatSniffer.openTensorFile(path)
         let embedding = file.tensor(named: "model.embed_tokens.weight") ?? file.tensor(named: "tok_embeddings.weight")
         let head = file.tensor(named: "lm_head.weight") ?? file.tensor(named: "output.weight")
