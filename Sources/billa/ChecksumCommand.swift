@@ -12,15 +12,17 @@ struct Checksum: ParsableCommand {
 
             Examples:
               billa checksum llama-7b/consolidated.00.pth
-              billa checksum --algorithm md5 --check llama-7b/checklist.chk
+              billa checksum --check llama-7b/checklist.chk
               billa checksum --per-tensor llama-7b-hf --json
             """)
 
     @Argument(help: "Files, or model directories with --per-tensor.")
     var paths: [String] = []
 
-    @Option(name: .long, help: "sha256 or md5.")
-    var algorithm: HashAlgorithm = .sha256
+    @Option(name: .customLong("algorithm"), help: "sha256 (default) or md5; --check takes the algorithm from the manifest's digest length.")
+    var algorithmChoice: HashAlgorithm?
+
+    var algorithm: HashAlgorithm { algorithmChoice ?? .sha256 }
 
     @Flag(name: .long, help: "Hash each tensor's bytes instead of whole files.")
     var perTensor = false
@@ -33,6 +35,8 @@ struct Checksum: ParsableCommand {
     func validate() throws {
         if check == nil && paths.isEmpty { throw ValidationError("give files to hash, or --check MANIFEST") }
         if check != nil && perTensor { throw ValidationError("--check verifies files; it does not combine with --per-tensor") }
+        if check != nil && algorithmChoice != nil { throw ValidationError("--algorithm does not apply to --check: the manifest's digest length says md5 or sha256") }
+        if check != nil && !paths.isEmpty { throw ValidationError("--check verifies the files its manifest lists; give no other paths") }
     }
 
     func run() throws {

@@ -44,6 +44,8 @@ struct Generate: ParsableCommand {
         if n < 1 { throw ValidationError("-n must be at least 1") }
         if temperature < 0 { throw ValidationError("--temperature must not be negative") }
         if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+        if temperature == 0, topP != 1 { throw ValidationError("--top-p applies to sampling; pass a --temperature above 0 with it (0 is greedy)") }
+        if temperature == 0, seed != 0 { throw ValidationError("--seed applies to sampling; pass a --temperature above 0 with it (0 is greedy)") }
     }
 
     func run() throws {

@@ -20,8 +20,10 @@ struct Pack: ParsableCommand {
     @Option(name: .shortAndLong, help: "The pack file to write (conventionally NAME.billa).")
     var output: String
 
-    @Option(name: .long, help: "zstd level for the non-exponent planes, 1-22 (20-22 are zstd's slow ultra levels).")
-    var level: Int32 = 3
+    @Option(name: .customLong("level"), help: "zstd level for the non-exponent planes, 1-22 (default 3; 20-22 are zstd's slow ultra levels).")
+    var levelChoice: Int32?
+
+    var level: Int32 { levelChoice ?? 3 }
 
     @Option(name: .long, help: "Uncompressed bytes per chunk, e.g. 1MiB (the default) or 64KiB.")
     var chunkSize: String?
@@ -49,6 +51,7 @@ struct Pack: ParsableCommand {
         if quantize != nil, maxShardSize != nil {
             throw ValidationError("--max-shard-size does not apply to --quantize: a quantized pack is one file")
         }
+        if raw, levelChoice != nil { throw ValidationError("--level does not apply to --raw: raw tensors are stored uncompressed") }
         if raw, chunkSize != nil { throw ValidationError("--chunk-size does not apply to --raw: raw tensors are stored whole, not in chunks") }
         if let chunkSize {
             guard let n = ByteFormat.parse(chunkSize), n >= 64, n <= PackLayout.maxChunkBytes, n % 8 == 0 else {

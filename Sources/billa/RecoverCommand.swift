@@ -236,14 +236,20 @@ struct RecoverWeightDiff: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Expected sum of all recovered tensors (Alpaca-7B: 50637.1836).")
     var expectSum: Double?
 
-    @Option(name: .long, help: "Tolerance for --expect-sum (weight_diff.py uses atol 1e-2).")
-    var tolerance: Double = 1e-2
+    @Option(name: .customLong("tolerance"), help: "Tolerance for --expect-sum (default 1e-2, weight_diff.py's atol).")
+    var toleranceChoice: Double?
+
+    var tolerance: Double { toleranceChoice ?? 1e-2 }
 
     @Flag(name: .long, help: "Print the plan; write nothing.")
     var dryRun = false
 
     @OptionGroup var report: ReportOptions
     @OptionGroup var write: WriteOptions
+
+    func validate() throws {
+        if toleranceChoice != nil, expectSum == nil { throw ValidationError("--tolerance applies to --expect-sum; pass both or neither") }
+    }
 
     func run() throws {
         if !dryRun { try write.check([output], .directory, inputs: [raw, diff]) }

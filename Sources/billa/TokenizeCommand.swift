@@ -34,6 +34,8 @@ struct Tokenize: ParsableCommand {
 
     func validate() throws {
         if ids && pieces { throw ValidationError("choose one of --ids and --pieces") }
+        if json && (ids || pieces) { throw ValidationError("--json prints text, ids and pieces together; --ids and --pieces choose the plain output") }
+        if count && (ids || pieces) { throw ValidationError("--count prints only the totals; --ids and --pieces do not apply to it") }
     }
 
     func run() throws {

@@ -49,6 +49,19 @@ struct Verify: ParsableCommand {
     @OptionGroup var drops: DropOptions
     @OptionGroup var report: ReportOptions
 
+    /// An option that does not apply to the chosen mode is a usage error (exit 64), never silently ignored.
+    func validate() throws {
+        if checksums {
+            if candidate != nil { throw ValidationError("--checksums checks one pack; it takes no candidate") }
+            if !prompt.isEmpty || prompts != nil || tokenizer != nil || maxKld != nil || minTop1 != nil || !drops.patterns.isEmpty || drops.dropUnknown {
+                throw ValidationError("--checksums reads no prompts and runs no model: --prompt, --prompts, --tokenizer, --max-kld, --min-top1 and --drop-* do not apply")
+            }
+        }
+        if candidate == nil, maxKld != nil || minTop1 != nil {
+            throw ValidationError("--max-kld and --min-top1 judge a comparison; give a CANDIDATE to compare with the reference")
+        }
+    }
+
     func run() throws {
         if checksums {
             try verifyChecksums()
