@@ -8,7 +8,7 @@ struct Reshard: ParsableCommand {
         discussion: """
             Meta releases: --shards N model-parallel files (merged and re-split by Meta's rules). HF directories: --max-shard-size SIZE (huggingface_hub's rule) or --per-layer (one file per decoder layer plus one for the rest, BiLLa's 33-file layout). Files keep their format (safetensors or .bin).
 
-            --dtype casts every floating-point tensor on the way (round to nearest even) and sets config.json's torch_dtype. A narrowing to f16 refuses a value beyond ±65504, naming the tensor and its largest value, unless --clamp-overflow.
+            --dtype casts every floating-point tensor on the way (round to nearest even) and sets config.json's dtype (or torch_dtype). A narrowing to f16 refuses a value beyond ±65504, naming the tensor and its largest value, unless --clamp-overflow.
 
             Examples:
               billa reshard llama-7b-hf -o llama-7b-2gb --max-shard-size 2GB

@@ -315,4 +315,40 @@ struct CLITests {
         let ok = try billa("quantize", src, "-o", out, "--type", "q8_0", "--tensor-type", "attn_v=q4_0", "--dry-run")
         #expect(ok.status == 0, "\(ok.stderr)")
     }
+
+    static let subcommands = ["inspect", "checksum", "tokenize", "vocab merge", "vocab resize", "vocab audit", "convert", "reshard", "quantize",
+                              "pack", "unpack", "verify", "generate", "recover billa", "recover delta", "recover xor", "recover weight-diff", "recover lora"]
+
+    /// The argument parser wraps prose to the terminal; a line break inside a paragraph of the source shows up, at a
+    /// width no paragraph reaches, as two consecutive unindented lines. Indented lines (examples) are kept as written.
+    @Test("help: no hard-wrapped prose, an example in every subcommand, each option's help true for every output kind", arguments: subcommands)
+    func helpReadsWell(_ command: String) throws {
+        let exe = try #require(CLITests.binary)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = command.split(separator: " ").map(String.init) + ["--help"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["COLUMNS": "1000"]) { $1 }
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let prose = text.components(separatedBy: "USAGE:").first ?? ""
+        let lines = prose.components(separatedBy: "\n")
+        for (a, b) in zip(lines, lines.dropFirst()) where !a.isEmpty && !b.isEmpty && !a.hasPrefix(" ") && !b.hasPrefix(" ") && !a.hasSuffix(":") {
+            Issue.record("\(command): a paragraph is hard-wrapped between \"\(a.suffix(40))\" and \"\(b.prefix(40))\"")
+        }
+        #expect(prose.contains("Example"), "\(command): no examples in its help")
+    }
+
+    @Test("help of convert, inspect and unpack names every kind they take and write")
+    func helpNamesFormats() throws {
+        let convert = try billa("convert", "--help").stdout
+        #expect(convert.components(separatedBy: "USAGE:")[0].contains("GGUF"), "convert's summary names GGUF")
+        #expect(convert.contains(".gguf file"), "convert -o says it can be a .gguf file")
+        let inspect = try billa("inspect", "--help").stdout
+        for kind in [".gguf", "pack", ".safetensors", ".pth"] { #expect(inspect.contains(kind), "inspect's help omits \(kind)") }
+        let unpack = try billa("unpack", "--help").stdout
+        for kind in ["meta", "gguf", "safetensors", "hf"] { #expect(unpack.components(separatedBy: "USAGE:")[0].contains(kind), "unpack's summary omits \(kind)") }
+    }
 }

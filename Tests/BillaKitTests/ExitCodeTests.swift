@@ -67,6 +67,16 @@ struct ExitCodeTests {
             ["pack", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never.billa", "--quantize", "q8_0", "--max-shard-size", "1GB"],
             ["pack", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never.billa", "--raw", "--chunk-size", "64KiB"],
             ["recover", "lora", "--base", Fixtures.path("lora/base"), Fixtures.path("lora/adapter-plain"), "-o", "/tmp/billa-exit-never", "--shards", "2"],
+            ["recover", "weight-diff", "--raw", Fixtures.path("tiny-hf-st"), "--diff", Fixtures.path("recover/weight-diff/diff"), "-o", "/tmp/billa-exit-never", "--tolerance", "1"],
+            ["pack", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never.billa", "--raw", "--level", "19"],
+            ["checksum", "--check", Fixtures.path("tiny-meta/checklist.chk"), "--algorithm", "md5"],
+            ["tokenize", Fixtures.path("tokenizers/llama-tokenizer.model"), "hi", "--json", "--pieces"],
+            ["tokenize", Fixtures.path("tokenizers/llama-tokenizer.model"), "hi", "--count", "--ids"],
+            ["generate", Fixtures.path("verify/trained"), "--prompt", "hi", "--top-p", "0.9"],
+            ["generate", Fixtures.path("verify/trained"), "--prompt", "hi", "--seed", "7"],
+            ["verify", Fixtures.path("tiny-meta"), "--max-kld", "0.1"],
+            ["verify", "--checksums", Fixtures.path("pack/tiny-hf-st.billa"), "--prompt", "hi"],
+            ["verify", "--checksums", Fixtures.path("pack/tiny-hf-st.billa"), Fixtures.path("tiny-hf-st")],
         ]
         for args in cases {
             let r = try cli.billa(args, stdin: nil)
