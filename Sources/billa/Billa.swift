@@ -69,24 +69,6 @@ struct ReportOptions: ParsableArguments {
     }
 }
 
-/// Runs a command body, turning billa's errors into a message on stderr and exit status 2 (bad input or I/O).
-func reportingErrors(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let e as BillaError {
-        FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-        throw ExitCode(ExitStatus.badInput)
-    }
-}
-
-func printJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    let data = try encoder.encode(value)
-    FileHandle.standardOutput.write(data)
-    FileHandle.standardOutput.write(Data("\n".utf8))
-}
-
 func warn(_ text: String) {
     FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
 }

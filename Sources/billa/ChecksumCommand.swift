@@ -8,16 +8,21 @@ struct Checksum: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Hash files (on both cores), verify a checklist.chk or sha256sum manifest, or hash each tensor.",
         discussion: """
-            Output lines are in md5sum/sha256sum format, so they can be checked with those tools.
-            --per-tensor hashes each tensor's dense little-endian bytes, so the same weights give the same digest
-            whether they are stored as .pth or safetensors.
+            Output lines are in md5sum/sha256sum format, so they can be checked with those tools. --check reads Meta's checklist.chk or any md5sum/sha256sum output (the algorithm follows from the digest length) and exits 1 when a file does not match. --per-tensor hashes each tensor's dense little-endian bytes, so the same weights give the same digest whether they are stored as .pth or safetensors.
+
+            Examples:
+              billa checksum llama-7b/consolidated.00.pth
+              billa checksum --check llama-7b/checklist.chk
+              billa checksum --per-tensor llama-7b-hf --json
             """)
 
     @Argument(help: "Files, or model directories with --per-tensor.")
     var paths: [String] = []
 
-    @Option(name: .long, help: "sha256 or md5.")
-    var algorithm: HashAlgorithm = .sha256
+    @Option(name: .customLong("algorithm"), help: "sha256 (default) or md5; --check takes the algorithm from the manifest's digest length.")
+    var algorithmChoice: HashAlgorithm?
+
+    var algorithm: HashAlgorithm { algorithmChoice ?? .sha256 }
 
     @Flag(name: .long, help: "Hash each tensor's bytes instead of whole files.")
     var perTensor = false
@@ -30,12 +35,12 @@ struct Checksum: ParsableCommand {
     func validate() throws {
         if check == nil && paths.isEmpty { throw ValidationError("give files to hash, or --check MANIFEST") }
         if check != nil && perTensor { throw ValidationError("--check verifies files; it does not combine with --per-tensor") }
+        if check != nil && algorithmChoice != nil { throw ValidationError("--algorithm does not apply to --check: the manifest's digest length says md5 or sha256") }
+        if check != nil && !paths.isEmpty { throw ValidationError("--check verifies the files its manifest lists; give no other paths") }
     }
 
     func run() throws {
-        try reportingErrors {
-            if let check { try runCheck(check) } else if perTensor { try runPerTensor() } else { try runFiles() }
-        }
+        if let check { try runCheck(check) } else if perTensor { try runPerTensor() } else { try runFiles() }
     }
 
     private func runFiles() throws {
@@ -51,7 +56,7 @@ struct Checksum: ParsableCommand {
             case .failure(let e): failed = true; FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
             }
         }
-        if report.json { try printJSON(digests) } else { for d in digests { print("\(d.digest)  \(d.path)") } }
+        if report.json { try printJSON(command: "checksum", FileDigests(files: digests)) } else { for d in digests { print("\(d.digest)  \(d.path)") } }
         if failed { throw ExitCode(ExitStatus.badInput) }   // a file that could not be read is bad input, not a failed check
     }
 
@@ -65,7 +70,7 @@ struct Checksum: ParsableCommand {
             meter.finish()
         }
         if report.json {
-            try printJSON(all)
+            try printJSON(command: "checksum", TensorDigests(tensors: all))
         } else {
             for d in all { print("\(d.digest)  \(d.name)") }
         }
@@ -75,7 +80,7 @@ struct Checksum: ParsableCommand {
         let quiet = report.quiet
         let results = try Manifest.check(manifest) { ProgressMeter(label: "checking", total: $0, quiet: quiet) }
         if report.json {
-            try printJSON(results)
+            try printJSON(command: "checksum", ok: results.allSatisfy { $0.status == .ok }, ManifestCheck(manifest: manifest, files: results))
         } else {
             for r in results { print("\(r.name): \(r.status.rawValue)") }
         }
@@ -86,3 +91,8 @@ struct Checksum: ParsableCommand {
         }
     }
 }
+
+/// `checksum --json`: the digests of whole files, of each tensor, or the files a manifest lists with their status.
+struct FileDigests: Encodable { let files: [FileDigest] }
+struct TensorDigests: Encodable { let tensors: [TensorDigest] }
+struct ManifestCheck: Encodable { let manifest: String; let files: [CheckResult] }

@@ -4,24 +4,32 @@ import Foundation
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a checkpoint's format, architecture, tensors and vocabulary cross-check (reads headers only).")
+        abstract: "Show a checkpoint's format, architecture, tensors and vocabulary cross-check (reads headers only).",
+        discussion: """
+            PATH is a Meta release or Hugging Face directory (or a Hugging Face cache root), a single .pth, .bin, .safetensors or .gguf file, or a billa pack (.billa). Only headers are read, so it takes a moment even for a 65B model.
 
-    @Argument(help: "A model directory (Meta or Hugging Face) or a single .pth/.bin/.safetensors file.")
+            The vocabulary cross-check compares the embedding's rows, lm_head's rows, config.json's vocab_size and the tokenizer's pieces; a disagreement is printed as MISMATCH and warned about on stderr.
+
+            Examples:
+              billa inspect llama-7b
+              billa inspect BiLLa-7B-SFT --json | jq .vocab
+              billa inspect model-q4_k_m.gguf
+            """)
+
+    @Argument(help: "A model directory (Meta or Hugging Face), a .pth, .bin, .safetensors or .gguf file, or a billa pack.")
     var path: String
 
     @OptionGroup var report: ReportOptions
 
     func run() throws {
-        try reportingErrors {
-            let release = try Release.open(path)
-            let r = InspectReport(release)
-            if report.json {
-                try printJSON(r)
-            } else {
-                print(InspectText.render(r), terminator: "")
-            }
-            for w in r.warnings { warn(w) }
+        let release = try Release.open(path)
+        let r = InspectReport(release)
+        if report.json {
+            try printJSON(command: "inspect", r)
+        } else {
+            print(InspectText.render(r), terminator: "")
         }
+        for w in r.warnings { warn(w) }
     }
 }
 

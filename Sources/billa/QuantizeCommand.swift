@@ -13,20 +13,21 @@ struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Quantize a model to llama.cpp's types, byte-identical to llama-quantize (no importance matrix).",
         discussion: """
-            SRC is a GGUF file (f32/f16/bf16), a Meta release or a Hugging Face directory. TYPE is a llama-quantize
-            file type: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k_s, q4_k_m (= q4_k), q5_k_s, q5_k_m (= q5_k), q6_k, f16, bf16,
-            f32. Each tensor gets the type llama-quantize would give it: 1-D and norm tensors stay as they are (f32
-            from Meta/HF sources), output.weight becomes Q6_K, q4_k_m/q5_k_m give some attn_v and ffn_down layers
-            Q6_K, and rows that are not whole blocks fall back to a 32-element type.
-            --tensor-type PATTERN=TYPE overrides the choice for GGUF tensor names matching the regular expression,
-            e.g. --tensor-type 'attn_v=q8_0' --tensor-type 'token_embd=q8_0'.
-            Rows are split across --threads threads.
+            SRC is a GGUF file (f32/f16/bf16), a Meta release or a Hugging Face directory. TYPE is a llama-quantize file type: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k_s, q4_k_m (= q4_k), q5_k_s, q5_k_m (= q5_k), q6_k, f16, bf16, f32. Each tensor gets the type llama-quantize would give it: 1-D and norm tensors stay as they are (f32 from Meta/HF sources), output.weight becomes Q6_K, q4_k_m/q5_k_m give some attn_v and ffn_down layers Q6_K, and rows that are not whole blocks fall back to a 32-element type.
+
+            --tensor-type PATTERN=TYPE overrides the choice for GGUF tensor names matching the regular expression; a pattern that matches no tensor is an error. Rows are split across --threads threads.
+
+            Examples:
+              billa quantize llama-7b-f16.gguf -o llama-7b-q4_k_m.gguf --type q4_k_m
+              billa quantize llama-7b -o llama-7b-q8_0.gguf --type q8_0 --tensor-type 'attn_v=q8_0' --tensor-type 'token_embd=q8_0'
+              billa quantize llama-7b-hf -o llama-7b-q4_k_m.billa --type q4_k_m --format pack
+              billa quantize llama-65b -o llama-65b-q4_0.gguf --type q4_0 --max-shard-size 4GB
             """)
 
     @Argument(help: "A GGUF file, a Meta release directory or a Hugging Face directory.")
     var source: String
 
-    @Option(name: .shortAndLong, help: "The file to write.")
+    @Option(name: .shortAndLong, help: "The file to write: a .gguf file, or a .billa pack with --format pack; a gguf-split set from -o model.gguf is model-00001-of-0000N.gguf, ...")
     var output: String
 
     @Option(name: .long, help: "The llama-quantize type (q4_k_m, q5_k_m, q8_0, q6_k, q4_0, ...).")
@@ -64,31 +65,36 @@ struct Quantize: ParsableCommand {
     @OptionGroup var report: ReportOptions
     @OptionGroup var write: WriteOptions
 
-    func run() throws {
-        try reportingErrors {
-            if !dryRun {
-                let split = splitMaxTensors != nil || maxShardSize != nil
-                try write.check([output] + (split ? OutputGuard.existingGGUFShards(of: output) : []), .file, inputs: [source])
-            }
-            var o = GGUFExportOptions(recipe: type)
-            o.narrowing = narrowing.make()
-            o.drops = drops.policy
-            o.split = try ggufSplitRule(maxTensors: splitMaxTensors, maxShardSize: maxShardSize)
-            if o.split != nil, format == .pack {
-                throw BillaError(.invalidArgument, "--split-max-tensors / --max-shard-size cut GGUF output",
-                                 remedy: "for a pack set use billa pack --quantize TYPE --max-shard-size SIZE")
-            }
-            o.overrides = try tensorTypes.map(parseOverride)
-            o.allowRequantize = allowRequantize
-            o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
-            o.name = name
-            o.threads = max(1, threads)
-            if format == .pack, !dryRun {
-                try runQuantizedPack(source: source, output: output, export: o, options: PackOptions(), report: report)
-                return
-            }
-            try runGGUFExport(source: source, output: output, options: o, dryRun: dryRun, report: report, label: "quantize")
+    /// An option that does not apply to the chosen output is a usage error (exit 64), never silently ignored.
+    func validate() throws {
+        if format == .pack, splitMaxTensors != nil || maxShardSize != nil {
+            throw ValidationError("--split-max-tensors / --max-shard-size cut GGUF output; a quantized pack is one file")
         }
+        if splitMaxTensors != nil, maxShardSize != nil {
+            throw ValidationError("--split-max-tensors and --max-shard-size both cut the GGUF output; pass one of them, as llama-gguf-split takes one")
+        }
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        if !dryRun {
+            let split = splitMaxTensors != nil || maxShardSize != nil
+            try write.check([output] + (split ? OutputGuard.existingGGUFShards(of: output) : []), .file, inputs: [source])
+        }
+        var o = GGUFExportOptions(recipe: type)
+        o.narrowing = narrowing.make()
+        o.drops = drops.policy
+        o.split = try ggufSplitRule(maxTensors: splitMaxTensors, maxShardSize: maxShardSize)
+        o.overrides = try tensorTypes.map(parseOverride)
+        o.allowRequantize = allowRequantize
+        o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
+        o.name = name
+        o.threads = max(1, threads)
+        if format == .pack, !dryRun {
+            try runQuantizedPack(source: source, output: output, export: o, options: PackOptions(), report: report, command: "quantize")
+            return
+        }
+        try runGGUFExport(source: source, output: output, options: o, dryRun: dryRun, report: report, label: "quantize")
     }
 }
 
@@ -110,20 +116,35 @@ func parseOverride(_ text: String) throws -> (pattern: String, type: DType) {
     return (String(text[..<eq]), t)
 }
 
+/// A --tensor-type pattern that names no tensor is a mistake (a typo, or a Meta/HF name where GGUF names are
+/// matched), never silently a no-op.
+func checkOverridesMatch(_ options: GGUFExportOptions, _ plan: GGUFExportPlan) throws {
+    for (pattern, _) in options.overrides {
+        guard let re = try? NSRegularExpression(pattern: pattern) else { continue }   // the plan refused invalid ones
+        let hit = plan.choices.contains { re.firstMatch(in: $0.name, range: NSRange($0.name.startIndex..., in: $0.name)) != nil }
+        if !hit {
+            let example = plan.choices.first(where: { $0.shape.count == 2 })?.name ?? "blk.0.attn_v.weight"
+            throw BillaError(.invalidArgument, file: plan.source, "--tensor-type pattern '\(pattern)' matches no tensor of the model",
+                             remedy: "patterns match GGUF tensor names such as \(example); see billa quantize --dry-run for them")
+        }
+    }
+}
+
 /// What `quantize --json` and `convert --to gguf --json` print.
+/// The output path is the envelope's `output`; `files` lists what was written (one file, or a gguf-split set).
 struct GGUFExportReport: Encodable {
     var source: String
-    var output: String
     var type: String
     var dryRun: Bool
     var tensors: [GGUFTensorChoice]
     var inputBytes: Int
     var outputBytes: Int
+    var files: [String]?
     var seconds: Double?
     var notes: [String]
 
     enum CodingKeys: String, CodingKey {
-        case source, output, type, tensors, notes, seconds
+        case source, type, tensors, notes, seconds, files
         case dryRun = "dry_run", inputBytes = "input_bytes", outputBytes = "output_bytes"
     }
 }
@@ -132,11 +153,12 @@ struct GGUFExportReport: Encodable {
 func runGGUFExport(source: String, output: String, options: GGUFExportOptions, dryRun: Bool, report: ReportOptions,
                    label: String) throws {
     let plan = try GGUFExport.plan(source: source, options: options)
-    var r = GGUFExportReport(source: source, output: output, type: options.recipe.rawValue, dryRun: dryRun,
+    try checkOverridesMatch(options, plan)
+    var r = GGUFExportReport(source: source, type: options.recipe.rawValue, dryRun: dryRun,
                              tensors: plan.choices, inputBytes: plan.inputBytes, outputBytes: plan.outputDataBytes,
-                             seconds: nil, notes: plan.notes)
+                             files: nil, seconds: nil, notes: plan.notes)
     if dryRun {
-        if report.json { try printJSON(r); return }
+        if report.json { try printJSON(command: label, output: output, r); return }
         let rows = plan.choices.map { [$0.name, Shape.describe($0.shape), $0.source.rawValue, $0.target.rawValue] }
         print(Table.render(header: ["tensor", "shape", "from", "to"], rows: rows), terminator: "")
         print("\(plan.choices.count) tensors, \(ByteFormat.human(plan.inputBytes)) -> \(ByteFormat.human(plan.outputDataBytes))")
@@ -151,8 +173,9 @@ func runGGUFExport(source: String, output: String, options: GGUFExportOptions, d
     meter.finish()
     stateClamped(options.narrowing)
     r.seconds = Date().timeIntervalSince(start)
+    r.files = paths
     if report.json {
-        try printJSON(r)
+        try printJSON(command: label, output: output, r)
     } else {
         let s = r.seconds ?? 0
         let written = paths.count > 1 ? "\(paths[0]) ... \((paths[paths.count - 1] as NSString).lastPathComponent) (\(paths.count) files)" : output
@@ -205,17 +228,20 @@ func runConvertToGGUF(source: String, output: String, options: GGUFExportOptions
 }
 
 /// `quantize --format pack` and `pack --quantize`: the GGUF plan's tensors in a billa pack.
-func runQuantizedPack(source: String, output: String, export: GGUFExportOptions, options: PackOptions, report: ReportOptions) throws {
+func runQuantizedPack(source: String, output: String, export: GGUFExportOptions, options: PackOptions, report: ReportOptions,
+                      command: String) throws {
     let start = Date()
-    stateLosses(try GGUFExport.plan(source: source, options: export).losses)   // headers only: cheap to plan twice
+    let plan = try GGUFExport.plan(source: source, options: export)   // headers only: cheap to plan twice
+    try checkOverridesMatch(export, plan)
+    stateLosses(plan.losses)
     try Packer.packQuantized(source: source, export: export, options: options, to: output, quiet: report.quiet)
     stateClamped(export.narrowing)
     let pack = try PackReader.open(output)
     let seconds = Date().timeIntervalSince(start)
     let bytes = pack.tensors.reduce(0) { $0 + $1.byteCount }
-    let summary = PackSummary(path: output, files: 1, tensors: pack.tensors.count, tensorBytes: bytes, fileBytes: pack.file.size,
+    let summary = PackSummary(files: [output], tensors: pack.tensors.count, tensorBytes: bytes, fileBytes: pack.file.size,
                               ratio: bytes > 0 ? Double(pack.file.size) / Double(bytes) : 1, seconds: seconds)
-    if report.json { try printJSON(summary) } else {
+    if report.json { try printJSON(command: command, output: output, summary) } else {
         let mix = Dictionary(grouping: pack.tensors, by: \.dtype).map { "\($0.value.count) \($0.key.rawValue)" }.sorted().joined(separator: ", ")
         report.say("wrote \(output): \(pack.tensors.count) tensors (\(mix)), \(ByteFormat.human(pack.file.size)) in " + String(format: "%.1f s", seconds))
     }

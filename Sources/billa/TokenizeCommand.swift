@@ -6,11 +6,13 @@ struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Encode text with a model's tokenizer, with exactly the reference library's ids.",
         discussion: """
-        TOKENIZER is a tokenizer.json (ids of Hugging Face tokenizers), a SentencePiece tokenizer.model (sentencepiece's),
-        Meta's tiktoken tokenizer.model (tiktoken's, as Meta's llama-models drives it), or a model directory (its
-        tokenizer.json, else its tokenizer.model). With no TEXT, each line of standard input is encoded on its own.
-        No BOS is added.
-        """)
+            TOKENIZER is a tokenizer.json (ids of Hugging Face tokenizers), a SentencePiece tokenizer.model (sentencepiece's), Meta's tiktoken tokenizer.model (tiktoken's, as Meta's llama-models drives it), or a model directory (its tokenizer.json, else its tokenizer.model). With no TEXT, each line of standard input is encoded on its own; with --json each line gives one JSON object on one line (JSON Lines). No BOS is added.
+
+            Examples:
+              billa tokenize llama-7b/tokenizer.model 'Hello 世界'
+              billa tokenize BiLLa-7B-SFT --pieces '人工智能'
+              billa tokenize llama-7b/tokenizer.model --count < corpus.txt
+            """)
 
     @Argument(help: "A tokenizer.json or tokenizer.model, or a model directory holding one.")
     var tokenizer: String
@@ -32,75 +34,72 @@ struct Tokenize: ParsableCommand {
 
     func validate() throws {
         if ids && pieces { throw ValidationError("choose one of --ids and --pieces") }
+        if json && (ids || pieces) { throw ValidationError("--json prints text, ids and pieces together; --ids and --pieces choose the plain output") }
+        if count && (ids || pieces) { throw ValidationError("--count prints only the totals; --ids and --pieces do not apply to it") }
     }
 
     func run() throws {
-        try reportingErrors {
-            // ArgumentParser hands over arguments already repaired to valid UTF-8 (bad bytes become U+FFFD), so the
-            // raw argv is checked first: bad input is an error, never silently different ids.
-            for i in 0..<Int(CommandLine.argc) {
-                guard let p = CommandLine.unsafeArgv[i] else { continue }
-                let raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
-                try UTF8Check.validateArgument(raw, index: i)
-            }
-            let tok = try ModelTokenizer.open(tokenizer)
-            let sentencePiece = tok as? Tokenizer, bpe = tok as? BPETokenizer
-            var totals = (lines: 0, tokens: 0, bytes: 0)
-            var scratch = Tokenizer.Scratch()
-            var bpeScratch = BPETokenizer.Scratch()
-            var tokens = [Tokenizer.Token]()
-            func show(_ bytes: [UInt8], source: String?) throws {
-                let ids = try tok.encode(bytes: bytes, source: source)
-                let text = String(decoding: bytes, as: UTF8.self)
-                if json {
-                    struct Line: Encodable { let text: String; let ids: [Int]; let pieces: [String] }
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                    let data = try encoder.encode(Line(text: text, ids: ids, pieces: tok.encodePieces(text)))
-                    print(String(decoding: data, as: UTF8.self))
-                } else if pieces {
-                    print(tok.encodePieces(text).joined(separator: " "))
-                } else {
-                    print(ids.map(String.init).joined(separator: " "))
-                }
-            }
-            if let text {
-                let bytes = Array(text.utf8)
-                if count {
-                    totals = (1, try tok.encode(bytes: bytes).count, bytes.count)
-                } else {
-                    try show(bytes, source: nil)
-                }
+        // ArgumentParser hands over arguments already repaired to valid UTF-8 (bad bytes become U+FFFD), so the
+        // raw argv is checked first: bad input is an error, never silently different ids.
+        for i in 0..<Int(CommandLine.argc) {
+            guard let p = CommandLine.unsafeArgv[i] else { continue }
+            let raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
+            try UTF8Check.validateArgument(raw, index: i)
+        }
+        let tok = try ModelTokenizer.open(tokenizer)
+        let sentencePiece = tok as? Tokenizer, bpe = tok as? BPETokenizer
+        var totals = (lines: 0, tokens: 0, bytes: 0)
+        var scratch = Tokenizer.Scratch()
+        var bpeScratch = BPETokenizer.Scratch()
+        var tokens = [Tokenizer.Token]()
+        func show(_ bytes: [UInt8], source: String?) throws {
+            let ids = try tok.encode(bytes: bytes, source: source)
+            let text = String(decoding: bytes, as: UTF8.self)
+            if json {
+                struct Line: Encodable { let text: String; let ids: [Int]; let pieces: [String] }
+                try printJSON(command: "tokenize", lines: true, Line(text: text, ids: ids, pieces: tok.encodePieces(text)))
+            } else if pieces {
+                print(tok.encodePieces(text).joined(separator: " "))
             } else {
-                // raw bytes, so malformed UTF-8 reaches the tokenizer's check instead of readLine's repair
-                var lines = StdinLines()
-                var n = 0
-                while let line = try lines.next() {
-                    n += 1
-                    if count {
-                        // the benchmarked path: the line is encoded in place, with buffers reused from line to line
-                        // (no closure holds these variables, which would check every access to them at run time)
-                        try UTF8Check.validate(line, source: "standard input, line \(n)")
-                        if let sentencePiece {
-                            sentencePiece.encode(utf8: line, scratch: &scratch, into: &tokens)
-                        } else if let bpe {
-                            bpe.encode(utf8: line, scratch: &bpeScratch, into: &tokens)
-                        } else {
-                            tokens = try tok.encode(bytes: Array(line), source: nil).map { Tokenizer.Token(id: Int32($0), start: 0, end: 0) }
-                        }
-                        totals = (totals.lines + 1, totals.tokens + tokens.count, totals.bytes + line.count)
+                print(ids.map(String.init).joined(separator: " "))
+            }
+        }
+        if let text {
+            let bytes = Array(text.utf8)
+            if count {
+                totals = (1, try tok.encode(bytes: bytes).count, bytes.count)
+            } else {
+                try show(bytes, source: nil)
+            }
+        } else {
+            // raw bytes, so malformed UTF-8 reaches the tokenizer's check instead of readLine's repair
+            var lines = StdinLines()
+            var n = 0
+            while let line = try lines.next() {
+                n += 1
+                if count {
+                    // the benchmarked path: the line is encoded in place, with buffers reused from line to line
+                    // (no closure holds these variables, which would check every access to them at run time)
+                    try UTF8Check.validate(line, source: "standard input, line \(n)")
+                    if let sentencePiece {
+                        sentencePiece.encode(utf8: line, scratch: &scratch, into: &tokens)
+                    } else if let bpe {
+                        bpe.encode(utf8: line, scratch: &bpeScratch, into: &tokens)
                     } else {
-                        try show(Array(line), source: "standard input, line \(n)")
+                        tokens = try tok.encode(bytes: Array(line), source: nil).map { Tokenizer.Token(id: Int32($0), start: 0, end: 0) }
                     }
+                    totals = (totals.lines + 1, totals.tokens + tokens.count, totals.bytes + line.count)
+                } else {
+                    try show(Array(line), source: "standard input, line \(n)")
                 }
             }
-            if count {
-                if json {
-                    struct Totals: Encodable { let lines: Int; let tokens: Int; let bytes: Int }
-                    try printJSON(Totals(lines: totals.lines, tokens: totals.tokens, bytes: totals.bytes))
-                } else {
-                    print("\(totals.lines) lines, \(totals.tokens) tokens, \(totals.bytes) bytes")
-                }
+        }
+        if count {
+            if json {
+                struct Totals: Encodable { let lines: Int; let tokens: Int; let bytes: Int }
+                try printJSON(command: "tokenize", Totals(lines: totals.lines, tokens: totals.tokens, bytes: totals.bytes))
+            } else {
+                print("\(totals.lines) lines, \(totals.tokens) tokens, \(totals.bytes) bytes")
             }
         }
     }

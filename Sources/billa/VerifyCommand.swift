@@ -6,12 +6,20 @@ struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Prove a converted model matches its source by running both (exit 0 pass, 1 fail); check one model alone; or check a pack's checksums.",
         discussion: """
-        billa verify REFERENCE CANDIDATE   both models on the same prompts: max |Δlogit|, KL divergence, top-1
-                                           agreement and perplexity; lossless conversions must agree to float
-                                           rounding, quantized ones within their type's thresholds.
-        billa verify MODEL                 weights and logits finite, perplexity better than uniform, checksums.
-        billa verify --checksums PACK      every chunk hash and tensor SHA-256 of a billa pack.
-        """)
+            billa verify REFERENCE CANDIDATE runs both models on the same prompts and reports max |Δlogit|, KL divergence, top-1 agreement and perplexity; lossless conversions must agree to float rounding, quantized ones within their type's thresholds (--max-kld, --min-top1 override them).
+
+            billa verify MODEL checks one model alone: weights and logits finite, perplexity better than uniform.
+
+            billa verify --checksums PACK checks every chunk hash and tensor SHA-256 of a billa pack.
+
+            Exit status: 0 pass, 1 fail, 2 a model could not be read.
+
+            Examples:
+              billa verify llama-7b llama-7b-hf
+              billa verify llama-7b llama-7b-q4_k_m.gguf --prompts prompts.jsonl
+              billa verify BiLLa-7B-SFT --prompt 'Human: 你好 Assistant: '
+              billa verify --checksums llama-7b.billa
+            """)
 
     @Argument(help: "The reference model (or the only model): a Meta or Hugging Face directory, a GGUF, a billa pack.")
     var reference: String
@@ -41,33 +49,44 @@ struct Verify: ParsableCommand {
     @OptionGroup var drops: DropOptions
     @OptionGroup var report: ReportOptions
 
-    func run() throws {
-        try reportingErrors {
-            if checksums {
-                try verifyChecksums()
-                return
+    /// An option that does not apply to the chosen mode is a usage error (exit 64), never silently ignored.
+    func validate() throws {
+        if checksums {
+            if candidate != nil { throw ValidationError("--checksums checks one pack; it takes no candidate") }
+            if !prompt.isEmpty || prompts != nil || tokenizer != nil || maxKld != nil || minTop1 != nil || !drops.patterns.isEmpty || drops.dropUnknown {
+                throw ValidationError("--checksums reads no prompts and runs no model: --prompt, --prompts, --tokenizer, --max-kld, --min-top1 and --drop-* do not apply")
             }
-            let texts = try promptTexts()
-            let ref = try Verifier.Loaded(reference, tokenizer: tokenizer, unused: drops.policy)
-            stateLosses(ref.model.weights.ignored)
-            guard let candidate else {
-                let r = try Verifier.sanity(ref, prompts: texts)
-                if report.json { try printJSON(r) } else {
-                    for c in r.checks { print("\(c.ok ? "ok  " : "FAIL") \(c.name): \(c.detail)") }
-                    print(r.pass ? "PASS" : "FAIL")
-                }
-                if !r.pass { throw ExitCode(1) }
-                return
-            }
-            let cand = try Verifier.Loaded(candidate, tokenizer: nil, unused: drops.policy)
-            stateLosses(cand.model.weights.ignored)
-            let meter = ProgressMeter(label: "prompts", total: texts.count, quiet: report.quiet)
-            var done = 0
-            let r = try Verifier.compare(ref, cand, prompts: texts, overrides: (maxKld, minTop1)) { n in meter.add(n - done); done = n }
-            meter.finish()
-            if report.json { try printJSON(r) } else { print(VerifyText.render(r), terminator: "") }
-            if !r.pass { throw ExitCode(1) }
         }
+        if candidate == nil, maxKld != nil || minTop1 != nil {
+            throw ValidationError("--max-kld and --min-top1 judge a comparison; give a CANDIDATE to compare with the reference")
+        }
+    }
+
+    func run() throws {
+        if checksums {
+            try verifyChecksums()
+            return
+        }
+        let texts = try promptTexts()
+        let ref = try Verifier.Loaded(reference, tokenizer: tokenizer, unused: drops.policy)
+        stateLosses(ref.model.weights.ignored)
+        guard let candidate else {
+            let r = try Verifier.sanity(ref, prompts: texts)
+            if report.json { try printJSON(command: "verify", ok: r.pass, r) } else {
+                for c in r.checks { print("\(c.ok ? "ok  " : "FAIL") \(c.name): \(c.detail)") }
+                print(r.pass ? "PASS" : "FAIL")
+            }
+            if !r.pass { throw ExitCode(1) }
+            return
+        }
+        let cand = try Verifier.Loaded(candidate, tokenizer: nil, unused: drops.policy)
+        stateLosses(cand.model.weights.ignored)
+        let meter = ProgressMeter(label: "prompts", total: texts.count, quiet: report.quiet)
+        var done = 0
+        let r = try Verifier.compare(ref, cand, prompts: texts, overrides: (maxKld, minTop1)) { n in meter.add(n - done); done = n }
+        meter.finish()
+        if report.json { try printJSON(command: "verify", ok: r.pass, r) } else { print(VerifyText.render(r), terminator: "") }
+        if !r.pass { throw ExitCode(1) }
     }
 
     private func promptTexts() throws -> [String] {
@@ -102,7 +121,7 @@ struct Verify: ParsableCommand {
         }
         meter.finish()
         if report.json {
-            try printJSON(r)
+            try printJSON(command: "verify", ok: r.ok, r)
         } else {
             for item in r.items {
                 print("\(item.ok ? "ok     " : "CORRUPT") \(item.label)" + (item.message.map { ": \($0)" } ?? ""))
@@ -123,10 +142,11 @@ enum VerifyText {
         out += "judged as: \(r.thresholds.kind)"
         if let rel = r.thresholds.maxRelativeLogitDiff { out += String(format: " (max |Δlogit| ≤ %.0e of the logit scale)", rel) }
         out += String(format: ", mean KL ≤ %g, top-1 ≥ %.1f%%\n\n", r.thresholds.maxKLD, 100 * r.thresholds.minTop1)
-        out += "| prompt | tokens | max |Δlogit| | KL mean | KL p99 | top-1 | ppl ref | ppl cand |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        // Markdown: the pipes of |Δlogit| and of prompt text are escaped, or they would end the cell.
+        out += "| prompt | tokens | max \\|Δlogit\\| | KL mean | KL p99 | top-1 | ppl ref | ppl cand |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
         for p in r.prompts {
             let text = p.text.replacingOccurrences(of: "\n", with: "⏎")
-            let short = text.count > 28 ? String(text.prefix(27)) + "…" : text
+            let short = (text.count > 28 ? String(text.prefix(27)) + "…" : text).replacingOccurrences(of: "|", with: "\\|")
             out += String(format: "| %@ | %d | %.3g | %.3g | %.3g | %.1f%% | %.2f | %.2f |\n", short, p.tokens, p.maxAbsDiff, p.kldMean,
                           p.kldP99, 100 * p.top1Agreement, p.ppl.reference, p.ppl.candidate)
         }

@@ -11,7 +11,13 @@ struct Vocab: ParsableCommand {
 struct VocabMergeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
-        abstract: "Extend BASE with EXTRA's pieces the way Chinese-LLaMA-Alpaca's merge_tokenizers.py does (byte-identical output).")
+        abstract: "Extend BASE with EXTRA's pieces the way Chinese-LLaMA-Alpaca's merge_tokenizers.py does (byte-identical output).",
+        discussion: """
+            BASE is kept as it is; every piece of EXTRA whose text BASE lacks is appended in EXTRA's order with score 0, so the new pieces win every merge they take part in. The output is byte-identical to that script's.
+
+            Example:
+              billa vocab merge llama-7b/tokenizer.model chinese_sp.model -o merged.model
+            """)
 
     @Argument(help: "The base tokenizer.model (e.g. LLaMA's).") var base: String
     @Argument(help: "The tokenizer.model whose new pieces are appended (e.g. chinese_sp.model).") var extra: String
@@ -21,18 +27,16 @@ struct VocabMergeCommand: ParsableCommand {
     @OptionGroup var write: WriteOptions
 
     func run() throws {
-        try reportingErrors {
-            try write.check([output], .file, inputs: [base, extra])
-            let r = try VocabMerge.merge(base: SentencePieceModel.load(base), extra: SentencePieceModel.load(extra), addPad: addPad)
-            let bytes = try r.model.serialized()
-            try AtomicFileWriter.write(bytes, to: output)
-            struct Out: Encodable { let output: String; let base_pieces: Int; let added: Int; let already_present: Int; let pieces: Int; let pad_id: Int? }
-            let out = Out(output: output, base_pieces: r.basePieces, added: r.added, already_present: r.skipped, pieces: r.model.pieceCount, pad_id: r.padID)
-            if report.json { try printJSON(out) } else {
-                report.say("wrote \(output): \(r.basePieces) + \(r.added) new pieces = \(r.model.pieceCount)" +
-                      " (\(r.skipped) of EXTRA's were already present)" + (r.padID.map { ", [PAD] = \($0)" } ?? ""))
-                report.say("next: resize the model to it with billa vocab resize MODEL --tokenizer \(output) -o OUT")
-            }
+        try write.check([output], .file, inputs: [base, extra])
+        let r = try VocabMerge.merge(base: SentencePieceModel.load(base), extra: SentencePieceModel.load(extra), addPad: addPad)
+        let bytes = try r.model.serialized()
+        try AtomicFileWriter.write(bytes, to: output)
+        struct Out: Encodable { let base_pieces: Int; let added: Int; let already_present: Int; let pieces: Int; let pad_id: Int? }
+        let out = Out(base_pieces: r.basePieces, added: r.added, already_present: r.skipped, pieces: r.model.pieceCount, pad_id: r.padID)
+        if report.json { try printJSON(command: "vocab merge", output: output, out) } else {
+            report.say("wrote \(output): \(r.basePieces) + \(r.added) new pieces = \(r.model.pieceCount)" +
+                  " (\(r.skipped) of EXTRA's were already present)" + (r.padID.map { ", [PAD] = \($0)" } ?? ""))
+            report.say("next: resize the model to it with billa vocab resize MODEL --tokenizer \(output) -o OUT")
         }
     }
 }
@@ -40,7 +44,13 @@ struct VocabMergeCommand: ParsableCommand {
 struct VocabResizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resize",
-        abstract: "Resize embed_tokens / lm_head and config.json of a Hugging Face model to a tokenizer's size, streaming.")
+        abstract: "Resize embed_tokens / lm_head and config.json of a Hugging Face model to a tokenizer's size, streaming.",
+        discussion: """
+            Existing rows are kept bit for bit; new rows are the mean of the existing ones (--init mean, so new tokens start as an average token rather than noise) or zero. Only the shards holding the two tensors are rewritten, streaming; the rest are hard-linked, and the tokenizer is copied into the output.
+
+            Example:
+              billa vocab resize llama-7b-hf --tokenizer merged.model -o llama-7b-zh
+            """)
 
     @Argument(help: "A Hugging Face model directory.") var model: String
     @Option(name: .long, help: "The tokenizer.model to fit (it is copied into OUT).") var tokenizer: String
@@ -55,12 +65,10 @@ struct VocabResizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
-            if !dryRun { try write.check([output], .directory, inputs: [model, tokenizer]) }
-            let plan = try VocabResize.plan(.init(model: model, tokenizer: TokenizerLocation.find(tokenizer), output: output,
-                                                  initialisation: VocabResize.Initialisation(rawValue: `init`) ?? .mean))
-            try runPlan(plan, label: "resize", dryRun: dryRun, report: report)
-        }
+        if !dryRun { try write.check([output], .directory, inputs: [model, tokenizer]) }
+        let plan = try VocabResize.plan(.init(model: model, tokenizer: TokenizerLocation.find(tokenizer), output: output,
+                                              initialisation: VocabResize.Initialisation(rawValue: `init`) ?? .mean))
+        try runPlan(plan, command: "vocab resize", dryRun: dryRun, report: report)
     }
 }
 
@@ -69,14 +77,14 @@ struct VocabAuditCommand: ParsableCommand {
         commandName: "audit",
         abstract: "Check a tokenizer against its model and measure what it costs on real text, per script.",
         discussion: """
-        Consistency: pieces vs embedding rows vs lm_head rows vs config vocab_size vs the bos/eos/pad/unk ids;
-        duplicate and unreachable pieces. Coverage on each --corpus (jsonl with a "text" field, or plain text):
-        tokens per character, byte-fallback and unk rates per script (Han, Latin, digits, punctuation, other), the
-        Han characters spelled with bytes most often, and how much of CJK the vocabulary holds. --against puts a
-        second tokenizer's numbers beside them, of any kind (SentencePiece, tokenizer.json, tiktoken). For
-        byte-level BPE, "byte fallback" counts tokens that are not whole characters (they start or end inside
-        one), attributed to the character they cut. Exit status 1 when the consistency check fails.
-        """)
+            Consistency: pieces vs embedding rows vs lm_head rows vs config vocab_size vs the bos/eos/pad/unk ids; duplicate and unreachable pieces. Coverage on each --corpus (jsonl with a "text" field, or plain text): tokens per character, byte-fallback and unk rates per script (Han, Latin, digits, punctuation, other), the Han characters spelled with bytes most often, and how much of CJK the vocabulary holds. --against puts a second tokenizer's numbers beside them, of any kind (SentencePiece, tokenizer.json, tiktoken). For byte-level BPE, "byte fallback" counts tokens that are not whole characters (they start or end inside one), attributed to the character they cut.
+
+            Exit status 1 when the consistency check fails.
+
+            Examples:
+              billa vocab audit BiLLa-7B-SFT --corpus zh.jsonl --against llama-7b/tokenizer.model
+              billa vocab audit merged/tokenizer.model --corpus zh.jsonl --chart coverage.svg
+            """)
 
     @Argument(help: "A tokenizer.json, a tokenizer.model (SentencePiece or Meta's tiktoken) or a model directory.") var target: String
     @Option(name: .long, help: "A corpus (repeatable).") var corpus: [String] = []
@@ -91,27 +99,28 @@ struct VocabAuditCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
-            let corpora = try corpus.map { (name: ($0 as NSString).lastPathComponent, texts: try VocabAudit.readCorpus($0)) }
-            let main = try Self.audit(target, corpora: corpora)
-            let other = try against.map { try Self.audit($0, corpora: corpora) }
-            if let chart { try AuditChart.write(main, other, to: chart) }
-            if report.json {
-                struct Out: Encodable {
-                    let target: VocabAuditReport; let against: VocabAuditReport?; let pieces: Int; let consistent: Bool; let coverage: CoverageSummary?
-                    enum CodingKeys: String, CodingKey { case target, against, pieces, consistent, coverage }
-                    func encode(to encoder: Encoder) throws {
-                        var c = encoder.container(keyedBy: CodingKeys.self)
-                        try c.encode(target, forKey: .target); try c.encode(against, forKey: .against); try c.encode(pieces, forKey: .pieces)
-                        try c.encode(consistent, forKey: .consistent); try c.encode(coverage, forKey: .coverage)   // null without --corpus
-                    }
+        let corpora = try corpus.map { (name: ($0 as NSString).lastPathComponent, texts: try VocabAudit.readCorpus($0)) }
+        let main = try Self.audit(target, corpora: corpora)
+        let other = try against.map { try Self.audit($0, corpora: corpora) }
+        if let chart { try AuditChart.write(main, other, to: chart) }
+        if report.json {
+            // `ok` is the consistency verdict (exit 1 when false); against and coverage are null without --against
+            // and --corpus.
+            struct Out: Encodable {
+                let target: VocabAuditReport; let against: VocabAuditReport?; let pieces: Int; let coverage: CoverageSummary?
+                enum CodingKeys: String, CodingKey { case target, against, pieces, coverage }
+                func encode(to encoder: Encoder) throws {
+                    var c = encoder.container(keyedBy: CodingKeys.self)
+                    try c.encode(target, forKey: .target); try c.encode(against, forKey: .against); try c.encode(pieces, forKey: .pieces)
+                    try c.encode(coverage, forKey: .coverage)
                 }
-                try printJSON(Out(target: main, against: other, pieces: main.pieces, consistent: main.consistent, coverage: CoverageSummary(main.coverage)))
-            } else {
-                print(AuditText.render(main, other), terminator: "")
             }
-            if !main.consistent { throw ExitCode(1) }
+            try printJSON(command: "vocab audit", ok: main.consistent, output: chart,
+                          Out(target: main, against: other, pieces: main.pieces, coverage: CoverageSummary(main.coverage)))
+        } else {
+            print(AuditText.render(main, other), terminator: "")
         }
+        if !main.consistent { throw ExitCode(1) }
     }
 
     static func audit(_ path: String, corpora: [(name: String, texts: [String])]) throws -> VocabAuditReport {

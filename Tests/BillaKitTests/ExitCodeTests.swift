@@ -51,12 +51,40 @@ struct ExitCodeTests {
             ["convert", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never", "--to", "meta", "--split-max-tensors", "3"],
             ["recover", "billa", "--release", Fixtures.path("tiny-hf-st"), "--llama", Fixtures.path("tiny-meta")],
             ["generate", Fixtures.path("verify/trained"), "--prompt", "hi", "-n", "0"],
+            // issue 16: every option/target pair that does not apply, and conflicting cuts of one output
+            ["convert", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never", "--to", "meta", "--max-position-embeddings", "4096"],
+            ["convert", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never", "--to", "hf", "--dtype", "q8_0"],
+            ["convert", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never", "--to", "hf", "--clamp-overflow"],
+            ["convert", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never.gguf", "--to", "gguf", "--split-max-tensors", "3", "--max-shard-size", "1GB"],
+            ["convert", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never", "--to", "hf", "--max-shard-size", "lots"],
+            ["convert", Fixtures.path("tiny-hf-st"), "-o", "/tmp/billa-exit-never", "--to", "hf"],
+            ["convert", Fixtures.path("tiny-hf-st"), "-o", "/tmp/billa-exit-never", "--to", "hf", "--dtype", "bf16", "--max-position-embeddings", "4096"],
+            ["convert", Fixtures.path("tiny-hf-st"), "-o", "/tmp/billa-exit-never", "--to", "hf", "--dtype", "bf16", "--drop-unknown"],
+            ["reshard", Fixtures.path("tiny-hf-st"), "-o", "/tmp/billa-exit-never", "--per-layer", "--clamp-overflow"],
+            ["reshard", Fixtures.path("tiny-hf-st"), "-o", "/tmp/billa-exit-never", "--per-layer", "--shards", "2"],
+            ["quantize", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never.billa", "--type", "q8_0", "--format", "pack", "--max-shard-size", "1GB"],
+            ["quantize", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never.gguf", "--type", "q8_0", "--split-max-tensors", "3", "--max-shard-size", "1GB"],
+            ["pack", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never.billa", "--quantize", "q8_0", "--max-shard-size", "1GB"],
+            ["pack", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never.billa", "--raw", "--chunk-size", "64KiB"],
+            ["recover", "lora", "--base", Fixtures.path("lora/base"), Fixtures.path("lora/adapter-plain"), "-o", "/tmp/billa-exit-never", "--shards", "2"],
+            ["recover", "weight-diff", "--raw", Fixtures.path("tiny-hf-st"), "--diff", Fixtures.path("recover/weight-diff/diff"), "-o", "/tmp/billa-exit-never", "--tolerance", "1"],
+            ["pack", Fixtures.path("tiny-meta"), "-o", "/tmp/billa-exit-never.billa", "--raw", "--level", "19"],
+            ["checksum", "--check", Fixtures.path("tiny-meta/checklist.chk"), "--algorithm", "md5"],
+            ["tokenize", Fixtures.path("tokenizers/llama-tokenizer.model"), "hi", "--json", "--pieces"],
+            ["tokenize", Fixtures.path("tokenizers/llama-tokenizer.model"), "hi", "--count", "--ids"],
+            ["generate", Fixtures.path("verify/trained"), "--prompt", "hi", "--top-p", "0.9"],
+            ["generate", Fixtures.path("verify/trained"), "--prompt", "hi", "--seed", "7"],
+            ["verify", Fixtures.path("tiny-meta"), "--max-kld", "0.1"],
+            ["verify", "--checksums", Fixtures.path("pack/tiny-hf-st.billa"), "--prompt", "hi"],
+            ["verify", "--checksums", Fixtures.path("pack/tiny-hf-st.billa"), Fixtures.path("tiny-hf-st")],
         ]
         for args in cases {
             let r = try cli.billa(args, stdin: nil)
             #expect(r.status == 64, "\(args.joined(separator: " ")): exit \(r.status): \(r.stderr)")
         }
-        #expect(!FileManager.default.fileExists(atPath: "/tmp/billa-exit-never"))
+        for never in ["/tmp/billa-exit-never", "/tmp/billa-exit-never.gguf", "/tmp/billa-exit-never.billa"] {
+            #expect(!FileManager.default.fileExists(atPath: never), "\(never) was written")
+        }
     }
 
     @Test("1: a check that ran and failed (checksum --check, verify, vocab audit); 0 when it passes")

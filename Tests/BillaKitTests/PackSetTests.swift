@@ -84,9 +84,11 @@ struct PackSetTests {
         let r = try cli.billa("pack", Fixtures.path("tiny-hf-st"), "-o", dir + "/t.billa", "--max-shard-size", "100KB", "--json")
         #expect(r.status == 0, "\(r.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
-        let count = try #require(json?["files"] as? Int)
+        let files = try #require(json?["files"] as? [String])   // every file of the set (formats/json.md)
+        let count = files.count
         #expect(count >= 3)
         let first = dir + "/" + PackSet.fileName(prefix: "t", index: 0, count: count)
+        #expect(json?["output"] as? String == first && files.first == first, "\(files)")
         let v = try cli.billa("verify", "--checksums", first)
         #expect(v.status == 0, "\(v.stderr)")
         #expect(v.stdout.contains("t-0000\(count)-of-0000\(count).billa"), "every shard is listed")

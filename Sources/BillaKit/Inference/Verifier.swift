@@ -43,7 +43,7 @@ public struct VerifyThresholds: Codable, Sendable, Equatable {
 }
 
 /// `billa verify REFERENCE CANDIDATE`: both models on the same tokens, position by position.
-public struct VerifyReport: Codable, Sendable {
+public struct VerifyReport: Encodable, Sendable {
     public struct Prompt: Codable, Sendable {
         public var text: String
         public var tokens: Int
@@ -76,21 +76,25 @@ public struct VerifyReport: Codable, Sendable {
     public var ppl: PPL
     public var prompts: [Prompt]
 
+    /// `pass` is the report's `ok` (formats/json.md), written by the command's envelope.
     enum CodingKeys: String, CodingKey {
-        case reference, candidate, pass, thresholds, failures, positions, maxAbsDiff = "max_abs_diff"
+        case reference, candidate, thresholds, failures, positions, maxAbsDiff = "max_abs_diff"
         case maxAbsLogit = "max_abs_logit", kldMean = "kld_mean", kldPercentiles = "kld_percentiles"
         case top1Agreement = "top1_agreement", ppl, prompts
     }
 }
 
 /// `billa verify MODEL`: is one model sane on its own?
-public struct SanityReport: Codable, Sendable {
+public struct SanityReport: Encodable, Sendable {
     public struct Check: Codable, Sendable { public var name: String; public var ok: Bool; public var detail: String }
     public var model: String
     public var pass: Bool
     public var checks: [Check]
     public var ppl: Double
     public var vocab: Int
+
+    /// `pass` is the report's `ok`, written by the command's envelope.
+    enum CodingKeys: String, CodingKey { case model, checks, ppl, vocab }
 }
 
 public enum Verifier {
@@ -228,7 +232,7 @@ public enum Verifier {
             let n = run.nll()
             nll = (nll.0 + n.sum, nll.1 + n.count)
         }
-        checks.append(.init(name: "logits finite", ok: finite, detail: "\(prompts.count) built-in prompts"))
+        checks.append(.init(name: "logits finite", ok: finite, detail: "\(prompts.count) \(prompts == defaultPrompts ? "built-in prompts" : "prompts given")"))
         let p = ppl(nll)
         checks.append(.init(name: "perplexity", ok: p.isFinite && p < Double(w.vocabSize),
                             detail: String(format: "%.2f on %d tokens; guessing uniformly scores %d", p, nll.1, w.vocabSize)))

@@ -31,9 +31,16 @@ public enum Converter {
         switch (release.layout, options.target) {
         case (.meta, .hf): return try metaToHF(release, destination, options)
         case (.huggingFace, .meta): return try hfToMeta(release, destination, options)
+        case (.huggingFace, .hf) where options.dtype != nil:
+            // A dtype change within the layout: the resharder's plan, cast on the way, in --format and --max-shard-size.
+            return try Resharder.plan(source: source, destination: destination, mode: .maxShardSize(options.maxShardSize),
+                                      dtype: options.dtype, narrowing: options.narrowing, format: options.format)
+        case (.meta, .meta) where options.dtype != nil:
+            return try Resharder.plan(source: source, destination: destination, mode: .shards(options.shards),
+                                      dtype: options.dtype, narrowing: options.narrowing)
         case (.meta, .meta), (.huggingFace, .hf):
             throw BillaError(.invalidArgument, file: source, "the source is already in the \(options.target.rawValue) layout",
-                             remedy: "use billa reshard to change the shard count or size")
+                             remedy: "use billa reshard to change the shard count or size, or pass --dtype to change the type")
         case (.file, _):
             throw BillaError(.invalidArgument, file: source, "convert works on model directories (a Meta release or an HF directory)",
                              remedy: "pass the directory holding params.json or config.json")

@@ -33,14 +33,14 @@ public struct PlannedFile: Sendable {
 }
 
 /// What a command reports (`--json`): every output file with its tensors and where each came from.
-public struct OutputReport: Codable, Sendable {
-    public struct File: Codable, Sendable {
+public struct OutputReport: Encodable, Sendable {
+    public struct File: Encodable, Sendable {
         public var name: String
         public var kind: String
         public var bytes: Int
         public var tensors: [TensorEntry]
     }
-    public struct TensorEntry: Codable, Sendable {
+    public struct TensorEntry: Encodable, Sendable {
         public var name: String
         public var dtype: DType
         public var shape: [Int]
@@ -52,6 +52,18 @@ public struct OutputReport: Codable, Sendable {
     public var tensorBytes: Int
     public var seconds: Double?
     public var notes: [String]
+
+    /// The destination is the report's `output` (formats/json.md), written by the command's envelope.
+    enum CodingKeys: String, CodingKey { case dryRun = "dry_run", files, tensorBytes = "tensor_bytes", seconds, notes }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(dryRun, forKey: .dryRun)
+        try c.encode(files, forKey: .files)
+        try c.encode(tensorBytes, forKey: .tensorBytes)
+        try c.encodeIfPresent(seconds, forKey: .seconds)
+        try c.encode(notes, forKey: .notes)
+    }
 }
 
 /// A whole output directory, planned. `execute` writes it under a temporary name beside the destination and renames

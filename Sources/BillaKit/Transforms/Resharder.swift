@@ -1,7 +1,9 @@
 import Foundation
 
-/// Re-splits a model without changing a byte of any tensor: a Meta release into another model-parallel count, an HF
-/// directory by shard size or one file per layer (BiLLa's 33-file layout: one per decoder layer, then the rest).
+/// Re-splits a model without changing a byte of any tensor unless asked: a Meta release into another model-parallel
+/// count, an HF directory by shard size or one file per layer (BiLLa's 33-file layout: one per decoder layer, then
+/// the rest). With `dtype` every floating-point tensor is cast on the way (round to nearest even; a narrowing that
+/// overflows is refused by `narrowing`'s rule), and an HF config.json's dtype (transformers 5) or torch_dtype follows.
 public enum Resharder {
     public enum Mode: Sendable {
         case shards(Int)
@@ -9,8 +11,16 @@ public enum Resharder {
         case perLayer
     }
 
-    public static func plan(source: String, destination: String, mode: Mode) throws -> OutputPlan {
+    public static func plan(source: String, destination: String, mode: Mode, dtype: DType? = nil, narrowing: Narrowing = Narrowing(),
+                            format: ConvertOptions.WeightFormat? = nil) throws -> OutputPlan {
         let release = try Release.open(source)
+        var casts = [(from: DType, to: DType, bytes: Int)]()
+        /// The tensor as written: cast when --dtype asks (rope.freqs, a buffer of Meta's, keeps its f32).
+        func cast(_ s: RowSource, _ name: String) -> RowSource {
+            guard let dtype, s.dtype.isFloatingPoint, s.dtype != dtype, name != "rope.freqs" else { return s }
+            casts.append((s.dtype, dtype, s.byteCount))
+            return s.casting(to: dtype, named: name, file: release.path, narrowing: narrowing)
+        }
         switch release.layout {
         case .meta:
             guard case .shards(let n) = mode, n >= 1 else {
@@ -19,18 +29,20 @@ public enum Resharder {
             }
             try ModelCheck.validate(release)
             if let p = release.parameters { try ModelCheck.validateSplit(p, shards: n, file: release.path) }
-            let wholes = try MetaMerge.merged(release)
+            let wholes = try MetaMerge.merged(release).map { (name: $0.name, source: cast($0.source, $0.name)) }
             var files = [PlannedFile]()
             for k in 0..<n {
                 let plans = try wholes.map { try MetaMerge.piece($0.name, $0.source, k, of: n, file: release.path).plan(named: $0.name) }
                 files.append(PlannedFile(name: String(format: "consolidated.%02d.pth", k), content: .torch(plans)))
             }
             files += companions(release, skip: { $0.hasPrefix("consolidated.") || $0 == "checklist.chk" })
-            return OutputPlan(destination: destination, files: files,
-                              notes: ["checklist.chk is not copied: the shards' checksums change"])
+            var plan = OutputPlan(destination: destination, files: files,
+                                  notes: ["checklist.chk is not copied: the shards' checksums change"])
+            plan.losses = Narrowing.statement(casts)
+            return plan
         case .huggingFace:
-            let tensors = release.tensors.map { RowSource($0.tensor).plan(named: $0.tensor.name) }
-            let format: ConvertOptions.WeightFormat = release.files.first?.format == .safetensors ? .safetensors : .pth
+            let tensors = release.tensors.map { cast(RowSource($0.tensor), $0.tensor.name).plan(named: $0.tensor.name) }
+            let format = format ?? (release.files.first?.format == .safetensors ? .safetensors : .pth)
             var files: [PlannedFile]
             switch mode {
             case .maxShardSize(let limit): files = HFLayout.weightFiles(tensors, format: format, maxShardSize: limit)
@@ -40,8 +52,12 @@ public enum Resharder {
                                  remedy: "pass --max-shard-size SIZE or --per-layer")
             }
             let weightNames = Set(release.files.map { ($0.path as NSString).lastPathComponent })
-            files += companions(release, skip: { weightNames.contains($0) || $0.hasSuffix(".index.json") })
-            return OutputPlan(destination: destination, files: files)
+            let retyped = dtype != nil && !casts.isEmpty
+            files += companions(release, skip: { weightNames.contains($0) || $0.hasSuffix(".index.json") || (retyped && $0 == "config.json") })
+            if retyped, let dtype { files.append(try retypedConfig(release, dtype)) }
+            var plan = OutputPlan(destination: destination, files: files)
+            plan.losses = Narrowing.statement(casts)
+            return plan
         case .file:
             throw BillaError(.invalidArgument, file: source, "reshard works on model directories",
                              remedy: "pass a Meta release or an HF directory")
@@ -68,6 +84,19 @@ public enum Resharder {
         }
         files.append(PlannedFile(name: "\(stem).\(ext).index.json", content: .text(HFLayout.index(tensors, map: map, format: format))))
         return files
+    }
+
+    /// The source's config.json with dtype / torch_dtype naming the new type; every other byte as it was.
+    static func retypedConfig(_ release: Release, _ dtype: DType) throws -> PlannedFile {
+        let path = release.path + "/config.json"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw BillaError(.io, file: path, "cannot read config.json to record the new dtype", remedy: "check the file's permissions")
+        }
+        let name = dtype == .bf16 ? "bfloat16" : (dtype == .f16 ? "float16" : "float32")
+        let pattern = try NSRegularExpression(pattern: #""(torch_dtype|dtype)"(\s*):(\s*)"[A-Za-z0-9_]*""#)
+        let range = NSRange(text.startIndex..., in: text)
+        let out = pattern.stringByReplacingMatches(in: text, range: range, withTemplate: "\"$1\"$2:$3\"\(name)\"")
+        return PlannedFile(name: "config.json", content: .text(out))
     }
 
     /// Every other regular file of the source directory (config, tokenizer, params.json), linked.

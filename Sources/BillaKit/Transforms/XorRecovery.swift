@@ -16,6 +16,8 @@ public enum XorRecovery {
         public var sha256: String
         public var expected: String
         public var nameChecksum: String?
+
+        enum CodingKeys: String, CodingKey { case input, output, bytes, sha256, expected, nameChecksum = "name_checksum" }
     }
 
     /// decrypt.py names the output by dropping ".<checksum>.enc".

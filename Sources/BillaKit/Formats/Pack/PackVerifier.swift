@@ -26,15 +26,8 @@ public struct PackVerifyReport: Encodable, Sendable {
     public var items: [Item]
     public var ok: Bool { items.allSatisfy(\.ok) }
 
-    enum CodingKeys: String, CodingKey { case path, tableSHA256 = "table_sha256", items, ok }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(path, forKey: .path)
-        try c.encode(tableSHA256, forKey: .tableSHA256)
-        try c.encode(items, forKey: .items)
-        try c.encode(ok, forKey: .ok)
-    }
+    /// `ok` is the report's verdict, written by the command's envelope (formats/json.md).
+    enum CodingKeys: String, CodingKey { case path, tableSHA256 = "table_sha256", items }
 }
 
 public enum PackVerifier {
