@@ -322,6 +322,8 @@ struct ProgressCase: Sendable, CustomTestStringConvertible {
     let stage: String
     let unit: String
     let item: String?
+    /// A command run first (with --quiet), e.g. to make the pack the case reads.
+    var setup: [String]? = nil
     var testDescription: String { name }
 }
 
@@ -363,7 +365,8 @@ struct ProgressTerminalTests {
               stage: "verify", unit: "prompts/s", item: nil),
         .init(name: "verify MODEL (weights)", args: ["verify", pack, "--tokenizer", hf + "/tokenizer.model", "--prompt", "Hello"], stage: "checking weights", unit: "matrices/s", item: "."),
         .init(name: "verify MODEL (prompts)", args: ["verify", meta, "--prompt", "Hello", "--prompt", "world"], stage: "verify", unit: "prompts/s", item: nil),
-        .init(name: "verify MODEL (pack checksums)", args: ["verify", pack, "--tokenizer", hf + "/tokenizer.model", "--prompt", "Hello"], stage: "checking pack", unit: bytes, item: "model."),
+        .init(name: "verify MODEL (pack checksums)", args: ["verify", "OUT.billa", "--prompt", "Hello"], stage: "checking pack", unit: bytes, item: "model.",
+              setup: ["pack", Fixtures.path("verify/trained"), "-o", "OUT.billa", "--quiet"]),
         .init(name: "generate --json", args: ["generate", meta, "--prompt", "Hello", "-n", "4", "--ignore-eos", "--json"], stage: "generate", unit: "tokens/s", item: nil),
         .init(name: "generate, stdout not a terminal", args: ["generate", meta, "--prompt", "Hello", "-n", "4", "--ignore-eos"], stage: "generate", unit: "tokens/s", item: nil),
         .init(name: "vocab audit --corpus", args: ["vocab", "audit", hf, "--corpus", Fixtures.path("tokenizer/corpus-zh.jsonl"), "--against", Fixtures.path("tokenizers/llama-tokenizer.model")],
@@ -377,6 +380,10 @@ struct ProgressTerminalTests {
     @Test("every long command draws stage, item, unit and ETA on a terminal, within its width, and clears the line at the end", arguments: cases)
     func drawsAndClears(_ c: ProgressCase) throws {
         let dir = try TemporaryDirectory()
+        if let setup = c.setup {
+            let made = try CLITests().billa(setup.map { $0.hasPrefix("OUT") ? dir.path + "/" + $0 : $0 }, stdin: nil)
+            try #require(made.status == 0, "\(c.name): \(made.stderr)")
+        }
         let r = try PseudoTerminal.run(Self.arguments(c, in: dir.path))
         #expect(r.status == 0, "\(c.name): exit \(r.status): \(r.terminal)")
         let frames = CapturedTerminal.frames(r.terminal).filter { $0.hasPrefix(c.stage + " ") }
