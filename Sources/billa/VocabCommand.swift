@@ -92,7 +92,7 @@ struct VocabAuditCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let corpora = try corpus.map { (name: ($0 as NSString).lastPathComponent, texts: try VocabAudit.readCorpus($0)) }
+            let corpora = try corpus.map { (name: ($0 as NSString).lastPathComponent, texts: try VocabAudit.readCorpus($0, quiet: report.quiet)) }
             let meter = ProgressMeter(label: "audit", total: corpora.reduce(0) { $0 + $1.texts.reduce(0) { $0 + $1.utf8.count } } * (against == nil ? 1 : 2), quiet: report.quiet)
             let main = try Self.audit(target, corpora: corpora, progress: meter)
             let other = try against.map { try Self.audit($0, corpora: corpora, progress: meter) }

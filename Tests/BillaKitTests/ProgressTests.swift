@@ -373,6 +373,8 @@ struct ProgressTerminalTests {
         .init(name: "generate, stdout not a terminal", args: ["generate", meta, "--prompt", "Hello", "-n", "4", "--ignore-eos"], stage: "generate", unit: "tokens/s", item: nil),
         .init(name: "vocab audit --corpus", args: ["vocab", "audit", hf, "--corpus", Fixtures.path("tokenizer/corpus-zh.jsonl"), "--against", Fixtures.path("tokenizers/llama-tokenizer.model")],
               stage: "audit", unit: bytes, item: "corpus-zh.jsonl"),
+        .init(name: "vocab audit --corpus (reading it)", args: ["vocab", "audit", hf, "--corpus", Fixtures.path("tokenizer/corpus-zh.jsonl")],
+              stage: "reading corpus", unit: bytes, item: "corpus-zh.jsonl"),
     ]
 
     static func arguments(_ c: ProgressCase, in dir: String) -> [String] {

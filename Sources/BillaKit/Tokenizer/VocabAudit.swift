@@ -109,7 +109,7 @@ public struct VocabAuditReport: Codable, Sendable {
 
 public enum VocabAudit {
     /// Reads a corpus: jsonl with a "text" field per line, or plain text (one text per line).
-    public static func readCorpus(_ path: String) throws -> [String] {
+    public static func readCorpus(_ path: String, quiet: Bool = true) throws -> [String] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw BillaError(.io, file: path, "cannot read the corpus: \(error.localizedDescription)", remedy: "check the path")
@@ -125,8 +125,12 @@ public enum VocabAudit {
             return obj["text"] as? String
         }
         guard let first = lines.first, jsonText(first) != nil else { return lines.map(String.init) }
+        let meter = ProgressMeter(label: "reading corpus", total: data.count, quiet: quiet)   // JSON, line by line: the slow part
+        meter.item((path as NSString).lastPathComponent)
+        defer { meter.finish() }
         var out = [String]()
         for (i, line) in lines.enumerated() {
+            meter.add(line.utf8.count + 1)
             guard let t = jsonText(line) else {
                 throw BillaError(.invalidArgument, file: path, "line \(i + 1) is not a JSON object with a string \"text\" field, though line 1 is",
                                  remedy: "give jsonl with {\"text\": ...} on every line, or plain text")
