@@ -23,7 +23,7 @@ struct Billa: ParsableCommand {
         do {
             try command.run()
         } catch let e as BillaError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            StatusLine.standardError.message("error: \(e.description)\n", keepProgress: false)
             exit(withError: ExitCode(ExitStatus.badInput))
         } catch let e as ExitCode {
             exit(withError: e)
@@ -36,7 +36,7 @@ struct Billa: ParsableCommand {
         } catch {
             // Foundation and system errors (a file that cannot be read, a full disk) are bad input or I/O too, not a
             // failed check: the argument parser would exit 1 for them, which a pipeline reads as "the check failed".
-            FileHandle.standardError.write(Data("error: \(error.localizedDescription)\n".utf8))
+            StatusLine.standardError.message("error: \(error.localizedDescription)\n", keepProgress: false)
             exit(withError: ExitCode(ExitStatus.badInput))
         }
     }
@@ -70,5 +70,5 @@ struct ReportOptions: ParsableArguments {
 }
 
 func warn(_ text: String) {
-    FileHandle.standardError.write(Data("warning: \(text)\n".utf8))
+    StatusLine.standardError.message("warning: \(text)\n")
 }

@@ -40,6 +40,9 @@ struct Generate: ParsableCommand {
     @Flag(name: .long, help: "Keep going past the end-of-sequence token (for benchmarks: always -n tokens).")
     var ignoreEos = false
 
+    @Flag(name: .long, help: "No progress on stderr (shown with --json, or when stdout is not the terminal the tokens stream to).")
+    var quiet = false
+
     func validate() throws {
         if n < 1 { throw ValidationError("-n must be at least 1") }
         if temperature < 0 { throw ValidationError("--temperature must not be negative") }
@@ -54,10 +57,12 @@ struct Generate: ParsableCommand {
         if !json { FileHandle.standardOutput.write(Data(prompt.utf8)) }
         var text = ""
         var timing: GenerationTiming?
-        let ids = try m.generate(prompt, count: n, sampler: sampler, stopAtEOS: !ignoreEos, timing: { timing = $0 }) { piece in
+        let meter = ProgressMeter(label: "generate", total: n, unit: .items("tokens"), quiet: quiet || (!json && isatty(1) == 1))
+        let ids = try m.generate(prompt, count: n, sampler: sampler, stopAtEOS: !ignoreEos, timing: { timing = $0 }, progress: meter) { piece in
             text += piece
             if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
         }
+        meter.finish()
         if json {
             struct Out: Encodable { let prompt: String; let prompt_ids: [Int]; let ids: [Int]; let text: String; let timing: GenerationTiming? }
             try printJSON(command: "generate", Out(prompt: prompt, prompt_ids: try m.tokenize(prompt), ids: ids, text: text, timing: timing))

@@ -23,12 +23,12 @@ struct NarrowingOptions: ParsableArguments {
 
 /// Lossy steps a plan takes knowingly: on stderr, before anything is written, whatever --quiet says.
 func stateLosses(_ lines: [String]) {
-    for l in lines { FileHandle.standardError.write(Data("note: \(l)\n".utf8)) }
+    for l in lines { StatusLine.standardError.message("note: \(l)\n") }
 }
 
 /// What a clamping run clamped, on stderr after the write.
 func stateClamped(_ narrowing: Narrowing) {
-    for l in narrowing.clampedReport { FileHandle.standardError.write(Data("warning: \(l)\n".utf8)) }
+    for l in narrowing.clampedReport { StatusLine.standardError.message("warning: \(l)\n") }
 }
 
 /// --split-max-tensors N / --max-shard-size SIZE for GGUF outputs: a gguf-split set instead of one file.

@@ -71,7 +71,7 @@ struct Verify: ParsableCommand {
         let ref = try Verifier.Loaded(reference, tokenizer: tokenizer, unused: drops.policy)
         stateLosses(ref.model.weights.ignored)
         guard let candidate else {
-            let r = try Verifier.sanity(ref, prompts: texts)
+            let r = try Verifier.sanity(ref, prompts: texts, quiet: report.quiet)
             if report.json { try printJSON(command: "verify", ok: r.pass, r) } else {
                 for c in r.checks { print("\(c.ok ? "ok  " : "FAIL") \(c.name): \(c.detail)") }
                 print(r.pass ? "PASS" : "FAIL")
@@ -81,7 +81,7 @@ struct Verify: ParsableCommand {
         }
         let cand = try Verifier.Loaded(candidate, tokenizer: nil, unused: drops.policy)
         stateLosses(cand.model.weights.ignored)
-        let meter = ProgressMeter(label: "prompts", total: texts.count, quiet: report.quiet)
+        let meter = ProgressMeter(label: "verify", total: texts.count, unit: .items("prompts"), quiet: report.quiet)
         var done = 0
         let r = try Verifier.compare(ref, cand, prompts: texts, overrides: (maxKld, minTop1)) { n in meter.add(n - done); done = n }
         meter.finish()

@@ -99,9 +99,11 @@ struct VocabAuditCommand: ParsableCommand {
     }
 
     func run() throws {
-        let corpora = try corpus.map { (name: ($0 as NSString).lastPathComponent, texts: try VocabAudit.readCorpus($0)) }
-        let main = try Self.audit(target, corpora: corpora)
-        let other = try against.map { try Self.audit($0, corpora: corpora) }
+        let corpora = try corpus.map { (name: ($0 as NSString).lastPathComponent, texts: try VocabAudit.readCorpus($0, quiet: report.quiet)) }
+        let meter = ProgressMeter(label: "audit", total: corpora.reduce(0) { $0 + $1.texts.reduce(0) { $0 + $1.utf8.count } } * (against == nil ? 1 : 2), quiet: report.quiet)
+        let main = try Self.audit(target, corpora: corpora, progress: meter)
+        let other = try against.map { try Self.audit($0, corpora: corpora, progress: meter) }
+        meter.finish()
         if let chart { try AuditChart.write(main, other, to: chart) }
         if report.json {
             // `ok` is the consistency verdict (exit 1 when false); against and coverage are null without --against
@@ -123,10 +125,10 @@ struct VocabAuditCommand: ParsableCommand {
         if !main.consistent { throw ExitCode(1) }
     }
 
-    static func audit(_ path: String, corpora: [(name: String, texts: [String])]) throws -> VocabAuditReport {
+    static func audit(_ path: String, corpora: [(name: String, texts: [String])], progress: ProgressMeter? = nil) throws -> VocabAuditReport {
         var isDir: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
-        guard isDir.boolValue else { return VocabAudit.audit(try ModelTokenizer.open(path), path: path, corpora: corpora) }
+        guard isDir.boolValue else { return VocabAudit.audit(try ModelTokenizer.open(path), path: path, corpora: corpora, progress: progress) }
         let release = try Release.open(path)
         guard let tok = try ModelTokenizer.load(for: release) else {
             throw BillaError(.notFound, file: path, "the model directory has no tokenizer.json or tokenizer.model",
@@ -134,7 +136,7 @@ struct VocabAuditCommand: ParsableCommand {
         }
         let t = tok.kind == .tokenizerJSON ? release.path + "/tokenizer.json" : release.tokenizerPath ?? path
         let config = FileManager.default.fileExists(atPath: release.path + "/config.json") ? try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: release.path + "/config.json"))) as? [String: Any] : nil
-        return VocabAudit.audit(tok, path: t, release: release, config: config ?? nil, corpora: corpora)
+        return VocabAudit.audit(tok, path: t, release: release, config: config ?? nil, corpora: corpora, progress: progress)
     }
 }
 

@@ -30,6 +30,7 @@ public enum Checksummer {
         guard fd >= 0 else { throw BillaError.fromErrno("open", path: path) }
         defer { close(fd) }
         _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
+        StatusLine.item((path as NSString).lastPathComponent)
         var hasher = algorithm.makeHasher()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buffer.deallocate() }
@@ -70,6 +71,7 @@ public enum Checksummer {
         let results = ResultSlots<TensorDigest>(count: items.count)
         DispatchQueue.concurrentPerform(iterations: items.count) { i in
             let (file, t) = items[i]
+            StatusLine.item(t.name)
             do {
                 var hasher = algorithm.makeHasher()
                 try t.withBytes { bytes in

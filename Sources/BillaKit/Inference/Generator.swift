@@ -60,7 +60,7 @@ extension Verifier.Loaded {
     /// Generates up to `count` tokens after `prompt`, calling `emit` with each new piece of text as soon as it forms
     /// whole characters. Stops early at EOS. Returns the generated ids.
     public func generate(_ prompt: String, count: Int, sampler: Sampler, stopAtEOS: Bool = true, timing: ((GenerationTiming) -> Void)? = nil,
-                         emit: (String) -> Void) throws -> [Int] {
+                         progress: ProgressMeter? = nil, emit: (String) -> Void) throws -> [Int] {
         var sampler = sampler
         let tokens = try tokenize(prompt)
         let cache = KVCache(for: model.weights, capacity: tokens.count + count)
@@ -79,6 +79,7 @@ extension Verifier.Loaded {
             let id = sampler.next(logits[...])
             if stopAtEOS, id == tokenizer?.eosID { break }
             out.append(id)
+            progress?.add(1)
             if let tokenizer {
                 let text = try tokenizer.decode(tokens + out)
                 // a byte-fallback character arrives over several tokens; wait until it is whole

@@ -213,31 +213,41 @@ public enum Verifier {
     static func ppl(_ nll: (Double, Int)) -> Double { nll.1 > 0 ? Foundation.exp(nll.0 / Double(nll.1)) : .nan }
 
     /// Finite weights, finite logits, perplexity better than guessing uniformly, and the checksums the files carry.
-    public static func sanity(_ m: Loaded, prompts: [String]) throws -> SanityReport {
+    public static func sanity(_ m: Loaded, prompts: [String], quiet: Bool = true) throws -> SanityReport {
         var checks = [SanityReport.Check]()
         let w = m.model.weights
         var bad = [String]()
+        let scan = ProgressMeter(label: "checking weights", total: w.matrices.count, unit: .items("matrices"), quiet: quiet)
         for matrix in w.matrices {
+            scan.item(matrix.name)
             if let r = matrix.firstNonFiniteRow() { bad.append("\(matrix.name) row \(r)") }
+            scan.add(1)
         }
+        scan.finish()
         for (i, l) in w.layers.enumerated() where !(l.attnNorm + l.ffnNorm).allSatisfy(\.isFinite) { bad.append("layer \(i) norms") }
         if !w.finalNorm.allSatisfy(\.isFinite) { bad.append("final norm") }
         checks.append(.init(name: "weights finite", ok: bad.isEmpty,
                             detail: bad.isEmpty ? "\(w.matrices.count) matrices and every norm" : "NaN or Inf in " + bad.prefix(5).joined(separator: ", ")))
         var nll = (0.0, 0)
         var finite = true
+        let meter = ProgressMeter(label: "verify", total: prompts.count, unit: .items("prompts"), quiet: quiet)
         for text in prompts {
             let run = try m.run(try m.tokenize(text))
             if !run.logits.allSatisfy(\.isFinite) { finite = false }
             let n = run.nll()
             nll = (nll.0 + n.sum, nll.1 + n.count)
+            meter.add(1)
         }
+        meter.finish()
         checks.append(.init(name: "logits finite", ok: finite, detail: "\(prompts.count) \(prompts == defaultPrompts ? "built-in prompts" : "prompts given")"))
         let p = ppl(nll)
         checks.append(.init(name: "perplexity", ok: p.isFinite && p < Double(w.vocabSize),
                             detail: String(format: "%.2f on %d tokens; guessing uniformly scores %d", p, nll.1, w.vocabSize)))
         if m.release.files.count == 1, m.release.files[0].format == .billaPack {
-            let reports = try PackSet.open(m.release.files[0].path).map { PackVerifier.verify($0) }   // every file of a set
+            let packs = try PackSet.open(m.release.files[0].path)
+            let check = ProgressMeter(label: "checking pack", total: packs.reduce(0) { $0 + $1.tensors.reduce(0) { $0 + $1.byteCount } }, quiet: quiet)
+            let reports = packs.map { PackVerifier.verify($0, progress: check) }   // every file of a set
+            check.finish()
             let items = reports.flatMap(\.items)
             let badItems = items.filter { !$0.ok }
             checks.append(.init(name: "pack checksums", ok: badItems.isEmpty,

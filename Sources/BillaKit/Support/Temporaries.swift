@@ -138,7 +138,7 @@ public enum Temporaries {
     }
 
     static func note(_ text: String) {
-        FileHandle.standardError.write(Data("note: \(text)\n".utf8))
+        StatusLine.standardError.message("note: \(text)\n")
     }
 
     // MARK: directories

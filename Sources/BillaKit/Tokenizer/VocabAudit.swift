@@ -109,7 +109,7 @@ public struct VocabAuditReport: Codable, Sendable {
 
 public enum VocabAudit {
     /// Reads a corpus: jsonl with a "text" field per line, or plain text (one text per line).
-    public static func readCorpus(_ path: String) throws -> [String] {
+    public static func readCorpus(_ path: String, quiet: Bool = true) throws -> [String] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw BillaError(.io, file: path, "cannot read the corpus: \(error.localizedDescription)", remedy: "check the path")
@@ -125,8 +125,12 @@ public enum VocabAudit {
             return obj["text"] as? String
         }
         guard let first = lines.first, jsonText(first) != nil else { return lines.map(String.init) }
+        let meter = ProgressMeter(label: "reading corpus", total: data.count, quiet: quiet)   // JSON, line by line: the slow part
+        meter.item((path as NSString).lastPathComponent)
+        defer { meter.finish() }
         var out = [String]()
         for (i, line) in lines.enumerated() {
+            meter.add(line.utf8.count + 1)
             guard let t = jsonText(line) else {
                 throw BillaError(.invalidArgument, file: path, "line \(i + 1) is not a JSON object with a string \"text\" field, though line 1 is",
                                  remedy: "give jsonl with {\"text\": ...} on every line, or plain text")
@@ -138,11 +142,13 @@ public enum VocabAudit {
 
     /// Tokens per character, byte-fallback and unk rates per script. A token belongs to the script of the first
     /// non-space character of its text; byte tokens belong to the character they spell.
-    public static func coverage(_ tok: any TextTokenizer, texts: [String], corpus: String) -> Coverage {
+    public static func coverage(_ tok: any TextTokenizer, texts: [String], corpus: String, progress: ProgressMeter? = nil) -> Coverage {
         var chars = [Script: Int](), tokens = [Script: Int](), bytes = [Script: Int](), unks = [Script: Int]()
         var fallback = [String: Int]()
         var distinct = Set<String>()
+        progress?.item(corpus)
         for text in texts {
+            defer { progress?.add(text.utf8.count) }
             for s in text.unicodeScalars {
                 let script = Script.of(s)
                 chars[script, default: 0] += 1
@@ -191,7 +197,7 @@ public enum VocabAudit {
 
     /// The audit of a tokenizer, optionally with the model it belongs to (vocabulary sizes and special ids).
     public static func audit(_ tok: any TextTokenizer, path: String, release: Release? = nil, config: [String: Any]? = nil,
-                             corpora: [(name: String, texts: [String])]) -> VocabAuditReport {
+                             corpora: [(name: String, texts: [String])], progress: ProgressMeter? = nil) -> VocabAuditReport {
         var problems = [String]()
         // duplicates: sentencepiece refuses to load them, so a model that loads has none; checked anyway for
         // files written by other tools that are read without sentencepiece's checks.
@@ -237,7 +243,7 @@ public enum VocabAudit {
             unreachableExamples: unreachable.prefix(10).map { sp?.piece($0) ?? bpe?.piece($0) ?? "" },
             consistent: problems.isEmpty, problems: problems,
             cjk: .init(hanPieces: hanPieces.count, unifiedBlockCovered: unified, unifiedBlockSize: 0x9FFF - 0x4E00 + 1),
-            coverage: corpora.map { coverage(tok, texts: $0.texts, corpus: $0.name) })
+            coverage: corpora.map { coverage(tok, texts: $0.texts, corpus: $0.name, progress: progress) })
     }
 }
 

@@ -211,6 +211,7 @@ public enum FileLinker {
     public static func linkOrCopy(from: String, to: String, progress: ((Int) -> Void)? = nil) throws {
         let from = resolved(from)
         if link(from, to) == 0 { return }
+        StatusLine.item((to as NSString).lastPathComponent)
         let src = try MappedFile(path: from)
         let out = try AtomicFileWriter(path: to)
         let chunk = 8 << 20

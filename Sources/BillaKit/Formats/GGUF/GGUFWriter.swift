@@ -124,6 +124,7 @@ public final class GGUFWriter {
         for e in metadata.entries { try writeMetadata(e.key, e.value) }
         for t in tensors { try writeTensorInfo(name: t.name, shape: t.shape, dtype: t.dtype) }
         for t in tensors {
+            StatusLine.item(t.name)
             try writeTensorData { sink in
                 try t.bytes { piece in
                     try sink(piece)

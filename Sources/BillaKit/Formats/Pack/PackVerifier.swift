@@ -57,6 +57,7 @@ public enum PackVerifier {
     static func verifyTensor(_ entry: PackTensorEntry, _ tensor: Tensor, progress: ProgressMeter?) -> PackVerifyReport.Item {
         var item = PackVerifyReport.Item(name: entry.name, group: nil, kind: "tensor", ok: true, chunks: entry.chunkCount, badChunks: [], message: nil)
         var hasher = SHA256()
+        StatusLine.item(entry.name)
         do {
             if case .packed(let packed) = tensor.layout {
                 let records = try packed.index()

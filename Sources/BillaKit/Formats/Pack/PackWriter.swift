@@ -161,6 +161,7 @@ public enum PackWriter {
         var dimsCount = 0
         for input in inputs {
             let plan = input.plan
+            StatusLine.item(plan.name)
             guard let byteCount = Shape.byteCount(plan.shape, plan.dtype), plan.shape.count <= PackLayout.maxNDim else {
                 throw BillaError(.invalidArgument, file: path, tensor: plan.name, "shape \(Shape.describe(plan.shape)) cannot be stored",
                                  remedy: "the source tensor is malformed")

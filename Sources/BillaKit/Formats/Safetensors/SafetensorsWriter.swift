@@ -86,6 +86,7 @@ public enum SafetensorsWriter {
         let out = try AtomicFileWriter(path: path)
         try out.write(header(for: order, metadata: metadata))
         for t in order {
+            StatusLine.item(t.name)
             var wrote = 0
             try t.bytes { bytes in
                 try out.write(bytes)

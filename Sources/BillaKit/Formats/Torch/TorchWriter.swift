@@ -35,6 +35,7 @@ public enum TorchWriter {
         try zip.add(".storage_alignment", bytes: Array(Records.storageAlignment.utf8))
         try zip.add("byteorder", bytes: Array(Records.byteOrder.utf8))
         for (key, t) in tensors.enumerated() {
+            StatusLine.item(t.name)
             do {
                 try zip.add("data/\(key)", size: t.byteCount) { emit in
                     try t.bytes { piece in
