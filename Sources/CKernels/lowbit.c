@@ -169,16 +169,113 @@ static void bk_lb_pack2(const uint8_t *L, uint8_t *qs) {
             qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BK_LB_AVX2 __attribute__((target("avx2")))
+
+/* Q2_K's 16 searches (make_qkx2_quants, 16 values, levels 0..3, weights |x|, absolute error, rmin -0.5, rdelta 0.1,
+ * 15 steps) for 8 groups at a time, one group per AVX2 lane, each lane in bk_lb_qkx2's order: bit for bit the
+ * scalar result. The groups are independent, so only the lanes' latency chains remain. */
+BK_LB_AVX2 static inline __m256i bk_lb_levels8(__m256 iscale, __m256 x, __m256 min) {
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), _mm256_set1_ps(12582912.f));
+    const __m256i i = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x007fffff)),
+                                       _mm256_set1_epi32(0x00400000));
+    return _mm256_min_epi32(_mm256_max_epi32(i, _mm256_setzero_si256()), _mm256_set1_epi32(3));
+}
+
+BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, uint8_t *L, float *scales, float *mins) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+    const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    __m256 xt[16], w[16];
+    for (int i = 0; i < 16; i++) {
+        xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
+        w[i] = _mm256_andnot_ps(sign, xt[i]);
+    }
+    __m256 min = xt[0], max = xt[0], sum_w = w[0], sum_x = _mm256_mul_ps(w[0], xt[0]);
+    for (int i = 1; i < 16; i++) {
+        min = _mm256_blendv_ps(min, xt[i], _mm256_cmp_ps(xt[i], min, _CMP_LT_OQ));
+        max = _mm256_blendv_ps(max, xt[i], _mm256_cmp_ps(xt[i], max, _CMP_GT_OQ));
+        sum_w = _mm256_add_ps(sum_w, w[i]);
+        sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(w[i], xt[i]));
+    }
+    min = _mm256_blendv_ps(min, zero, _mm256_cmp_ps(min, zero, _CMP_GT_OQ));
+    const __m256 flat = _mm256_cmp_ps(max, min, _CMP_EQ_OQ);
+    __m256 iscale = _mm256_div_ps(_mm256_set1_ps(3.f), _mm256_sub_ps(max, min));
+    __m256 scale = _mm256_div_ps(_mm256_set1_ps(1.f), iscale);
+    __m256i Lt[16];
+    __m256 best = zero;
+    for (int i = 0; i < 16; i++) {
+        Lt[i] = bk_lb_levels8(iscale, xt[i], min);
+        const __m256 d = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(Lt[i])), min), xt[i]);
+        best = _mm256_add_ps(best, _mm256_mul_ps(w[i], _mm256_andnot_ps(sign, d)));
+    }
+    for (int step = 0; step <= 15; step++) {
+        iscale = _mm256_div_ps(_mm256_set1_ps(-0.5f + 0.1f * (float)step + 3.f), _mm256_sub_ps(max, min));
+        __m256i la[16];
+        __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
+        for (int i = 0; i < 16; i++) {
+            la[i] = bk_lb_levels8(iscale, xt[i], min);
+            const __m256 fl = _mm256_cvtepi32_ps(la[i]), wl = _mm256_mul_ps(w[i], fl);
+            sum_l = _mm256_add_ps(sum_l, wl);
+            sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, fl));
+            sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, xt[i]));
+        }
+        const __m256 D = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+        const __m256 pos = _mm256_andnot_ps(flat, _mm256_cmp_ps(D, zero, _CMP_GT_OQ));
+        if (_mm256_movemask_ps(pos) == 0) continue;
+        __m256 this_scale = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)), D);
+        __m256 this_min = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)), D);
+        const __m256 up = _mm256_cmp_ps(this_min, zero, _CMP_GT_OQ);
+        this_min = _mm256_blendv_ps(this_min, zero, up);
+        this_scale = _mm256_blendv_ps(this_scale, _mm256_div_ps(sum_xl, sum_l2), up);
+        __m256 cur = zero;
+        for (int i = 0; i < 16; i++) {
+            const __m256 d = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, _mm256_cvtepi32_ps(la[i])), this_min), xt[i]);
+            cur = _mm256_add_ps(cur, _mm256_mul_ps(w[i], _mm256_andnot_ps(sign, d)));
+        }
+        const __m256 better = _mm256_and_ps(pos, _mm256_cmp_ps(cur, best, _CMP_LT_OQ));
+        if (_mm256_movemask_ps(better) == 0) continue;
+        const __m256i bi = _mm256_castps_si256(better);
+        for (int i = 0; i < 16; i++) Lt[i] = _mm256_blendv_epi8(Lt[i], la[i], bi);
+        best = _mm256_blendv_ps(best, cur, better);
+        scale = _mm256_blendv_ps(scale, this_scale, better);
+        min = _mm256_blendv_ps(min, this_min, better);
+    }
+    _mm256_storeu_ps(scales, _mm256_blendv_ps(scale, zero, flat));
+    _mm256_storeu_ps(mins, _mm256_xor_ps(min, sign));   /* -min, as the scalar returns it */
+    const int flats = _mm256_movemask_ps(flat);
+    int32_t lv[16][8];
+    for (int i = 0; i < 16; i++) _mm256_storeu_si256((__m256i *)lv[i], Lt[i]);
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (flats >> j) & 1 ? 0 : (uint8_t)lv[i][j];
+}
+#endif
+
+/* The 16 scale searches of one Q2_K block: lanes (avx2 != 0) or one group after another. */
+static void bk_lb_q2_search(int avx2, const float *x, uint8_t *L, float *scales, float *mins) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (avx2) {
+        bk_lb_q2_search8(x, L, scales, mins);
+        bk_lb_q2_search8(x + 128, L + 128, scales + 8, mins + 8);
+        return;
+    }
+#endif
+    float weights[16];
+    for (int j = 0; j < 16; j++) {
+        for (int l = 0; l < 16; l++) weights[l] = __builtin_fabsf(x[16 * j + l]);
+        scales[j] = bk_lb_qkx2(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, 1);
+    }
+}
+
 /* Q2_K block (84 bytes): scales[16] (low nibble scale, high nibble min), qs[64], f16 d, f16 dmin. */
-void bk_quantize_q2_K(const float *x, void *vy, int64_t n) {
+static void bk_lb_quantize_q2_K(int avx2, const float *x, void *vy, int64_t n) {
     uint8_t *y = (uint8_t *)vy;
     uint8_t L[256];
-    float weights[16], mins[16], scales[16];
+    float mins[16], scales[16];
     for (int64_t b = 0; b < n / 256; b++, x += 256, y += 84) {
         float max_scale = 0, max_min = 0;
+        bk_lb_q2_search(avx2, x, L, scales, mins);
         for (int j = 0; j < 16; j++) {
-            for (int l = 0; l < 16; l++) weights[l] = __builtin_fabsf(x[16 * j + l]);
-            scales[j] = bk_lb_qkx2(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, 1);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -208,6 +305,19 @@ void bk_quantize_q2_K(const float *x, void *vy, int64_t n) {
         bk_lb_pack2(L, qs);
     }
 }
+
+int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n) {
+    int avx2;
+    if (body == BK_BODY_PORTABLE) avx2 = 0;
+    else if (body == BK_BODY_AVX2 || body == BK_BODY_AUTO) {
+        avx2 = bk_cpu_has_body(BK_BODY_AVX2);
+        if (!avx2 && body == BK_BODY_AVX2) return 0;
+    } else return 0;
+    bk_lb_quantize_q2_K(avx2, x, y, n);
+    return 1;
+}
+
+void bk_quantize_q2_K(const float *x, void *y, int64_t n) { bk_quantize_q2_K_using(BK_BODY_AUTO, x, y, n); }
 
 /* Q3_K's 6-bit signed scale j (offset by 32) from its 12 packed bytes: low nibbles in bytes 0-7, top bits in 8-11. */
 static inline int bk_lb_q3_scale(const uint8_t *s, int j) {

@@ -179,6 +179,9 @@ enum { BK_Q2_K = 11, BK_Q3_K = 12, BK_IQ4_NL = 13, BK_IQ4_XS = 14 };
 /* ggml's reference quantizers (no importance matrix) over n values (whole blocks), bit-identical to ggml-quants.c:
  * quantize_row_q2_K_ref, quantize_row_q3_K_ref, quantize_iq4_nl and quantize_iq4_xs without quant weights. */
 void bk_quantize_q2_K(const float *x, void *y, int64_t n);
+/* Q2_K with its 16 scale searches one after another (BK_BODY_PORTABLE) or eight per AVX2 step (BK_BODY_AVX2; each
+ * lane in the scalar order, so the same bytes); 1 when the body ran. */
+int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n);
 void bk_quantize_q3_K(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_nl(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_xs(const float *x, void *y, int64_t n);
