@@ -5,7 +5,9 @@
  * llama-quantize's bytes depend on the exact order of the float operations in its scale searches (comparisons of
  * error sums pick the levels), so every search below performs the same operations in the same order as
  * ggml-quants.c's quantize_row_q2_K_ref / quantize_row_q3_K_ref / quantize_row_iq4_nl_impl (written from that
- * description, not copied), each product rounded before it is added (ggml-base is built without FMA). */
+ * description, not copied), each product rounded before it is added (ggml-base is built without FMA). Q2_K's and
+ * Q3_K's sixteen independent group searches run eight at a time in AVX2 lanes where the CPU has AVX2, each lane in
+ * the scalar order (bk_quantize_*_using compares the bodies). */
 #include "billa_kernels.h"
 #include <string.h>
 
@@ -249,6 +251,72 @@ BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, uint8_t *L, float *scale
     for (int j = 0; j < 8; j++)
         for (int i = 0; i < 16; i++) L[16 * j + i] = (flats >> j) & 1 ? 0 : (uint8_t)lv[i][j];
 }
+
+/* make_q3_quants (16 values, nmax 4, do_rmse) for 8 groups at a time, one group per AVX2 lane. A lane whose pass
+ * changed nothing would change nothing in a further pass either (the pass depends only on its state), so running
+ * every lane for as many passes as the busiest one needs gives each lane the scalar result. */
+BK_LB_AVX2 static inline __m256i bk_lb_near8(__m256 v, int lo, int hi) {
+    const __m256 t = _mm256_add_ps(v, _mm256_set1_ps(12582912.f));
+    const __m256i i = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(t), _mm256_set1_epi32(0x007fffff)),
+                                       _mm256_set1_epi32(0x00400000));
+    return _mm256_min_epi32(_mm256_max_epi32(i, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+}
+
+BK_LB_AVX2 static void bk_lb_q3_search8(const float *x, int8_t *L, float *scales) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+    const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    __m256 xt[16], w[16], wx[16];
+    __m256 max = zero, amax = zero;
+    for (int i = 0; i < 16; i++) {
+        xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
+        const __m256 ax = _mm256_andnot_ps(sign, xt[i]);
+        const __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+        amax = _mm256_blendv_ps(amax, ax, gt);
+        max = _mm256_blendv_ps(max, xt[i], gt);
+        w[i] = _mm256_mul_ps(xt[i], xt[i]);
+        wx[i] = _mm256_mul_ps(w[i], xt[i]);
+    }
+    const __m256 small = _mm256_cmp_ps(amax, _mm256_set1_ps(1e-15f), _CMP_LT_OQ);
+    const __m256 iscale = _mm256_div_ps(_mm256_set1_ps(-4.f), max);
+    __m256i Lt[16];
+    __m256 sumlx = zero, suml2 = zero;
+    for (int i = 0; i < 16; i++) {
+        Lt[i] = bk_lb_near8(_mm256_mul_ps(iscale, xt[i]), -4, 3);
+        const __m256 fl = _mm256_cvtepi32_ps(Lt[i]);
+        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(wx[i], fl));
+        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w[i], fl), fl));
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        __m256 changed = zero;
+        for (int i = 0; i < 16; i++) {
+            const __m256 li = _mm256_cvtepi32_ps(Lt[i]);
+            __m256 slx = _mm256_sub_ps(sumlx, _mm256_mul_ps(wx[i], li));
+            const __m256 pos = _mm256_cmp_ps(slx, zero, _CMP_GT_OQ);
+            if (_mm256_movemask_ps(pos) == 0) continue;
+            __m256 sl2 = _mm256_sub_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w[i], li), li));
+            const __m256i nl = bk_lb_near8(_mm256_div_ps(_mm256_mul_ps(xt[i], sl2), slx), -4, 3);
+            const __m256 ne = _mm256_castsi256_ps(_mm256_xor_si256(_mm256_cmpeq_epi32(nl, Lt[i]), _mm256_set1_epi32(-1)));
+            const __m256 fnl = _mm256_cvtepi32_ps(nl);
+            slx = _mm256_add_ps(slx, _mm256_mul_ps(wx[i], fnl));
+            sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(_mm256_mul_ps(w[i], fnl), fnl));
+            const __m256 gain = _mm256_cmp_ps(_mm256_mul_ps(_mm256_mul_ps(slx, slx), suml2),
+                                              _mm256_mul_ps(_mm256_mul_ps(sumlx, sumlx), sl2), _CMP_GT_OQ);
+            const __m256 acc = _mm256_and_ps(_mm256_and_ps(pos, ne), _mm256_and_ps(_mm256_cmp_ps(sl2, zero, _CMP_GT_OQ), gain));
+            Lt[i] = _mm256_blendv_epi8(Lt[i], nl, _mm256_castps_si256(acc));
+            sumlx = _mm256_blendv_ps(sumlx, slx, acc);
+            suml2 = _mm256_blendv_ps(suml2, sl2, acc);
+            changed = _mm256_or_ps(changed, acc);
+        }
+        if (_mm256_movemask_ps(_mm256_andnot_ps(small, changed)) == 0) break;
+    }
+    const __m256 scale = _mm256_blendv_ps(zero, _mm256_div_ps(sumlx, suml2), _mm256_cmp_ps(suml2, zero, _CMP_GT_OQ));
+    _mm256_storeu_ps(scales, _mm256_blendv_ps(scale, zero, small));
+    const int smalls = _mm256_movemask_ps(small);
+    int32_t lv[16][8];
+    for (int i = 0; i < 16; i++) _mm256_storeu_si256((__m256i *)lv[i], Lt[i]);
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (smalls >> j) & 1 ? 0 : (int8_t)(lv[i][j] + 4);
+}
 #endif
 
 /* The 16 scale searches of one Q2_K block: lanes (avx2 != 0) or one group after another. */
@@ -306,14 +374,12 @@ static void bk_lb_quantize_q2_K(int avx2, const float *x, void *vy, int64_t n) {
     }
 }
 
+static int bk_lb_body(int body);
+
 int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n) {
-    int avx2;
-    if (body == BK_BODY_PORTABLE) avx2 = 0;
-    else if (body == BK_BODY_AVX2 || body == BK_BODY_AUTO) {
-        avx2 = bk_cpu_has_body(BK_BODY_AVX2);
-        if (!avx2 && body == BK_BODY_AVX2) return 0;
-    } else return 0;
-    bk_lb_quantize_q2_K(avx2, x, y, n);
+    const int b = bk_lb_body(body);
+    if (b < 0) return 0;
+    bk_lb_quantize_q2_K(b, x, y, n);
     return 1;
 }
 
@@ -326,15 +392,21 @@ static inline int bk_lb_q3_scale(const uint8_t *s, int j) {
 }
 
 /* Q3_K block (110 bytes): hmask[32] (bit k of byte m: the high bit of element 32k + m), qs[64], scales[12], f16 d. */
-void bk_quantize_q3_K(const float *x, void *vy, int64_t n) {
+static void bk_lb_quantize_q3_K(int avx2, const float *x, void *vy, int64_t n) {
     uint8_t *y = (uint8_t *)vy;
     int8_t L[256];
     float scales[16];
     for (int64_t b = 0; b < n / 256; b++, x += 256, y += 110) {
         uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
         float max_scale = 0, amax = 0;
+#if defined(__x86_64__) || defined(__i386__)
+        if (avx2) {
+            bk_lb_q3_search8(x, L, scales);
+            bk_lb_q3_search8(x + 128, L + 128, scales + 8);
+        } else
+#endif
+        for (int j = 0; j < 16; j++) scales[j] = bk_lb_q3(16, 4, x + 16 * j, L + 16 * j);
         for (int j = 0; j < 16; j++) {
-            scales[j] = bk_lb_q3(16, 4, x + 16 * j, L + 16 * j);
             float a = __builtin_fabsf(scales[j]);
             if (a > amax) { amax = a; max_scale = scales[j]; }
         }
@@ -369,6 +441,23 @@ void bk_quantize_q3_K(const float *x, void *vy, int64_t n) {
         bk_lb_pack2((const uint8_t *)L, qs);
     }
 }
+
+/* Which search a `_using(body)` call runs: 1 the AVX2 lanes, 0 the scalar one, -1 not available. */
+static int bk_lb_body(int body) {
+    if (body == BK_BODY_PORTABLE) return 0;
+    if (body == BK_BODY_AUTO) return bk_cpu_has_body(BK_BODY_AVX2);
+    if (body == BK_BODY_AVX2) return bk_cpu_has_body(BK_BODY_AVX2) ? 1 : -1;
+    return -1;
+}
+
+int bk_quantize_q3_K_using(int body, const float *x, void *y, int64_t n) {
+    const int b = bk_lb_body(body);
+    if (b < 0) return 0;
+    bk_lb_quantize_q3_K(b, x, y, n);
+    return 1;
+}
+
+void bk_quantize_q3_K(const float *x, void *y, int64_t n) { bk_quantize_q3_K_using(BK_BODY_AUTO, x, y, n); }
 
 /* ggml's best_index_int8: the nearest of the 16 ascending levels (the upper one on a tie... as ggml decides it). */
 static inline int bk_lb_best_index(const int8_t *val, float x) {

@@ -124,22 +124,25 @@ struct LowBitQuantTests {
         #expect(all == golden.dequantized[ftype], "\(ftype): the 64 dequantized rows differ from gguf-py's (digest)")
     }
 
-    /// Q2_K's scale searches run eight groups per AVX2 step: each body on its own against llama-quantize's edge-row
-    /// bytes, and the two against each other on 4096-wide noise with zero and constant groups.
-    @Test("Q2_K's portable and AVX2 bodies both write llama-quantize's bytes", arguments: [KernelBodies.portable, KernelBodies.avx2])
-    func q2KBodies(_ body: Int32) throws {
+    /// Q2_K's and Q3_K's scale searches run eight groups per AVX2 step: each body on its own against
+    /// llama-quantize's edge-row bytes, and against the portable body on 4096-wide noise with zero and constant groups.
+    @Test("Q2_K's and Q3_K's portable and AVX2 bodies write llama-quantize's bytes",
+          arguments: [("q2_k", KernelBodies.portable), ("q2_k", KernelBodies.avx2), ("q3_k_m", KernelBodies.portable), ("q3_k_m", KernelBodies.avx2)])
+    func searchBodies(_ ftype: String, _ body: Int32) throws {
         if body == KernelBodies.avx2 && !KernelBodies.hasAVX2 { return }   // KernelBodies.noAVX2: nothing to test
+        let type: QuantType = ftype == "q2_k" ? .q2_K : .q3_K
+        func run(_ b: Int32, _ x: [Float]) -> [UInt8] {
+            var y = [UInt8](repeating: 0, count: x.count / 256 * type.bytesPerBlock)
+            let ran = type == .q2_K ? bk_quantize_q2_K_using(b, x, &y, Int64(x.count)) : bk_quantize_q3_K_using(b, x, &y, Int64(x.count))
+            #expect(ran == 1, "\(type) body \(b) did not run")
+            return y
+        }
         let edge = Array(try QuantFixtures.edge().prefix(64 * 256))
-        var got = [UInt8](repeating: 0, count: 64 * 84)
-        #expect(bk_quantize_q2_K_using(body, edge, &got, Int64(edge.count)) == 1)
-        compareBlocks(got, Array(try Data(contentsOf: URL(fileURLWithPath: LowBitFixtures.path("tiny-q2_k.attn_q.bin")))), .q2_K,
-                      "Q2_K body \(body) on the edge rows vs llama-quantize")
+        compareBlocks(run(body, edge), Array(try Data(contentsOf: URL(fileURLWithPath: LowBitFixtures.path("tiny-\(ftype).attn_q.bin")))), type,
+                      "\(type) body \(body) on the edge rows vs llama-quantize")
         var x = QuantTests.noise(rows: 16, cols: 4096, seed: 5)
         for i in stride(from: 0, to: x.count, by: 1000) { for k in i..<min(x.count, i + 40) { x[k] = k % 3 == 0 ? 0.25 : 0 } }
-        var a = [UInt8](repeating: 0, count: x.count / 256 * 84), p = a
-        #expect(bk_quantize_q2_K_using(body, x, &a, Int64(x.count)) == 1)
-        #expect(bk_quantize_q2_K_using(KernelBodies.portable, x, &p, Int64(x.count)) == 1)
-        compareBlocks(a, p, .q2_K, "Q2_K body \(body) vs the portable body on noise")
+        compareBlocks(run(body, x), run(KernelBodies.portable, x), type, "\(type) body \(body) vs the portable body on noise")
     }
 
     /// The whole file: per-tensor types (the recipe, the options, the fallbacks for ffn_down's 288-wide rows), every
@@ -164,8 +167,10 @@ struct LowBitQuantTests {
     }
 
     /// Real shapes: ffn_down's rows are 4096 wide and ffn_gate/up/down hold 1 Mi values each; a difference is named
-    /// by its tensor and first differing 64-row slab.
-    @Test("the wide model (4096-wide rows, 1 Mi-element tensors, gqa 4) matches llama-quantize slab for slab", arguments: types)
+    /// by its tensor and first differing 64-row slab. One file type per quantizer (q2_k's file also holds Q3_K
+    /// tensors; q3_k_m/l add Q4_K/Q5_K, whose quantizers the tiny files and QuantTests cover), to keep the suite fast.
+    @Test("the wide model (4096-wide rows, 1 Mi-element tensors, gqa 4) matches llama-quantize slab for slab",
+          arguments: ["q2_k", "q3_k_s", "iq4_nl", "iq4_xs"])
     func wideFile(_ ftype: String) throws {
         let golden = try LowBitFixtures.golden.get()
         let want = try #require(golden.wide[ftype])
@@ -253,6 +258,20 @@ struct LowBitQuantTests {
         }
         let rms = (se / ss).squareRoot()
         #expect(worst <= maxBound && rms <= rmsBound && rms > 0, "\(name): worst \(worst) x block amax, relative RMS \(rms)")
+    }
+
+    /// The trained tiny model's 64- and 192-wide rows make IQ4_XS fall back to IQ4_NL, as llama-quantize does: the
+    /// verifier reads the file, multiplies IQ4_NL and judges it by IQ4_NL's default thresholds.
+    @Test("an iq4_xs GGUF of the trained model passes IQ4_NL's verify thresholds")
+    func verifyIQ4() throws {
+        let dir = try VerifierTests.scratch("gguf-iq4_xs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plan = try GGUFExport.plan(source: TrainedGolden.path, options: GGUFExportOptions(recipe: .iq4_xs))
+        try plan.write(to: dir + "/model.gguf")
+        let r = try Verifier.compare(Verifier.Loaded(TrainedGolden.path), Verifier.Loaded(dir + "/model.gguf"), prompts: Verifier.defaultPrompts)
+        #expect(r.thresholds.kind == "iq4_nl")
+        #expect(r.pass, "\(r.failures)")
+        #expect(r.kldMean > 0, "a quantized model cannot be identical")
     }
 
     /// The verifier's products over the low-bit types: rows widened by lowbit.c, then f32 products, for one token and

@@ -182,6 +182,8 @@ void bk_quantize_q2_K(const float *x, void *y, int64_t n);
 /* Q2_K with its 16 scale searches one after another (BK_BODY_PORTABLE) or eight per AVX2 step (BK_BODY_AVX2; each
  * lane in the scalar order, so the same bytes); 1 when the body ran. */
 int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n);
+/* Q3_K likewise: its 16 make_q3_quants searches one after another or eight per AVX2 step. */
+int bk_quantize_q3_K_using(int body, const float *x, void *y, int64_t n);
 void bk_quantize_q3_K(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_nl(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_xs(const float *x, void *y, int64_t n);
