@@ -13,9 +13,9 @@ struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Quantize a model to llama.cpp's types, byte-identical to llama-quantize (no importance matrix).",
         discussion: """
-            SRC is a GGUF file (f32/f16/bf16), a Meta release or a Hugging Face directory. TYPE is a llama-quantize file type: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k_s, q4_k_m (= q4_k), q5_k_s, q5_k_m (= q5_k), q6_k, f16, bf16, f32. Each tensor gets the type llama-quantize would give it: 1-D and norm tensors stay as they are (f32 from Meta/HF sources), output.weight becomes Q6_K, q4_k_m/q5_k_m give some attn_v and ffn_down layers Q6_K, and rows that are not whole blocks fall back to a 32-element type.
+            SRC is a GGUF file (f32/f16/bf16), a Meta release or a Hugging Face directory. TYPE is a llama-quantize file type: q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m (= q3_k), q3_k_l, q4_k_s, q4_k_m (= q4_k), q5_k_s, q5_k_m (= q5_k), q6_k, iq4_nl, iq4_xs, f16, bf16, f32 (q2_k_s needs an importance matrix, which billa does not read yet: refused, as llama-quantize refuses it without one). Each tensor gets the type llama-quantize would give it: 1-D and norm tensors stay as they are (f32 from Meta/HF sources), output.weight becomes Q6_K, q4_k_m/q5_k_m give some attn_v and ffn_down layers Q6_K, and rows that are not whole blocks fall back to a 32-element type.
 
-            --tensor-type PATTERN=TYPE overrides the choice for GGUF tensor names matching the regular expression; a pattern that matches no tensor is an error. Rows are split across --threads threads.
+            --tensor-type PATTERN=TYPE overrides the choice for GGUF tensor names matching the regular expression; a pattern that matches no tensor is an error. --pure gives every matrix TYPE; --leave-output-tensor keeps output.weight as it is; --output-tensor-type and --token-embedding-type set those two tensors' types, as llama-quantize's options of the same names do. Rows are split across --threads threads.
 
             Examples:
               billa quantize llama-7b-f16.gguf -o llama-7b-q4_k_m.gguf --type q4_k_m
@@ -41,6 +41,18 @@ struct Quantize: ParsableCommand {
 
     @Flag(name: .long, help: "Allow quantizing tensors that are already quantized.")
     var allowRequantize = false
+
+    @Flag(name: .long, help: "Every quantized tensor gets the type's default (no per-tensor mixture), as llama-quantize --pure.")
+    var pure = false
+
+    @Flag(name: .long, help: "Do not quantize output.weight.")
+    var leaveOutputTensor = false
+
+    @Option(name: .long, help: "The type of output.weight (f16, q8_0, q6_k, ...).")
+    var outputTensorType: String?
+
+    @Option(name: .long, help: "The type of token_embd.weight (f16, q8_0, q4_k, ...).")
+    var tokenEmbeddingType: String?
 
     @Option(name: .long, help: "llama.context_length. Meta releases do not record it: 2048 unless given (LLaMA 2: 4096); HF and GGUF sources keep theirs unless given.")
     var maxPositionEmbeddings: Int?
@@ -87,6 +99,10 @@ struct Quantize: ParsableCommand {
         o.split = try ggufSplitRule(maxTensors: splitMaxTensors, maxShardSize: maxShardSize)
         o.overrides = try tensorTypes.map(parseOverride)
         o.allowRequantize = allowRequantize
+        o.typeChoices.pure = pure
+        o.typeChoices.leaveOutputTensor = leaveOutputTensor
+        o.typeChoices.outputTensorType = try outputTensorType.map { try tensorType($0, "--output-tensor-type") }
+        o.typeChoices.tokenEmbeddingType = try tokenEmbeddingType.map { try tensorType($0, "--token-embedding-type") }
         o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
         o.name = name
         o.threads = max(1, threads)
@@ -107,11 +123,20 @@ func checkedContextLength(_ n: Int) throws -> Int {
     return n
 }
 
+/// A tensor type named on the command line (f32, f16, bf16 or a block type), or a usage error naming the option.
+func tensorType(_ name: String, _ option: String) throws -> DType {
+    guard let t = parseTensorType(name) else {
+        throw BillaError(.invalidArgument, "\(option) \(name) is not a tensor type",
+                         remedy: "use one of f32, f16, bf16, \(QuantType.allCases.map { $0.rawValue.lowercased() }.joined(separator: ", "))")
+    }
+    return t
+}
+
 func parseOverride(_ text: String) throws -> (pattern: String, type: DType) {
     guard let eq = text.lastIndex(of: "="), let t = parseTensorType(String(text[text.index(after: eq)...])),
           eq != text.startIndex else {
         throw BillaError(.invalidArgument, "--tensor-type '\(text)' is not PATTERN=TYPE",
-                         remedy: "write e.g. --tensor-type 'attn_v=q8_0' (types: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k)")
+                         remedy: "write e.g. --tensor-type 'attn_v=q8_0' (types: f32, f16, bf16, \(QuantType.allCases.map { $0.rawValue.lowercased() }.joined(separator: ", ")))")
     }
     return (String(text[..<eq]), t)
 }

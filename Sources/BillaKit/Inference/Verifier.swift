@@ -24,9 +24,13 @@ public struct VerifyThresholds: Codable, Sendable, Equatable {
         "q6_K": (0.02, 0.93),
         "q5_K": (0.04, 0.90), "q5_1": (0.04, 0.90), "q5_0": (0.05, 0.90),
         "q4_K": (0.08, 0.88), "q4_1": (0.12, 0.85), "q4_0": (0.12, 0.85),
+        // the low-bit types: llama-perplexity --kl-divergence on LLaMA-class 7-8B models gives about IQ4_XS/IQ4_NL
+        // 0.02-0.03 / 93 %, Q3_K 0.05-0.15 / 86-91 %, Q2_K 0.2-0.4 / 78-83 % (the Q3_K_S..L and Q2_K mixtures);
+        // the same 2-5x margin, below the KL of 1 that a broken file shows
+        "iq4_xs": (0.08, 0.88), "iq4_nl": (0.08, 0.88), "q3_K": (0.35, 0.75), "q2_K": (0.8, 0.6),
     ]
     /// Most lossy first.
-    static let lossOrder: [DType] = [.q4_0, .q4_1, .q4_K, .q5_0, .q5_1, .q5_K, .q6_K, .q8_0]
+    static let lossOrder: [DType] = [.q2_K, .q3_K, .q4_0, .q4_1, .iq4_nl, .iq4_xs, .q4_K, .q5_0, .q5_1, .q5_K, .q6_K, .q8_0]
 
     static func defaults(reference: Set<DType>, candidate: Set<DType>) -> VerifyThresholds {
         func bits(_ d: DType) -> Int { d == .f32 ? 32 : d == .f16 || d == .bf16 ? 16 : 8 }

@@ -17,6 +17,10 @@ enum KernelType {
         case .q4_K: return Int32(BK_Q4_K)
         case .q5_K: return Int32(BK_Q5_K)
         case .q6_K: return Int32(BK_Q6_K)
+        case .q2_K: return Int32(BK_Q2_K)
+        case .q3_K: return Int32(BK_Q3_K)
+        case .iq4_nl: return Int32(BK_IQ4_NL)
+        case .iq4_xs: return Int32(BK_IQ4_XS)
         default: return nil
         }
     }
@@ -84,6 +88,14 @@ public struct WeightMatrix: @unchecked Sendable {
         Parallel.forEachHot(threads) { k in
             let lo = k * per, hi = min(p.rows, lo + per)
             guard lo < hi else { return }
+            if bk_lowbit_block_bytes(p.kernel) > 0 {
+                // Q2_K, Q3_K, IQ4_NL, IQ4_XS: rows widened to f32 in lowbit.c, then the f32 products
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, Int(BK_LOWBIT_ROWS + BK_SCRATCH_ROWS) * p.cols))
+                defer { scratch.deallocate() }
+                _ = bk_lowbit_rows_dot(p.kernel, p.base + lo * p.rowBytes, p.rowBytes, Int64(hi - lo), Int64(p.cols),
+                                       x, Int64(ldx), Int64(tokens), yy + lo, Int64(ldy), scratch)
+                return
+            }
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, Int(BK_SCRATCH_ROWS) * p.cols))
             defer { scratch.deallocate() }
             bk_rows_dot(p.kernel, p.base + lo * p.rowBytes, p.rowBytes, Int64(hi - lo), Int64(p.cols),
@@ -94,7 +106,10 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Row `r` widened to f32 (an embedding lookup).
     func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         for p in pieces where r >= p.rowStart && r < p.rowStart + p.rows {
-            bk_to_f32(p.kernel, p.base + (r - p.rowStart) * p.rowBytes, out + p.colStart, Int64(p.cols))
+            let src = p.base + (r - p.rowStart) * p.rowBytes
+            if bk_lowbit_to_f32(p.kernel, src, out + p.colStart, Int64(p.cols)) == 0 {
+                bk_to_f32(p.kernel, src, out + p.colStart, Int64(p.cols))
+            }
         }
     }
 

@@ -5,48 +5,29 @@ import Foundation
 public enum QuantRecipe: String, Sendable, CaseIterable, Codable {
     case f32, f16, bf16
     case q4_0, q4_1, q5_0, q5_1, q8_0
+    case q2_k, q2_k_s, q3_k_s, q3_k_m, q3_k_l
     case q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k
+    case iq4_nl, iq4_xs
 
-    /// llama_ftype: the number written as general.file_type.
-    public var fileType: UInt32 {
-        switch self {
-        case .f32: return 0
-        case .f16: return 1
-        case .q4_0: return 2
-        case .q4_1: return 3
-        case .q8_0: return 7
-        case .q5_0: return 8
-        case .q5_1: return 9
-        case .q4_k_s: return 14
-        case .q4_k_m: return 15
-        case .q5_k_s: return 16
-        case .q5_k_m: return 17
-        case .q6_k: return 18
-        case .bf16: return 32
-        }
-    }
+    /// (llama_ftype: the number written as general.file_type, the default tensor type), from llama.h and
+    /// llama_ftype_get_default_type.
+    private static let table: [QuantRecipe: (fileType: UInt32, type: DType)] = [
+        .f32: (0, .f32), .f16: (1, .f16), .q4_0: (2, .q4_0), .q4_1: (3, .q4_1), .q8_0: (7, .q8_0), .q5_0: (8, .q5_0),
+        .q5_1: (9, .q5_1), .q2_k: (10, .q2_K), .q3_k_s: (11, .q3_K), .q3_k_m: (12, .q3_K), .q3_k_l: (13, .q3_K),
+        .q4_k_s: (14, .q4_K), .q4_k_m: (15, .q4_K), .q5_k_s: (16, .q5_K), .q5_k_m: (17, .q5_K), .q6_k: (18, .q6_K),
+        .q2_k_s: (21, .q2_K), .iq4_nl: (25, .iq4_nl), .iq4_xs: (30, .iq4_xs), .bf16: (32, .bf16),
+    ]
 
-    public var defaultType: DType {
-        switch self {
-        case .f32: return .f32
-        case .f16: return .f16
-        case .bf16: return .bf16
-        case .q4_0: return .q4_0
-        case .q4_1: return .q4_1
-        case .q5_0: return .q5_0
-        case .q5_1: return .q5_1
-        case .q8_0: return .q8_0
-        case .q4_k_s, .q4_k_m: return .q4_K
-        case .q5_k_s, .q5_k_m: return .q5_K
-        case .q6_k: return .q6_K
-        }
-    }
+    public var fileType: UInt32 { Self.table[self]?.fileType ?? 0 }
+    public var defaultType: DType { Self.table[self]?.type ?? .f32 }
 
-    /// Accepts llama-quantize's spellings: "Q4_K_M", "q4_k_m", "q4_k" (= q4_k_m), "q5_k" (= q5_k_m), "Q8_0".
+    /// Accepts llama-quantize's spellings: "Q4_K_M", "q4_k_m", "q4_k" (= q4_k_m), "q5_k" (= q5_k_m), "q3_k"
+    /// (= q3_k_m), "Q8_0".
     public init?(name: String) {
         let n = name.lowercased()
         if n == "q4_k" { self = .q4_k_m; return }
         if n == "q5_k" { self = .q5_k_m; return }
+        if n == "q3_k" { self = .q3_k_m; return }
         guard let r = QuantRecipe(rawValue: n) else { return nil }
         self = r
     }
@@ -74,24 +55,43 @@ public struct QuantPolicy {
     public let kvHeads: Int
     /// (regex, type) from --tensor-type, first match wins.
     public let overrides: [(NSRegularExpression, DType)]
+    /// llama-quantize's --pure, --leave-output-tensor, --output-tensor-type and --token-embedding-type.
+    public let choices: TypeChoices
     var nAttentionV = 0
     var iAttentionV = 0
     var iFFNDown = 0
     var hasTiedEmbeddings = true
     public private(set) var fallbacks: [String] = []
 
+    /// The per-tensor options of llama-quantize that change its type choice.
+    public struct TypeChoices: Sendable {
+        /// --pure: every quantized tensor gets the recipe's default type (overrides and fallbacks still apply).
+        public var pure = false
+        /// --leave-output-tensor: output.weight is not quantized.
+        public var leaveOutputTensor = false
+        /// --output-tensor-type: output.weight's type (and a tied token_embd's).
+        public var outputTensorType: DType? = nil
+        /// --token-embedding-type: token_embd.weight's type.
+        public var tokenEmbeddingType: DType? = nil
+        public init() {}
+    }
+
     public init(recipe: QuantRecipe, tensorNames: [String], layers: Int, heads: Int, kvHeads: Int,
-                overrides: [(NSRegularExpression, DType)] = []) {
+                overrides: [(NSRegularExpression, DType)] = [], choices: TypeChoices = TypeChoices()) {
         self.recipe = recipe
         self.layers = layers
         self.heads = heads
         self.kvHeads = kvHeads
         self.overrides = overrides
+        self.choices = choices
         for n in tensorNames {
             if Self.category(n) == .attentionV { nAttentionV += 1 }
             if Self.category(n) == .output { hasTiedEmbeddings = false }
         }
     }
+
+    /// llama.cpp's hparams.n_gqa(): query heads per key/value head.
+    var gqa: Int { kvHeads > 0 ? heads / kvHeads : 0 }
 
     /// llama_model_loader's weight order: tensors outside blocks first, then by block number, each group by name.
     public static func order(_ a: String, _ b: String) -> Bool {
@@ -130,9 +130,25 @@ public struct QuantPolicy {
 
     static func useMoreBits(_ i: Int, _ n: Int) -> Bool { i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2 }
 
-    /// The type for the next tensor in `order`; `current` is the tensor's type in the source.
+    /// Whether this run quantizes the tensor: `allowsQuantization`, and not output.weight under --leave-output-tensor.
+    public func quantizes(_ name: String, shape: [Int]) -> Bool {
+        Self.allowsQuantization(name, shape: shape) && !(choices.leaveOutputTensor && name == "output.weight")
+    }
+
+    /// llama.cpp's tensor_requires_imatrix: Q2_K tensors of a Q2_K_S file other than token_embd and output.
+    public func requiresImportanceMatrix(_ name: String, _ type: DType) -> Bool {
+        let cat = Self.category(name)
+        return recipe == .q2_k_s && type == .q2_K && cat != .tokenEmbedding && cat != .output
+    }
+
+    /// The type for the next tensor in `order`; `current` is the tensor's type in the source. llama.cpp's
+    /// llama_tensor_get_type: --token-embedding-type and --output-tensor-type are taken as given (no fallback), then
+    /// --tensor-type overrides or the recipe's rules (skipped by --pure), then the fallback for partial blocks.
     public mutating func type(for name: String, shape: [Int], current: DType) -> DType {
-        guard Self.allowsQuantization(name, shape: shape) else { return current }
+        guard quantizes(name, shape: shape) else { return current }
+        let cat = Self.category(name)
+        if let t = choices.tokenEmbeddingType, cat == .tokenEmbedding { return t }
+        if let t = choices.outputTensorType, cat == .output { return t }
         var t = recipe.defaultType
         guard t.isQuantized else { return t }
         let cols = shape.last ?? 0
@@ -142,34 +158,61 @@ public struct QuantPolicy {
             manual = true
             break
         }
-        if !manual { t = policy(name, cols: cols, t) }
+        if !manual && !choices.pure { t = policy(name, cols: cols, t) }
         return fallback(name, cols: cols, t)
     }
 
+    /// llama_tensor_get_type_impl for the LLaMA architecture (no experts, not Falcon) and no importance matrix, for
+    /// the recipes billa writes.
     mutating func policy(_ name: String, cols: Int, _ start: DType) -> DType {
         var t = start
         let cat = Self.category(name)
+        let r = recipe
         if cat == .output || (hasTiedEmbeddings && cat == .tokenEmbedding) {
-            if cols % t.blockSize != 0 { t = .q8_0 } else if t != .q8_0 { t = .q6_K }
+            if let o = choices.outputTensorType { t = o } else if cols % t.blockSize != 0 { t = .q8_0 } else if t != .q8_0 { t = .q6_K }
+        } else if cat == .tokenEmbedding {
+            // only the IQ1/IQ2/IQ3_XXS/TQ recipes, which billa does not write, change an untied token_embd
         } else if cat == .attentionV {
-            if (recipe == .q4_k_m || recipe == .q5_k_m) && Self.useMoreBits(iAttentionV, nAttentionV) {
+            if r == .q2_k {
+                t = gqa >= 4 ? .q4_K : .q3_K
+            } else if r == .q2_k_s && gqa >= 4 {
+                t = .q4_K
+            } else if r == .q3_k_m {
+                t = iAttentionV < 2 ? .q5_K : .q4_K
+            } else if r == .q3_k_l {
+                t = .q5_K
+            } else if (r == .iq4_nl || r == .iq4_xs) && gqa >= 4 {
+                t = .q5_K
+            } else if (r == .q4_k_m || r == .q5_k_m) && Self.useMoreBits(iAttentionV, nAttentionV) {
                 t = .q6_K
-            } else if recipe == .q4_k_s && iAttentionV < 4 {
+            } else if r == .q4_k_s && iAttentionV < 4 {
                 t = .q5_K
             }
             // llama.cpp's LLM_TYPE_70B: 80 layers with grouped-query attention.
-            if layers == 80 && heads != kvHeads && t == .q4_K { t = .q5_K }
+            if layers == 80 && heads != kvHeads && (t == .q3_K || t == .q4_K) { t = .q5_K }
             iAttentionV += 1
         } else if cat == .ffnDown {
             let i = iFFNDown, n = layers
-            if recipe == .q4_k_m {
+            if r == .q2_k {
+                t = .q3_K
+            } else if r == .q2_k_s {
+                if i < n / 8 { t = .q4_K }
+            } else if r == .q3_k_m {
+                t = i < n / 16 ? .q5_K : .q4_K
+            } else if r == .q3_k_l {
+                t = .q5_K
+            } else if r == .q4_k_m {
                 if Self.useMoreBits(i, n) { t = .q6_K }
-            } else if recipe == .q5_k_m && Self.useMoreBits(i, n) {
+            } else if i < n / 8 && (r == .iq4_nl || r == .iq4_xs) {
+                t = .q5_K
+            } else if r == .q5_k_m && Self.useMoreBits(i, n) {
                 t = .q6_K
-            } else if recipe == .q4_k_s && i < n / 8 {
+            } else if r == .q4_k_s && i < n / 8 {
                 t = .q5_K
             }
             iFFNDown += 1
+        } else if cat == .attentionOutput {
+            if r == .q2_k { t = .q3_K } else if r == .q3_k_m { t = .q4_K } else if r == .q3_k_l { t = .q5_K }
         }
         return t
     }
@@ -182,7 +225,9 @@ public struct QuantPolicy {
         case .q4_K: r = .q5_0
         case .q5_K: r = .q5_1
         case .q6_K: r = .q8_0
-        default: break
+        case .q2_K, .q3_K: r = .q4_0
+        case .iq4_xs: r = .iq4_nl
+        default: break   // a 32-element type already: f16 below
         }
         if cols % r.blockSize != 0 { r = .f16 }
         fallbacks.append("\(name): \(cols) columns are not whole \(t.rawValue) blocks; using \(r.rawValue)")

@@ -3,7 +3,9 @@
 ///
 /// Layouts (ggml-common.h): Q4_0 {f16 d; u8 qs[16]}, Q4_1 {f16 d, m; u8 qs[16]}, Q5_0 {f16 d; u8 qh[4]; u8 qs[16]},
 /// Q5_1 {f16 d, m; u8 qh[4]; u8 qs[16]}, Q8_0 {f16 d; i8 qs[32]}, Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]},
-/// Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}, Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}.
+/// Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]}, Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d},
+/// Q2_K {u8 scales[16]; u8 qs[64]; f16 d, dmin}, Q3_K {u8 hmask[32]; u8 qs[64]; u8 scales[12]; f16 d},
+/// IQ4_NL {f16 d; u8 qs[16]}, IQ4_XS {f16 d; u16 scales_h; u8 scales_l[4]; u8 qs[128]}.
 public enum QuantType: String, Sendable, CaseIterable, Codable {
     case q4_0 = "Q4_0"
     case q4_1 = "Q4_1"
@@ -13,11 +15,16 @@ public enum QuantType: String, Sendable, CaseIterable, Codable {
     case q4_K = "Q4_K"
     case q5_K = "Q5_K"
     case q6_K = "Q6_K"
+    case q2_K = "Q2_K"
+    case q3_K = "Q3_K"
+    case iq4_nl = "IQ4_NL"
+    case iq4_xs = "IQ4_XS"
 
     /// (ggml type id, elements per block, bytes per block).
     private static let table: [QuantType: (ggml: UInt32, block: Int, bytes: Int)] = [
         .q4_0: (2, 32, 18), .q4_1: (3, 32, 20), .q5_0: (6, 32, 22), .q5_1: (7, 32, 24), .q8_0: (8, 32, 34),
         .q4_K: (12, 256, 144), .q5_K: (13, 256, 176), .q6_K: (14, 256, 210),
+        .q2_K: (10, 256, 84), .q3_K: (11, 256, 110), .iq4_nl: (20, 32, 18), .iq4_xs: (23, 256, 136),
     ]
 
     public var ggmlType: UInt32 { Self.table[self]?.ggml ?? 0 }

@@ -18,6 +18,10 @@ public enum Quantizer {
         case .q4_K: return KQuants.quantizeQ4_K
         case .q5_K: return KQuants.quantizeQ5_K
         case .q6_K: return KQuants.quantizeQ6_K
+        case .q2_K: return { bk_quantize_q2_K($0, $1, Int64($2)) }
+        case .q3_K: return { bk_quantize_q3_K($0, $1, Int64($2)) }
+        case .iq4_nl: return { bk_quantize_iq4_nl($0, $1, Int64($2)) }
+        case .iq4_xs: return { bk_quantize_iq4_xs($0, $1, Int64($2)) }
         }
     }
 
@@ -31,6 +35,9 @@ public enum Quantizer {
         case .q4_K: return KQuants.dequantizeQ4_K
         case .q5_K: return KQuants.dequantizeQ5_K
         case .q6_K: return KQuants.dequantizeQ6_K
+        case .q2_K, .q3_K, .iq4_nl, .iq4_xs:
+            let k = KernelType.of(t.dtype) ?? 0
+            return { _ = bk_lowbit_to_f32(k, $0, $1, Int64($2)) }
         }
     }
 

@@ -173,4 +173,30 @@ void bk_lora_add(const float *B, const float *A, float *w, int64_t rows, int64_t
 int bk_lora_add_using(int body, const float *B, const float *A, float *w, int64_t rows, int64_t r, int64_t cols,
                       float scale);
 
+/* The low-bit llama.cpp types (lowbit.c), numbered after BK_Q6_K in billa's kernel numbering. kernels.c's entry
+ * points do not take them; the verifier widens their rows with bk_lowbit_to_f32 / bk_lowbit_rows_dot. */
+enum { BK_Q2_K = 11, BK_Q3_K = 12, BK_IQ4_NL = 13, BK_IQ4_XS = 14 };
+/* ggml's reference quantizers (no importance matrix) over n values (whole blocks), bit-identical to ggml-quants.c:
+ * quantize_row_q2_K_ref, quantize_row_q3_K_ref, quantize_iq4_nl and quantize_iq4_xs without quant weights. */
+void bk_quantize_q2_K(const float *x, void *y, int64_t n);
+/* Q2_K with its 16 scale searches one after another (BK_BODY_PORTABLE) or eight per AVX2 step (BK_BODY_AVX2; each
+ * lane in the scalar order, so the same bytes); 1 when the body ran. */
+int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n);
+/* Q3_K likewise: its 16 make_q3_quants searches one after another or eight per AVX2 step. */
+int bk_quantize_q3_K_using(int body, const float *x, void *y, int64_t n);
+void bk_quantize_q3_K(const float *x, void *y, int64_t n);
+void bk_quantize_iq4_nl(const float *x, void *y, int64_t n);
+void bk_quantize_iq4_xs(const float *x, void *y, int64_t n);
+/* Elements and bytes per block of a low-bit type (0 bytes for any other type). */
+int bk_lowbit_block_elems(int type);
+int bk_lowbit_block_bytes(int type);
+/* Widens n values (whole blocks) of a low-bit type to f32; 0 (nothing written) for any other type. */
+int bk_lowbit_to_f32(int type, const void *src, float *dst, int64_t n);
+/* Rows widened at a time by bk_lowbit_rows_dot. */
+#define BK_LOWBIT_ROWS 16
+/* bk_rows_dot for a low-bit type: rows widened to f32 BK_LOWBIT_ROWS at a time, then the f32 products. `scratch`
+ * holds (BK_LOWBIT_ROWS + BK_SCRATCH_ROWS) * cols floats. 0 (nothing written) when the type is not one of them. */
+int bk_lowbit_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols, const float *x,
+                       int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
+
 #endif

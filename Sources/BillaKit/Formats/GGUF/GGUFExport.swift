@@ -23,6 +23,8 @@ public struct GGUFExportOptions: Sendable {
     public var drops = DropPolicy()
     /// Write a gguf-split set instead of one file.
     public var split: GGUFSplitRule? = nil
+    /// --pure, --leave-output-tensor, --output-tensor-type, --token-embedding-type (llama-quantize's).
+    public var typeChoices = QuantPolicy.TypeChoices()
 
     public init(recipe: QuantRecipe) { self.recipe = recipe }
 }
@@ -243,7 +245,7 @@ public enum GGUFExport {
             }
         }
         var policy = QuantPolicy(recipe: recipe, tensorNames: ordered.map(\.name), layers: layers, heads: heads,
-                                 kvHeads: kvHeads, overrides: overrides)
+                                 kvHeads: kvHeads, overrides: overrides, choices: options.typeChoices)
         var plans = [TensorPlan]()
         var choices = [GGUFTensorChoice]()
         var input = 0
@@ -251,6 +253,11 @@ public enum GGUFExport {
         for s in ordered {
             var target = options.sourceTypes ? s.dtype : policy.type(for: s.name, shape: s.shape, current: s.dtype)
             if !QuantPolicy.allowsQuantization(s.name, shape: s.shape) && !keepUnquantized { target = .f32 }
+            if policy.requiresImportanceMatrix(s.name, target) {
+                throw BillaError(.unsupported, file: source, tensor: s.name,
+                                 "\(recipe.rawValue) quantizes this tensor to \(target.rawValue), which needs an importance matrix; llama-quantize refuses it without one (\"this quantization requires an imatrix!\")",
+                                 remedy: "use --type q2_k, which needs none; billa does not read importance matrices yet")
+            }
             if target != s.dtype && s.dtype.isQuantized && !options.allowRequantize {
                 throw BillaError(.invalidArgument, file: source, tensor: s.name,
                                  "the tensor is already \(s.dtype.rawValue); quantizing it again loses more than quantizing the original",

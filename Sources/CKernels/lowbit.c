@@ -1,0 +1,662 @@
+/* ggml's reference quantizers for the low-bit types llama-quantize writes without an importance matrix: Q2_K and
+ * Q3_K (256-element super-blocks of 16-element groups) and the non-linear IQ4_NL (32) / IQ4_XS (256), with their
+ * dequantizers and a row product for the verifier.
+ *
+ * llama-quantize's bytes depend on the exact order of the float operations in its scale searches (comparisons of
+ * error sums pick the levels), so every search below performs the same operations in the same order as
+ * ggml-quants.c's quantize_row_q2_K_ref / quantize_row_q3_K_ref / quantize_row_iq4_nl_impl (written from that
+ * description, not copied), each product rounded before it is added (ggml-base is built without FMA). Q2_K's and
+ * Q3_K's sixteen independent group searches run eight at a time in AVX2 lanes where the CPU has AVX2, each lane in
+ * the scalar order (bk_quantize_*_using compares the bodies). */
+#include "billa_kernels.h"
+#include <string.h>
+
+#pragma STDC FP_CONTRACT OFF
+
+/* The 16 levels of IQ4_NL and IQ4_XS, ascending: ggml-common.h's kvalues_iq4nl (llama.cpp as vendored by
+ * llama-cpp-python 0.3.36). The one copy of this table in billa. */
+static const int8_t bk_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* ggml's nearest_int: 1.5 * 2^23 added so the FPU's round-to-nearest-even rounds, low mantissa bits read back. */
+static inline int bk_lb_nearest(float f) {
+    float v = f + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+static inline int bk_lb_clamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* f32 -> f16 round to nearest even (ggml's converter for finite values; NaN as sign | 0x7E00). */
+static inline void bk_lb_put_half(uint8_t *p, float f) {
+    uint32_t w;
+    memcpy(&w, &f, 4);
+    uint16_t out;
+    if ((w & 0x7fffffffu) > 0x7f800000u) {
+        out = (uint16_t)(((w >> 16) & 0x8000u) | 0x7E00u);
+    } else {
+        _Float16 h = (_Float16)f;
+        memcpy(&out, &h, 2);
+    }
+    p[0] = (uint8_t)out;
+    p[1] = (uint8_t)(out >> 8);
+}
+
+static inline float bk_lb_half(const uint8_t *p) {
+    uint16_t u = (uint16_t)(p[0] | (p[1] << 8));
+    _Float16 h;
+    memcpy(&h, &u, 2);
+    return (float)h;
+}
+
+/* ggml's make_qkx2_quants: the scale and (negated, in *the_min) minimum of an asymmetric group of n values with
+ * levels 0..nmax, searched over nstep + 1 candidate scales; errors weighted by `weights`, absolute (use_mad) or
+ * squared. */
+static float bk_lb_qkx2(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                        float rmin, float rdelta, int nstep, int use_mad) {
+    uint8_t Laux[32];
+    float min = x[0], max = x[0];
+    float sum_w = weights[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        float w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        *the_min = -min;
+        return 0;
+    }
+    const float fnmax = (float)nmax;
+    float iscale = fnmax / (max - min);
+    float scale = 1 / iscale;
+    float best_error = 0;
+    for (int i = 0; i < n; i++) {
+        L[i] = (uint8_t)bk_lb_clamp(bk_lb_nearest(iscale * (x[i] - min)), 0, nmax);
+        float diff = scale * (float)L[i] + min - x[i];
+        diff = use_mad ? __builtin_fabsf(diff) : diff * diff;
+        best_error += weights[i] * diff;
+    }
+    if (nstep < 1) { *the_min = -min; return scale; }
+    for (int step = 0; step <= nstep; step++) {
+        iscale = (rmin + rdelta * (float)step + fnmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = bk_lb_clamp(bk_lb_nearest(iscale * (x[i] - min)), 0, nmax);
+            Laux[i] = (uint8_t)l;
+            float w = weights[i], fl = (float)l;
+            sum_l += w * fl;
+            sum_l2 += w * fl * fl;
+            sum_xl += w * fl * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) { this_min = 0; this_scale = sum_xl / sum_l2; }
+            float cur_error = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * (float)Laux[i] + this_min - x[i];
+                diff = use_mad ? __builtin_fabsf(diff) : diff * diff;
+                cur_error += weights[i] * diff;
+            }
+            if (cur_error < best_error) {
+                for (int i = 0; i < n; i++) L[i] = Laux[i];
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+/* ggml's make_q3_quants with do_rmse: a symmetric group with levels -nmax..nmax-1, weights x^2, then up to five
+ * passes that move single levels while the weighted fit improves. L gets levels offset by nmax. */
+static float bk_lb_q3(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        float ax = __builtin_fabsf(x[i]);
+        if (ax > amax) { amax = ax; max = x[i]; }
+    }
+    if (amax < 1e-15f) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        return 0;
+    }
+    const float iscale = (float)(-nmax) / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = bk_lb_clamp(bk_lb_nearest(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = (int8_t)l;
+        float w = x[i] * x[i], fl = (float)l;
+        sumlx += w * x[i] * fl;
+        suml2 += w * fl * fl;
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            float w = x[i] * x[i], li = (float)L[i];
+            float slx = sumlx - w * x[i] * li;
+            if (slx > 0) {
+                float sl2 = suml2 - w * li * li;
+                int nl = bk_lb_clamp(bk_lb_nearest(x[i] * sl2 / slx), -nmax, nmax - 1);
+                if (nl != L[i]) {
+                    float fnl = (float)nl;
+                    slx += w * x[i] * fnl;
+                    sl2 += w * fnl * fnl;
+                    if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = (int8_t)nl;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed++;
+                    }
+                }
+            }
+        }
+        if (!changed) break;
+    }
+    for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+    return suml2 > 0 ? sumlx / suml2 : 0;
+}
+
+/* Packs 256 two-bit levels as Q2_K and Q3_K store them: byte l of each 32-byte half holds elements l, l+32, l+64,
+ * l+96 of that half's 128. */
+static void bk_lb_pack2(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < 256; j += 128)
+        for (int l = 0; l < 32; l++)
+            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BK_LB_AVX2 __attribute__((target("avx2")))
+
+/* Q2_K's 16 searches (make_qkx2_quants, 16 values, levels 0..3, weights |x|, absolute error, rmin -0.5, rdelta 0.1,
+ * 15 steps) for 8 groups at a time, one group per AVX2 lane, each lane in bk_lb_qkx2's order: bit for bit the
+ * scalar result. The groups are independent, so only the lanes' latency chains remain. */
+BK_LB_AVX2 static inline __m256i bk_lb_levels8(__m256 iscale, __m256 x, __m256 min) {
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), _mm256_set1_ps(12582912.f));
+    const __m256i i = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x007fffff)),
+                                       _mm256_set1_epi32(0x00400000));
+    return _mm256_min_epi32(_mm256_max_epi32(i, _mm256_setzero_si256()), _mm256_set1_epi32(3));
+}
+
+BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, uint8_t *L, float *scales, float *mins) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+    const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    __m256 xt[16], w[16];
+    for (int i = 0; i < 16; i++) {
+        xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
+        w[i] = _mm256_andnot_ps(sign, xt[i]);
+    }
+    __m256 min = xt[0], max = xt[0], sum_w = w[0], sum_x = _mm256_mul_ps(w[0], xt[0]);
+    for (int i = 1; i < 16; i++) {
+        min = _mm256_blendv_ps(min, xt[i], _mm256_cmp_ps(xt[i], min, _CMP_LT_OQ));
+        max = _mm256_blendv_ps(max, xt[i], _mm256_cmp_ps(xt[i], max, _CMP_GT_OQ));
+        sum_w = _mm256_add_ps(sum_w, w[i]);
+        sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(w[i], xt[i]));
+    }
+    min = _mm256_blendv_ps(min, zero, _mm256_cmp_ps(min, zero, _CMP_GT_OQ));
+    const __m256 flat = _mm256_cmp_ps(max, min, _CMP_EQ_OQ);
+    __m256 iscale = _mm256_div_ps(_mm256_set1_ps(3.f), _mm256_sub_ps(max, min));
+    __m256 scale = _mm256_div_ps(_mm256_set1_ps(1.f), iscale);
+    __m256i Lt[16];
+    __m256 best = zero;
+    for (int i = 0; i < 16; i++) {
+        Lt[i] = bk_lb_levels8(iscale, xt[i], min);
+        const __m256 d = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(Lt[i])), min), xt[i]);
+        best = _mm256_add_ps(best, _mm256_mul_ps(w[i], _mm256_andnot_ps(sign, d)));
+    }
+    for (int step = 0; step <= 15; step++) {
+        iscale = _mm256_div_ps(_mm256_set1_ps(-0.5f + 0.1f * (float)step + 3.f), _mm256_sub_ps(max, min));
+        __m256i la[16];
+        __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
+        for (int i = 0; i < 16; i++) {
+            la[i] = bk_lb_levels8(iscale, xt[i], min);
+            const __m256 fl = _mm256_cvtepi32_ps(la[i]), wl = _mm256_mul_ps(w[i], fl);
+            sum_l = _mm256_add_ps(sum_l, wl);
+            sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, fl));
+            sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, xt[i]));
+        }
+        const __m256 D = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+        const __m256 pos = _mm256_andnot_ps(flat, _mm256_cmp_ps(D, zero, _CMP_GT_OQ));
+        if (_mm256_movemask_ps(pos) == 0) continue;
+        __m256 this_scale = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)), D);
+        __m256 this_min = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)), D);
+        const __m256 up = _mm256_cmp_ps(this_min, zero, _CMP_GT_OQ);
+        this_min = _mm256_blendv_ps(this_min, zero, up);
+        this_scale = _mm256_blendv_ps(this_scale, _mm256_div_ps(sum_xl, sum_l2), up);
+        __m256 cur = zero;
+        for (int i = 0; i < 16; i++) {
+            const __m256 d = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, _mm256_cvtepi32_ps(la[i])), this_min), xt[i]);
+            cur = _mm256_add_ps(cur, _mm256_mul_ps(w[i], _mm256_andnot_ps(sign, d)));
+        }
+        const __m256 better = _mm256_and_ps(pos, _mm256_cmp_ps(cur, best, _CMP_LT_OQ));
+        if (_mm256_movemask_ps(better) == 0) continue;
+        const __m256i bi = _mm256_castps_si256(better);
+        for (int i = 0; i < 16; i++) Lt[i] = _mm256_blendv_epi8(Lt[i], la[i], bi);
+        best = _mm256_blendv_ps(best, cur, better);
+        scale = _mm256_blendv_ps(scale, this_scale, better);
+        min = _mm256_blendv_ps(min, this_min, better);
+    }
+    _mm256_storeu_ps(scales, _mm256_blendv_ps(scale, zero, flat));
+    _mm256_storeu_ps(mins, _mm256_xor_ps(min, sign));   /* -min, as the scalar returns it */
+    const int flats = _mm256_movemask_ps(flat);
+    int32_t lv[16][8];
+    for (int i = 0; i < 16; i++) _mm256_storeu_si256((__m256i *)lv[i], Lt[i]);
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (flats >> j) & 1 ? 0 : (uint8_t)lv[i][j];
+}
+
+/* make_q3_quants (16 values, nmax 4, do_rmse) for 8 groups at a time, one group per AVX2 lane. A lane whose pass
+ * changed nothing would change nothing in a further pass either (the pass depends only on its state), so running
+ * every lane for as many passes as the busiest one needs gives each lane the scalar result. */
+BK_LB_AVX2 static inline __m256i bk_lb_near8(__m256 v, int lo, int hi) {
+    const __m256 t = _mm256_add_ps(v, _mm256_set1_ps(12582912.f));
+    const __m256i i = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(t), _mm256_set1_epi32(0x007fffff)),
+                                       _mm256_set1_epi32(0x00400000));
+    return _mm256_min_epi32(_mm256_max_epi32(i, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+}
+
+BK_LB_AVX2 static void bk_lb_q3_search8(const float *x, int8_t *L, float *scales) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+    const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    __m256 xt[16], w[16], wx[16];
+    __m256 max = zero, amax = zero;
+    for (int i = 0; i < 16; i++) {
+        xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
+        const __m256 ax = _mm256_andnot_ps(sign, xt[i]);
+        const __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+        amax = _mm256_blendv_ps(amax, ax, gt);
+        max = _mm256_blendv_ps(max, xt[i], gt);
+        w[i] = _mm256_mul_ps(xt[i], xt[i]);
+        wx[i] = _mm256_mul_ps(w[i], xt[i]);
+    }
+    const __m256 small = _mm256_cmp_ps(amax, _mm256_set1_ps(1e-15f), _CMP_LT_OQ);
+    const __m256 iscale = _mm256_div_ps(_mm256_set1_ps(-4.f), max);
+    __m256i Lt[16];
+    __m256 sumlx = zero, suml2 = zero;
+    for (int i = 0; i < 16; i++) {
+        Lt[i] = bk_lb_near8(_mm256_mul_ps(iscale, xt[i]), -4, 3);
+        const __m256 fl = _mm256_cvtepi32_ps(Lt[i]);
+        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(wx[i], fl));
+        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w[i], fl), fl));
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        __m256 changed = zero;
+        for (int i = 0; i < 16; i++) {
+            const __m256 li = _mm256_cvtepi32_ps(Lt[i]);
+            __m256 slx = _mm256_sub_ps(sumlx, _mm256_mul_ps(wx[i], li));
+            const __m256 pos = _mm256_cmp_ps(slx, zero, _CMP_GT_OQ);
+            if (_mm256_movemask_ps(pos) == 0) continue;
+            __m256 sl2 = _mm256_sub_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w[i], li), li));
+            const __m256i nl = bk_lb_near8(_mm256_div_ps(_mm256_mul_ps(xt[i], sl2), slx), -4, 3);
+            const __m256 ne = _mm256_castsi256_ps(_mm256_xor_si256(_mm256_cmpeq_epi32(nl, Lt[i]), _mm256_set1_epi32(-1)));
+            const __m256 fnl = _mm256_cvtepi32_ps(nl);
+            slx = _mm256_add_ps(slx, _mm256_mul_ps(wx[i], fnl));
+            sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(_mm256_mul_ps(w[i], fnl), fnl));
+            const __m256 gain = _mm256_cmp_ps(_mm256_mul_ps(_mm256_mul_ps(slx, slx), suml2),
+                                              _mm256_mul_ps(_mm256_mul_ps(sumlx, sumlx), sl2), _CMP_GT_OQ);
+            const __m256 acc = _mm256_and_ps(_mm256_and_ps(pos, ne), _mm256_and_ps(_mm256_cmp_ps(sl2, zero, _CMP_GT_OQ), gain));
+            Lt[i] = _mm256_blendv_epi8(Lt[i], nl, _mm256_castps_si256(acc));
+            sumlx = _mm256_blendv_ps(sumlx, slx, acc);
+            suml2 = _mm256_blendv_ps(suml2, sl2, acc);
+            changed = _mm256_or_ps(changed, acc);
+        }
+        if (_mm256_movemask_ps(_mm256_andnot_ps(small, changed)) == 0) break;
+    }
+    const __m256 scale = _mm256_blendv_ps(zero, _mm256_div_ps(sumlx, suml2), _mm256_cmp_ps(suml2, zero, _CMP_GT_OQ));
+    _mm256_storeu_ps(scales, _mm256_blendv_ps(scale, zero, small));
+    const int smalls = _mm256_movemask_ps(small);
+    int32_t lv[16][8];
+    for (int i = 0; i < 16; i++) _mm256_storeu_si256((__m256i *)lv[i], Lt[i]);
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (smalls >> j) & 1 ? 0 : (int8_t)(lv[i][j] + 4);
+}
+#endif
+
+/* The 16 scale searches of one Q2_K block: lanes (avx2 != 0) or one group after another. */
+static void bk_lb_q2_search(int avx2, const float *x, uint8_t *L, float *scales, float *mins) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (avx2) {
+        bk_lb_q2_search8(x, L, scales, mins);
+        bk_lb_q2_search8(x + 128, L + 128, scales + 8, mins + 8);
+        return;
+    }
+#endif
+    float weights[16];
+    for (int j = 0; j < 16; j++) {
+        for (int l = 0; l < 16; l++) weights[l] = __builtin_fabsf(x[16 * j + l]);
+        scales[j] = bk_lb_qkx2(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, 1);
+    }
+}
+
+/* Q2_K block (84 bytes): scales[16] (low nibble scale, high nibble min), qs[64], f16 d, f16 dmin. */
+static void bk_lb_quantize_q2_K(int avx2, const float *x, void *vy, int64_t n) {
+    uint8_t *y = (uint8_t *)vy;
+    uint8_t L[256];
+    float mins[16], scales[16];
+    for (int64_t b = 0; b < n / 256; b++, x += 256, y += 84) {
+        float max_scale = 0, max_min = 0;
+        bk_lb_q2_search(avx2, x, L, scales, mins);
+        for (int j = 0; j < 16; j++) {
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        uint8_t *sc = y, *qs = y + 16;
+        if (max_scale > 0) {
+            const float iscale = 15.f / max_scale;
+            for (int j = 0; j < 16; j++) sc[j] = (uint8_t)bk_lb_nearest(iscale * scales[j]);
+            bk_lb_put_half(y + 80, max_scale / 15.f);
+        } else {
+            for (int j = 0; j < 16; j++) sc[j] = 0;
+            bk_lb_put_half(y + 80, 0.f);
+        }
+        if (max_min > 0) {
+            const float iscale = 15.f / max_min;
+            for (int j = 0; j < 16; j++) sc[j] |= (uint8_t)(bk_lb_nearest(iscale * mins[j]) << 4);
+            bk_lb_put_half(y + 82, max_min / 15.f);
+        } else {
+            bk_lb_put_half(y + 82, 0.f);
+        }
+        const float dall = bk_lb_half(y + 80), dmall = bk_lb_half(y + 82);
+        for (int j = 0; j < 16; j++) {
+            const float d = dall * (float)(sc[j] & 0xF);
+            if (d == 0) continue;
+            const float dm = dmall * (float)(sc[j] >> 4);
+            for (int i = 0; i < 16; i++) L[16 * j + i] = (uint8_t)bk_lb_clamp(bk_lb_nearest((x[16 * j + i] + dm) / d), 0, 3);
+        }
+        bk_lb_pack2(L, qs);
+    }
+}
+
+static int bk_lb_body(int body);
+
+int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n) {
+    const int b = bk_lb_body(body);
+    if (b < 0) return 0;
+    bk_lb_quantize_q2_K(b, x, y, n);
+    return 1;
+}
+
+void bk_quantize_q2_K(const float *x, void *y, int64_t n) { bk_quantize_q2_K_using(BK_BODY_AUTO, x, y, n); }
+
+/* Q3_K's 6-bit signed scale j (offset by 32) from its 12 packed bytes: low nibbles in bytes 0-7, top bits in 8-11. */
+static inline int bk_lb_q3_scale(const uint8_t *s, int j) {
+    int lo = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
+    return (lo | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+}
+
+/* Q3_K block (110 bytes): hmask[32] (bit k of byte m: the high bit of element 32k + m), qs[64], scales[12], f16 d. */
+static void bk_lb_quantize_q3_K(int avx2, const float *x, void *vy, int64_t n) {
+    uint8_t *y = (uint8_t *)vy;
+    int8_t L[256];
+    float scales[16];
+    for (int64_t b = 0; b < n / 256; b++, x += 256, y += 110) {
+        uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
+        float max_scale = 0, amax = 0;
+#if defined(__x86_64__) || defined(__i386__)
+        if (avx2) {
+            bk_lb_q3_search8(x, L, scales);
+            bk_lb_q3_search8(x + 128, L + 128, scales + 8);
+        } else
+#endif
+        for (int j = 0; j < 16; j++) scales[j] = bk_lb_q3(16, 4, x + 16 * j, L + 16 * j);
+        for (int j = 0; j < 16; j++) {
+            float a = __builtin_fabsf(scales[j]);
+            if (a > amax) { amax = a; max_scale = scales[j]; }
+        }
+        memset(sc, 0, 12);
+        if (max_scale != 0) {
+            const float iscale = -32.f / max_scale;
+            for (int j = 0; j < 16; j++) {
+                int8_t l = (int8_t)bk_lb_nearest(iscale * scales[j]);
+                l = (int8_t)(bk_lb_clamp(l, -32, 31) + 32);
+                if (j < 8) sc[j] = (uint8_t)(l & 0xF);
+                else sc[j - 8] |= (uint8_t)((l & 0xF) << 4);
+                l = (int8_t)(l >> 4);
+                sc[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
+            }
+            bk_lb_put_half(y + 108, 1 / iscale);
+        } else {
+            bk_lb_put_half(y + 108, 0.f);
+        }
+        const float dall = bk_lb_half(y + 108);
+        for (int j = 0; j < 16; j++) {
+            const float d = dall * (float)(int8_t)bk_lb_q3_scale(sc, j);
+            if (d == 0) continue;
+            for (int i = 0; i < 16; i++) L[16 * j + i] = (int8_t)(bk_lb_clamp(bk_lb_nearest(x[16 * j + i] / d), -4, 3) + 4);
+        }
+        memset(hmask, 0, 32);
+        for (int j = 0; j < 256; j++) {
+            if (L[j] > 3) {
+                hmask[j % 32] |= (uint8_t)(1 << (j / 32));
+                L[j] = (int8_t)(L[j] - 4);
+            }
+        }
+        bk_lb_pack2((const uint8_t *)L, qs);
+    }
+}
+
+/* Which search a `_using(body)` call runs: 1 the AVX2 lanes, 0 the scalar one, -1 not available. */
+static int bk_lb_body(int body) {
+    if (body == BK_BODY_PORTABLE) return 0;
+    if (body == BK_BODY_AUTO) return bk_cpu_has_body(BK_BODY_AVX2);
+    if (body == BK_BODY_AVX2) return bk_cpu_has_body(BK_BODY_AVX2) ? 1 : -1;
+    return -1;
+}
+
+int bk_quantize_q3_K_using(int body, const float *x, void *y, int64_t n) {
+    const int b = bk_lb_body(body);
+    if (b < 0) return 0;
+    bk_lb_quantize_q3_K(b, x, y, n);
+    return 1;
+}
+
+void bk_quantize_q3_K(const float *x, void *y, int64_t n) { bk_quantize_q3_K_using(BK_BODY_AUTO, x, y, n); }
+
+/* ggml's best_index_int8: the nearest of the 16 ascending levels (the upper one on a tie... as ggml decides it). */
+static inline int bk_lb_best_index(const int8_t *val, float x) {
+    if (x <= (float)val[0]) return 0;
+    if (x >= (float)val[15]) return 15;
+    int ml = 0, mu = 15;
+    while (mu - ml > 1) {
+        int mav = (ml + mu) / 2;
+        if (x < (float)val[mav]) mu = mav; else ml = mav;
+    }
+    return x - (float)val[mu - 1] < (float)val[mu] - x ? mu - 1 : mu;
+}
+
+/* ggml's quantize_row_iq4_nl_impl without importance weights (weights x^2, ntry 7) for one super-block of `super`
+ * values in groups of 32: IQ4_NL is super = 32 (one f16 scale), IQ4_XS super = 256 (f16 d, 6-bit group scales). */
+static void bk_lb_iq4(int super, const float *x, uint8_t *dh, uint8_t *q4, uint8_t *scales_h, uint8_t *scales_l) {
+    const int8_t *values = bk_iq4nl_values;
+    const int ntry = 7;
+    uint8_t L[256];
+    float scales[8];
+    memset(q4, 0, (size_t)super / 2);
+    bk_lb_put_half(dh, 0.f);
+    float max_scale = 0, amax_scale = 0;
+    const int nb = super / 32;
+    for (int ib = 0; ib < nb; ib++) {
+        const float *xb = x + 32 * ib;
+        uint8_t *Lb = L + 32 * ib;
+        float weight[32];
+        for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++) {
+            float ax = __builtin_fabsf(xb[j]);
+            if (ax > amax) { amax = ax; max = xb[j]; }
+        }
+        if (amax < 1e-15f) {
+            scales[ib] = 0;
+            continue;
+        }
+        float d = -max / (float)values[0];
+        float id = 1 / d;
+        float sumqx = 0, sumq2 = 0;
+        for (int j = 0; j < 32; j++) {
+            int l = bk_lb_best_index(values, id * xb[j]);
+            Lb[j] = (uint8_t)l;
+            float q = (float)values[l], w = weight[j];
+            sumqx += w * q * xb[j];
+            sumq2 += w * q * q;
+        }
+        d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+        float best = d * sumqx;
+        for (int itry = -ntry; itry <= ntry; itry++) {
+            id = (float)(itry + values[0]) / max;
+            sumqx = sumq2 = 0;
+            for (int j = 0; j < 32; j++) {
+                int l = bk_lb_best_index(values, id * xb[j]);
+                float q = (float)values[l], w = weight[j];
+                sumqx += w * q * xb[j];
+                sumq2 += w * q * q;
+            }
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) { d = sumqx / sumq2; best = d * sumqx; }
+        }
+        scales[ib] = d;
+        float ad = __builtin_fabsf(d);
+        if (ad > amax_scale) { amax_scale = ad; max_scale = d; }
+    }
+    if (nb > 1) {
+        scales_h[0] = scales_h[1] = 0;
+        const float d = -max_scale / 32;
+        bk_lb_put_half(dh, d);
+        const float id = d != 0 ? 1 / d : 0.f;
+        for (int ib = 0; ib < nb; ib++) {
+            int l = bk_lb_clamp(bk_lb_nearest(id * scales[ib]), -32, 31);
+            const float dl = d * (float)l;
+            const float idl = dl != 0 ? 1 / dl : 0.f;
+            for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)bk_lb_best_index(values, idl * x[32 * ib + j]);
+            l += 32;
+            const uint8_t ll = (uint8_t)(l & 0xf), lh = (uint8_t)(l >> 4);
+            if (ib % 2 == 0) scales_l[ib / 2] = ll; else scales_l[ib / 2] |= (uint8_t)(ll << 4);
+            /* scales_h is a little-endian u16: group ib's two bits at 2 * ib */
+            const int bit = 2 * (ib % 8);
+            scales_h[bit / 8] |= (uint8_t)(lh << (bit % 8));
+        }
+    } else {
+        bk_lb_put_half(dh, scales[0]);
+        const float id = scales[0] != 0 ? 1 / scales[0] : 0;
+        for (int j = 0; j < super; j++) L[j] = (uint8_t)bk_lb_best_index(values, id * x[j]);
+    }
+    for (int i = 0; i < super / 32; i++)
+        for (int j = 0; j < 16; j++) q4[16 * i + j] = (uint8_t)(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+}
+
+/* IQ4_NL block (18 bytes): f16 d, qs[16] (element j low nibble, j + 16 high nibble, of byte j). */
+void bk_quantize_iq4_nl(const float *x, void *vy, int64_t n) {
+    uint8_t *y = (uint8_t *)vy;
+    for (int64_t b = 0; b < n / 32; b++) bk_lb_iq4(32, x + 32 * b, y + 18 * b, y + 18 * b + 2, NULL, NULL);
+}
+
+/* IQ4_XS block (136 bytes): f16 d, u16 scales_h, scales_l[4], qs[128]. */
+void bk_quantize_iq4_xs(const float *x, void *vy, int64_t n) {
+    uint8_t *y = (uint8_t *)vy;
+    for (int64_t b = 0; b < n / 256; b++) {
+        uint8_t *yb = y + 136 * b;
+        bk_lb_iq4(256, x + 256 * b, yb, yb + 8, yb + 2, yb + 4);
+    }
+}
+
+/* ---- dequantization (ggml's dequantize_row_*) ---- */
+
+static void bk_lb_deq_q2_K(const uint8_t *b, float *y) {
+    const float d = bk_lb_half(b + 80), min = bk_lb_half(b + 82);
+    const uint8_t *q = b + 16;
+    int is = 0;
+    for (int n = 0; n < 256; n += 128, q += 32) {
+        for (int shift = 0; shift < 8; shift += 2) {
+            for (int h = 0; h < 2; h++) {
+                const uint8_t sc = b[is++];
+                const float dl = d * (float)(sc & 0xF), ml = min * (float)(sc >> 4);
+                for (int l = 0; l < 16; l++) *y++ = dl * (float)((q[l + 16 * h] >> shift) & 3) - ml;
+            }
+        }
+    }
+}
+
+static void bk_lb_deq_q3_K(const uint8_t *b, float *y) {
+    const float dall = bk_lb_half(b + 108);
+    const uint8_t *hm = b, *q = b + 32, *sc = b + 96;
+    int is = 0;
+    uint8_t m = 1;
+    for (int n = 0; n < 256; n += 128, q += 32) {
+        for (int shift = 0; shift < 8; shift += 2, m = (uint8_t)(m << 1)) {
+            for (int h = 0; h < 2; h++) {
+                const float dl = dall * (float)bk_lb_q3_scale(sc, is++);
+                for (int l = 0; l < 16; l++)
+                    *y++ = dl * (float)(((q[l + 16 * h] >> shift) & 3) - ((hm[l + 16 * h] & m) ? 0 : 4));
+            }
+        }
+    }
+}
+
+static void bk_lb_deq_iq4_nl(const uint8_t *b, float *y) {
+    const float d = bk_lb_half(b);
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)bk_iq4nl_values[b[2 + j] & 0xf];
+        y[j + 16] = d * (float)bk_iq4nl_values[b[2 + j] >> 4];
+    }
+}
+
+static void bk_lb_deq_iq4_xs(const uint8_t *b, float *y) {
+    const float d = bk_lb_half(b);
+    const uint16_t sh = (uint16_t)(b[2] | (b[3] << 8));
+    const uint8_t *qs = b + 8;
+    for (int ib = 0; ib < 8; ib++, y += 32, qs += 16) {
+        const int ls = ((b[4 + ib / 2] >> (4 * (ib % 2))) & 0xf) | (((sh >> (2 * ib)) & 3) << 4);
+        const float dl = d * (float)(ls - 32);
+        for (int j = 0; j < 16; j++) {
+            y[j] = dl * (float)bk_iq4nl_values[qs[j] & 0xf];
+            y[j + 16] = dl * (float)bk_iq4nl_values[qs[j] >> 4];
+        }
+    }
+}
+
+int bk_lowbit_block_elems(int type) { return type == BK_IQ4_NL ? 32 : 256; }
+
+int bk_lowbit_block_bytes(int type) {
+    switch (type) {
+    case BK_Q2_K: return 84;
+    case BK_Q3_K: return 110;
+    case BK_IQ4_NL: return 18;
+    case BK_IQ4_XS: return 136;
+    default: return 0;
+    }
+}
+
+int bk_lowbit_to_f32(int type, const void *src, float *dst, int64_t n) {
+    const uint8_t *s = (const uint8_t *)src;
+    const int be = bk_lowbit_block_elems(type), bb = bk_lowbit_block_bytes(type);
+    if (bb == 0) return 0;
+    for (int64_t i = 0; i < n / be; i++, s += bb, dst += be) {
+        switch (type) {
+        case BK_Q2_K: bk_lb_deq_q2_K(s, dst); break;
+        case BK_Q3_K: bk_lb_deq_q3_K(s, dst); break;
+        case BK_IQ4_NL: bk_lb_deq_iq4_nl(s, dst); break;
+        default: bk_lb_deq_iq4_xs(s, dst); break;
+        }
+    }
+    return 1;
+}
+
+/* Rows widened BK_LOWBIT_ROWS at a time into f32, then multiplied with the f32 kernels (their AVX-512 panels when
+ * there are many tokens). */
+int bk_lowbit_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols, const float *x,
+                       int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *buf) {
+    if (bk_lowbit_block_bytes(type) == 0) return 0;
+    float *scratch = buf + (size_t)cols * BK_LOWBIT_ROWS;
+    const uint8_t *wb = (const uint8_t *)w;
+    for (int64_t r = 0; r < rows; r += BK_LOWBIT_ROWS) {
+        const int64_t nr = rows - r < BK_LOWBIT_ROWS ? rows - r : BK_LOWBIT_ROWS;
+        for (int64_t k = 0; k < nr; k++) bk_lowbit_to_f32(type, wb + (size_t)(r + k) * row_bytes, buf + k * cols, cols);
+        bk_rows_dot(BK_F32, buf, (size_t)cols * 4, nr, cols, x, ldx, ntok, y + r, ldy, scratch);
+    }
+    return 1;
+}
