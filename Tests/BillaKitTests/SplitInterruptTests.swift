@@ -5,10 +5,10 @@ import Testing
 import Glibc
 #endif
 
-/// Multi-file outputs (pack shard sets, gguf-split sets) killed with SIGKILL while a later file is being written: no
+/// Multi-file outputs (pack shard sets, gguf-split sets) interrupted or killed while a later file is being written: no
 /// file of the set may be under its final name (the first shard would look like a loadable model), and the next run
 /// of the same command removes the temporaries the dead process left, naming each, and writes the whole set.
-@Suite("kill -9 while writing a set of files", .serialized)
+@Suite("SIGINT and kill -9 while writing a set of files", .serialized)
 struct SplitInterruptTests {
     /// The names in `dir` that are files of a set `PREFIX-0000K-of-0000N.EXT`.
     func members(_ dir: String, prefix: String, ext: String) throws -> [String] {
@@ -64,6 +64,21 @@ struct SplitInterruptTests {
         #expect(set.count == 4, "\(set)")
         let files = try GGUFSplit.open(try GGUFReader.open(set[0]))
         #expect(files.reduce(0) { $0 + $1.tensors.count } == 12)
+    }
+
+    @Test("SIGINT while pack writes its second shard: exit 130, the finished first shard's temporary removed too")
+    func interruptedPackSet() throws {
+        let dir = try Fixtures.tempDir("sigint-pack")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try RealShapeModel.make(in: dir)
+        let r = try BillaProcess.interrupt(["pack", model, "-o", dir + "/out.billa", "--max-shard-size", "100MB", "--quiet"],
+                                           watching: dir, base: "out", namePrefix: ".out-00002-of-", with: SIGINT)
+        #expect(r.sawTemporary, "the command ended before it began its second file: \(r.stderr)")
+        #expect(!r.signaled && r.status == 130, "\(r.signaled ? "killed by signal" : "exit") \(r.status): \(r.stderr)")
+        let visible = try members(dir, prefix: "out", ext: "billa")
+        #expect(visible.isEmpty, "\(visible)")
+        let left = try leftovers(dir)
+        #expect(left.isEmpty, "left \(left)")
     }
 
     @Test("the stale temporaries of every file of a set are removed, whatever its size; a live process's are kept")
