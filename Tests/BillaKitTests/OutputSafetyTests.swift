@@ -17,7 +17,9 @@ enum BillaProcess {
     /// Spawned with posix_spawn, the signal mask emptied and the three signals at their default action: `Process`
     /// would hand the child the mask of the test's worker thread, where every signal is blocked, and a billa that
     /// does nothing about signals would then ignore them instead of dying of them as it does under a shell.
-    static func interrupt(_ args: [String], watching dir: String, base: String, with sig: Int32) throws -> (status: Int32, signaled: Bool, stderr: String, sawTemporary: Bool) {
+    /// `namePrefix`, when given, waits instead for a temporary whose name starts with it (a later file of a set).
+    static func interrupt(_ args: [String], watching dir: String, base: String, namePrefix: String? = nil,
+                          with sig: Int32) throws -> (status: Int32, signaled: Bool, stderr: String, sawTemporary: Bool) {
         let exe = try #require(binary, "the billa binary was not built next to the tests")
         let errPath = dir + "/.stderr-\(UUID().uuidString)"
         var actions = posix_spawn_file_actions_t()
@@ -47,7 +49,14 @@ enum BillaProcess {
         while Date() < deadline {
             if waitpid(pid, &status, WNOHANG) == pid { ended = true; break }
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            if names.contains(where: { $0.hasPrefix(".\(base).billa-tmp-") }) { saw = true; break }
+            let ready: (String) -> Bool = { n in
+                if let namePrefix { return n.hasPrefix(namePrefix) && n.contains(".billa-tmp-") }
+                return n.hasPrefix(".\(base).billa-tmp-")
+            }
+            if names.contains(where: ready) {
+                saw = true
+                break
+            }
             usleep(2_000)
         }
         if saw { kill(pid, sig) }

@@ -11,10 +11,15 @@ import Darwin
 /// temporary `.NAME.billa-tmp-PID-N` is registered with `Temporaries` from its creation to its rename, so an
 /// interrupt removes it (`InterruptCleanup`), and the stale ones of dead processes beside `NAME` are removed first.
 /// The rename replaces an existing `NAME`: commands refuse existing outputs before writing (`OutputGuard`).
+///
+/// A multi-file output (a pack shard set, a gguf-split set) `seal`s each file when it is written and renames them all
+/// only once the last is sealed (`commit(keepRegistered:)`), so a `kill -9` while writing leaves only temporaries.
 public final class AtomicFileWriter {
     public let finalPath: String
     public let temporaryPath: String
     private var fd: Int32
+    /// Whether the temporary has been renamed into place (or its rename failed and it was removed).
+    private var settled = false
     private var buffer: [UInt8] = []
     private let bufferLimit = 8 << 20
     public private(set) var bytesWritten = 0
@@ -44,8 +49,8 @@ public final class AtomicFileWriter {
 
     deinit {
         writebackPending.wait()
-        if fd >= 0 {
-            close(fd)
+        if fd >= 0 { close(fd) }
+        if !settled {
             let tmp = temporaryPath
             Temporaries.settle(tmp) { _ = unlink(tmp) }
         }
@@ -167,15 +172,28 @@ public final class AtomicFileWriter {
         fileOffset += bytes.count
     }
 
-    /// Flushes, syncs and renames into place. Until this returns, nothing exists at `finalPath` that was not there.
-    public func commit() throws {
+    /// Flushes and syncs the temporary and closes it, releasing the buffer: the file is complete on disk but not yet
+    /// under its name. A set of files seals each as it is finished, so many can wait for their rename without
+    /// holding a descriptor and a buffer each. Calling it again does nothing.
+    public func seal() throws {
+        guard fd >= 0 else { return }
         try flush()
         writebackPending.wait()
         guard fsync(fd) == 0 else { throw BillaError.fromErrno("fsync", path: temporaryPath) }
         close(fd)
         fd = -1
+        buffer = []
+    }
+
+    /// Seals and renames into place. Until this returns, nothing exists at `finalPath` that was not there.
+    /// `keepRegistered`: the file, now under its final name, stays in `Temporaries` (an interrupt removes it) until
+    /// the caller forgets it, as a set does until its last file is in place; the rename and that registration
+    /// happen under one lock, so no interrupt falls between them.
+    public func commit(keepRegistered: Bool = false) throws {
+        try seal()
         let tmp = temporaryPath, final = finalPath
-        try Temporaries.settle(tmp) {
+        settled = true
+        try Temporaries.settle(tmp, replacingWith: keepRegistered ? final : nil) {
             guard rename(tmp, final) == 0 else {
                 let e = BillaError.fromErrno("rename", path: final)
                 unlink(tmp)

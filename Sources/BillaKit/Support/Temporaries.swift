@@ -43,6 +43,48 @@ public enum Temporaries {
         return try settle()
     }
 
+    /// Runs `settle` (the rename of `path` to `replacement`) under the lock, forgets `path` and, when `settle`
+    /// succeeds and `replacement` is given, records `replacement` (a file) in its place: a file of a set already
+    /// under its final name, which an interrupt must still remove until the whole set is in place (`forget`).
+    @discardableResult
+    public static func settle<T>(_ path: String, replacingWith replacement: String?, _ settle: () throws -> T) rethrows -> T {
+        registry.lock.lock()
+        defer { registry.lock.unlock() }
+        defer { registry.live[path] = nil }
+        let r = try settle()
+        if let replacement { registry.live[replacement] = false }
+        return r
+    }
+
+    /// Forgets every path of `paths` at once (a set whose last file is in place: it is the output now).
+    public static func forget(_ paths: [String]) {
+        registry.lock.lock()
+        defer { registry.lock.unlock() }
+        for p in paths { registry.live[p] = nil }
+    }
+
+    /// Renames the sealed files of a multi-file output into place, the first of `writers` (the file a reader opens,
+    /// and the one whose presence says the set is there) last, each kept registered so an interrupt removes the set
+    /// until its last rename; then forgets them. A `kill -9` between two renames leaves a set without its first
+    /// file, which every reader refuses as incomplete (and the next run refuses as existing, naming it). A failed
+    /// rename removes the files of the set already renamed.
+    /// `renamed` sees each file once it is in place (the tests check the order).
+    public static func installSet(_ writers: [AtomicFileWriter], renamed: (String) -> Void = { _ in }) throws {
+        for w in writers { try w.seal() }
+        var done = [String]()
+        do {
+            for w in writers.reversed() {
+                try w.commit(keepRegistered: true)
+                done.append(w.finalPath)
+                renamed(w.finalPath)
+            }
+        } catch {
+            for p in done { settle(p) { _ = unlink(p) } }
+            throw error
+        }
+        forget(done)
+    }
+
     /// Whether this process made `path` and has not settled it.
     static func isLive(_ path: String) -> Bool {
         registry.lock.lock()
@@ -118,16 +160,39 @@ public enum Temporaries {
     @discardableResult
     public static func removeStale(beside path: String) -> [String] {
         let (parent, base) = split(path)
+        return removeStale(in: parent) { _ in base }
+    }
+
+    /// The same for every file of a set named `PREFIX-0000K-of-0000N.EXT` (a pack shard set, a gguf-split set),
+    /// whatever K and N: a run killed while writing a set leaves temporaries of several files, and the next run
+    /// may cut the set into a different number of files.
+    @discardableResult
+    public static func removeStale(besideSetOf path: String) -> [String] {
+        let (parent, base) = split(path)
+        guard let r = base.range(of: #"-[0-9]{5}-of-[0-9]{5}\."#, options: .regularExpression) else { return removeStale(beside: path) }
+        let pattern = "^" + NSRegularExpression.escapedPattern(for: String(base[..<r.lowerBound])) + #"-[0-9]{5}-of-[0-9]{5}\."#
+            + NSRegularExpression.escapedPattern(for: String(base[r.upperBound...])) + "$"
+        return removeStale(in: parent) { name in
+            // The output name a temporary is named after: its leading dots and its `.billa-KIND-...` tail stripped.
+            let stem = name.drop { $0 == "." }
+            guard let tail = stem.range(of: ".billa-") else { return nil }
+            let member = String(stem[..<tail.lowerBound])
+            return member.range(of: pattern, options: .regularExpression) != nil ? member : nil
+        }
+    }
+
+    /// The removal itself, for the names in `parent` whose output name `base` gives.
+    private static func removeStale(in parent: String, base: (String) -> String?) -> [String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent.isEmpty ? "." : parent) else { return [] }
         var removed = [String]()
         for name in names.sorted() {
-            guard let (kind, pid) = parse(name, base: base) else { continue }
+            guard let b = base(name), let (kind, pid) = parse(name, base: b) else { continue }
             let p = join(parent, name)
             if pid == getpid() { if isLive(p) { continue } } else if alive(pid) { continue }
             var st = stat()
             guard lstat(p, &st) == 0 else { continue }
             if kind == "old" {
-                note("\(p) is the previous \(base) that process \(pid) was replacing when it stopped; remove it, or move it back to \(base) if \(base) is missing")
+                note("\(p) is the previous \(b) that process \(pid) was replacing when it stopped; remove it, or move it back to \(b) if \(b) is missing")
                 continue
             }
             remove(p, directory: (st.st_mode & S_IFMT) == S_IFDIR)

@@ -65,7 +65,8 @@ public enum GGUFSplit {
     }
 
     /// Writes the set; every file is written under a temporary name and all are renamed into place only when the
-    /// last is complete. Returns the paths.
+    /// last is complete, the first file last (`Temporaries.installSet`): after a `kill -9` no file of the set, or
+    /// a set without its first file, is under the output names. Returns the paths.
     @discardableResult
     public static func write(metadata: GGUFMetadata, tensors: [TensorPlan], rule: GGUFSplitRule, output: String,
                              progress: ((Int) -> Void)? = nil) throws -> [String] {
@@ -85,17 +86,15 @@ public enum GGUFSplit {
                              remedy: "pass a larger --max-shard-size or --split-max-tensors")
         }
         let prefix = prefix(forOutput: output)
-        var writers = [GGUFWriter]()
-        var paths = [String]()
+        Temporaries.removeStale(besideSetOf: path(prefix: prefix, 0, of: 1))
+        var files = [AtomicFileWriter]()
         for (i, g) in groups.enumerated() {
-            let p = path(prefix: prefix, i, of: groups.count)
-            let w = try GGUFWriter(path: p, alignment: GGUFLayout.defaultAlignment)
-            writers.append(w)
-            paths.append(p)
+            let w = try GGUFWriter(path: path(prefix: prefix, i, of: groups.count), alignment: GGUFLayout.defaultAlignment)
             try w.writeAll(metadata: GGUFSplit.metadata(metadata, index: i, count: groups.count, tensors: tensors.count), tensors: g, progress: progress)
+            files.append(try w.sealed())
         }
-        for w in writers { try w.finish() }
-        return paths
+        try Temporaries.installSet(files)
+        return files.map(\.finalPath)
     }
 
     // MARK: reading

@@ -98,6 +98,15 @@ public final class GGUFWriter {
         state = .finished
     }
 
+    /// Seals the finished file without renaming it, for a set that renames all its files only once the last is
+    /// written (`Temporaries.installSet`); fails if any declared tensor has no data.
+    func sealed() throws -> AtomicFileWriter {
+        guard case .data(let i) = state, i == infos.count, infos.count == tensorCount else { throw misuse("finish before all tensor data") }
+        try out.seal()
+        state = .finished
+        return out
+    }
+
     private func padTo(_ a: Int) throws {
         let pad = (a - out.bytesWritten % a) % a
         if pad > 0 { try out.write([UInt8](repeating: 0, count: pad)) }

@@ -37,34 +37,30 @@ public enum PackSet {
     }
 
     /// Writes `inputs` to `path`, or, when `options.maxShardBytes` asks for it and the tensors exceed it, to a shard
-    /// set named after `path` (`x.billa` -> `x-00001-of-0000N.billa`). Returns the files written. A failure removes
-    /// the files of the set already written, so nothing half-made is left.
+    /// set named after `path` (`x.billa` -> `x-00001-of-0000N.billa`). Returns the files written. Every shard is
+    /// written under a temporary name and all are renamed into place only when the last is complete, the first
+    /// shard last (`Temporaries.installSet`): a failure, an interrupt or a `kill -9` leaves no set that looks
+    /// complete, and the next run removes the temporaries of a killed one.
     @discardableResult
     public static func write(_ inputs: [PackInput], blobs: [PackBlobInput], metadata: PackMetadata, options: PackOptions,
                              to path: String, progress: ((Int) -> Void)? = nil) throws -> [String] {
+        let prefix = path.hasSuffix(".billa") ? String(path.dropLast(".billa".count)) : path
+        if options.maxShardBytes != nil { Temporaries.removeStale(besideSetOf: fileName(prefix: prefix, index: 0, count: 1)) }
         let shards = partition(inputs, maxBytes: options.maxShardBytes)
         if shards.count <= 1 {
             try PackWriter.write(inputs, blobs: blobs, metadata: metadata, options: options, to: path, progress: progress)
             return [path]
         }
         let setID = PackWriter.setID(of: inputs)   // of the whole set's plan
-        let prefix = path.hasSuffix(".billa") ? String(path.dropLast(".billa".count)) : path
-        var written = [String]()
-        do {
-            for (k, shard) in shards.enumerated() {
-                var o = options
-                o.shard = (k, shards.count, setID)
-                let name = fileName(prefix: prefix, index: k, count: shards.count)
-                try PackWriter.write(shard, blobs: k == 0 ? blobs : [], metadata: metadata, options: o, to: name, progress: progress)
-                Temporaries.make(name, directory: false) {}   // an interrupt removes the part of the set already written
-                written.append(name)
-            }
-        } catch {
-            for f in written { Temporaries.settle(f) { try? FileManager.default.removeItem(atPath: f) } }
-            throw error
+        var files = [AtomicFileWriter]()
+        for (k, shard) in shards.enumerated() {
+            var o = options
+            o.shard = (k, shards.count, setID)
+            let name = fileName(prefix: prefix, index: k, count: shards.count)
+            files.append(try PackWriter.sealed(shard, blobs: k == 0 ? blobs : [], metadata: metadata, options: o, to: name, progress: progress))
         }
-        for f in written { Temporaries.settle(f) {} }
-        return written
+        try Temporaries.installSet(files)
+        return files.map(\.finalPath)
     }
 
     /// Every file of the set `path` belongs to, in order, each opened and checked against the others. A single-file

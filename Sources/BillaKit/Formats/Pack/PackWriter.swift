@@ -108,6 +108,13 @@ public enum PackWriter {
 
     public static func write(_ inputs: [PackInput], blobs: [PackBlobInput], metadata: PackMetadata, options: PackOptions = PackOptions(),
                              to path: String, progress: ((Int) -> Void)? = nil) throws {
+        try sealed(inputs, blobs: blobs, metadata: metadata, options: options, to: path, progress: progress).commit()
+    }
+
+    /// Writes the whole pack under its temporary name and seals it without renaming it: a shard set renames its
+    /// files only once the last is written (`Temporaries.installSet`).
+    static func sealed(_ inputs: [PackInput], blobs: [PackBlobInput], metadata: PackMetadata, options: PackOptions,
+                       to path: String, progress: ((Int) -> Void)?) throws -> AtomicFileWriter {
         var seen = Set<String>()
         for i in inputs where !seen.insert("\(i.group)/\(i.plan.name)").inserted {
             throw BillaError(.invalidArgument, file: path, tensor: i.plan.name, "two tensors of one source file share this name",
@@ -246,6 +253,7 @@ public enum PackWriter {
         footer.appendLE(PackLayout.major); footer.appendLE(PackLayout.minor); footer.appendZeros(4)
         footer += PackLayout.footerMagic
         try out.write(footer)
-        try out.commit()
+        try out.seal()
+        return out
     }
 }
