@@ -55,7 +55,7 @@ struct DoctorTests {
         ("zstd/plain.txt.zst", .notRecognised),
     ]
 
-    @Test("identifies each fixture", arguments: kinds.map { "\($0.0) -> \($0.1.rawValue)" })
+    @Test("identifies each fixture", arguments: DoctorTests.kinds.map { "\($0.0) -> \($0.1.rawValue)" })
     func identifies(_ label: String) throws {
         let (fixture, kind) = try #require(Self.kinds.first { "\($0.0) -> \($0.1.rawValue)" == label })
         let r = try Self.diagnose(fixture)
@@ -135,8 +135,9 @@ struct DoctorTests {
         #expect(r.next.contains { $0.hasPrefix("billa recover billa --release ") })
         // the recovered model has no such step
         let t = try Self.diagnose("recover/billa/trained")
-        let step = try #require(t.facts.first { $0.name == "embedding rows" })
-        #expect(!step.value.contains("\(DoctorHF.releaseStepRatio)"), "\(step.value)")
+        let step = try #require(t.facts.first { $0.name == "embedding rows" }?.value)
+        let ratio = try #require(step.split(separator: " ").first { $0.hasSuffix("x") }.flatMap { Double($0.dropLast()) })
+        #expect(ratio < DoctorHF.releaseStepRatio && t.kind == .billaRecovered, "\(step)")
     }
 
     @Test("deltas and diffs: norm weights centred on zero; fp32 is Alpaca's diff, fp16 a Vicuna delta")
@@ -184,7 +185,7 @@ struct DoctorTests {
     @Test("GGUF: type mix; a split set with a missing file is an error")
     func gguf() throws {
         let q = try Self.diagnose("quant/fallback/q4_0.gguf")
-        #expect(q.facts.first { $0.name == "types" }?.value.contains("q4_0") == true, "\(q.text)")
+        #expect(q.facts.first { $0.name == "types" }?.value.contains("Q4_0") == true, "\(q.text)")
         let s = try Self.diagnose("gguf-split/q8_0-00001-of-00003.gguf")
         #expect(s.kind == .ggufSplit && s.ok && s.facts.contains { $0.name == "split" && $0.value == "file 1 of 3; 3 of 3 present" }, "\(s.text)")
         let dir = try Fixtures.tempDir("doctor-split")
@@ -249,4 +250,38 @@ struct DoctorTests {
         let absent = try cli.billa("doctor", Fixtures.path("no-such-thing"))
         #expect(absent.status == 2 && absent.stderr.contains("no such file"))
     }
+
+    @Test("the embedding probe at BiLLa's layout: 33000 rows, the step found exactly at LLaMA's 32000 from a sample")
+    func embeddingStepAtRealRows() throws {
+        let rows = 33000, width = 128
+        let dir = try Fixtures.tempDir("doctor-step")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // rows [0, 32000) hold 0.5, the rest 0.25 (both exact in f16): a norm ratio of exactly 2
+        var data = [UInt8]()
+        data.reserveCapacity(rows * width * 2)
+        for r in 0..<rows {
+            let bits = (r < 32000 ? Float16(0.5) : Float16(0.25)).bitPattern
+            for _ in 0..<width { data.append(UInt8(bits & 0xFF)); data.append(UInt8(bits >> 8)) }
+        }
+        var header = Array(#"{"model.embed_tokens.weight":{"dtype":"F16","shape":[\#(rows),\#(width)],"data_offsets":[0,\#(data.count)]}}"#.utf8)
+        while header.count % 8 != 0 { header.append(UInt8(ascii: " ")) }
+        var file = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) }
+        file += header + data
+        let path = dir + "/embedding.safetensors"
+        try Data(file).write(to: URL(fileURLWithPath: path))
+        let t = try #require(try SafetensorsReader.open(MappedFile(path: path)).tensor(named: "model.embed_tokens.weight"))
+        let step = try #require(try WeightProbe.largestStep(t))
+        #expect(step.boundary == 32000 && abs(step.ratio - 2) < 1e-12 && step.sampled < 400, "\(step)")
+        // one 4096-wide row: norm sqrt(4096 * 0.25^2) = 16
+        let wide = dir + "/wide.safetensors"
+        let bits = Float16(0.25).bitPattern
+        var row = [UInt8]()
+        for _ in 0..<(4 * 4096) { row.append(UInt8(bits & 0xFF)); row.append(UInt8(bits >> 8)) }
+        var h2 = Array(#"{"w":{"dtype":"F16","shape":[4,4096],"data_offsets":[0,\#(row.count)]}}"#.utf8)
+        while h2.count % 8 != 0 { h2.append(UInt8(ascii: " ")) }
+        try Data(withUnsafeBytes(of: UInt64(h2.count).littleEndian) { Array($0) } + h2 + row).write(to: URL(fileURLWithPath: wide))
+        let w = try #require(try SafetensorsReader.open(MappedFile(path: wide)).tensor(named: "w"))
+        #expect(try WeightProbe.rowNorm(w, 3) == 16)
+    }
+
 }

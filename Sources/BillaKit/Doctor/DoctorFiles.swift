@@ -44,7 +44,8 @@ enum DoctorFiles {
         let tensors = shards.flatMap(\.tensors)
         r.fact("pack", "version \(first.version.major).\(first.version.minor), \(tensors.count) tensors, blobs: \(first.blobs.map(\.name).joined(separator: ", "))")
         r.fact("dtypes", ModelDoctor.dtypeMix(tensors.map(\.dtype)))
-        if let src = first.metadata.source { r.fact("source", "\(src.layout) \(src.name), \(src.files.count) file(s)") }
+        let src = first.metadata.source
+        r.fact("source", "\(src.layout) \(src.name), \(src.files.count) file(s)")
         guard r.ok else { return r }
         r.next.append("billa verify --checksums \(q)")
         let quantized = tensors.contains { $0.dtype.isQuantized }

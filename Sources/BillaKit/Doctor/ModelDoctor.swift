@@ -125,7 +125,7 @@ public enum ModelDoctor {
         let size = fileSize(path)
         let name = (path as NSString).lastPathComponent
         guard ctx.options.hash || size <= ctx.options.smallFileBytes else {
-            report.notHashed.append(name)
+            if !report.notHashed.contains(name) { report.notHashed.append(name) }
             return [:]
         }
         var out = [HashAlgorithm: String]()

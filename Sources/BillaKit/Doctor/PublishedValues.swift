@@ -1,6 +1,6 @@
 /// Every published checksum or sum `billa doctor` recognises, in one table, each with where it was published.
-/// Nothing here was computed by billa: the values are copied from the sources named in each entry (see
-/// formats/checksums.md for how to add one). A digest found here tells which official file a download is; one not
+/// Nothing here was computed by billa: the values are copied from the sources named in each entry, and a value
+/// that could not be found published (65B's params.json md5, Llama-2's checklists) is left out. A digest found here tells which official file a download is; one not
 /// found here proves nothing either way.
 public struct PublishedValue: Sendable, Equatable {
     public enum Value: Sendable, Equatable {
