@@ -284,4 +284,17 @@ struct DoctorTests {
         #expect(try WeightProbe.rowNorm(w, 3) == 16)
     }
 
+
+    @Test("real published files among the fixtures: Meta's tokenizer.model (md5, tokenizer_checklist.chk) and Chinese-LLaMA's (SHA-256)")
+    func realPublishedTokenizers() throws {
+        // Tests/Fixtures/tokenizers/PROVENANCE.md: lora/base carries LLaMA's original tokenizer (md5 eeec4125...)
+        let base = try Self.diagnose("lora/base")
+        let meta = try #require(base.knownFiles.first { $0.file == "tokenizer.model" && $0.algorithm == "md5" }, "\(base.text)")
+        #expect(meta.model == "LLaMA (all sizes)" && meta.digest == "eeec4125e9c7560836b4873b6f8e3025" && meta.source.contains("shawwn/llama-dl/issues/4"))
+        // lora/adapter-zh ships Chinese-LLaMA-Alpaca's merged tokenizer, whose SHA-256 is in its SHA256.md
+        let zh = try Self.diagnose("lora/adapter-zh")
+        let cla = try #require(zh.knownFiles.first { $0.file == "tokenizer.model" && $0.algorithm == "sha256" }, "\(zh.text)")
+        #expect(cla.model == "Chinese-LLaMA (7B, 13B, 33B)" && cla.source.contains("Chinese-LLaMA-Alpaca SHA256.md"))
+    }
+
 }

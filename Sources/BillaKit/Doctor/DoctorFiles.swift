@@ -42,7 +42,7 @@ enum DoctorFiles {
             r.fact("set", "file \(first.shardIndex + 1) of \(first.shardCount); \(shards.count) present")
         }
         let tensors = shards.flatMap(\.tensors)
-        r.fact("pack", "version \(first.version.major).\(first.version.minor), \(tensors.count) tensors, blobs: \(first.blobs.map(\.name).joined(separator: ", "))")
+        r.fact("pack", "version \(first.version.major).\(first.version.minor), \(tensors.count) tensors, blobs: \(first.blobs.isEmpty ? "none" : first.blobs.map(\.name).joined(separator: ", "))")
         r.fact("dtypes", ModelDoctor.dtypeMix(tensors.map(\.dtype)))
         let src = first.metadata.source
         r.fact("source", "\(src.layout) \(src.name), \(src.files.count) file(s)")

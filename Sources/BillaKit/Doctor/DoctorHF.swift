@@ -115,17 +115,22 @@ enum DoctorHF {
         return nil
     }
 
-    /// The last two path components and the HF cache repository, lowercased: what names say about the model.
-    static func nameText(_ path: String) -> String {
-        let parts = path.split(separator: "/").map(String.init)
-        var words = parts.suffix(2).joined(separator: "/")
-        if let i = parts.lastIndex(where: { $0.hasPrefix("models--") }) { words += "/" + parts[i] }
-        return words.lowercased()
+    /// The last two path components, lowercased, a cache entry's `models--ORG--NAME` (and its snapshot) as NAME:
+    /// what names say about the model.
+    static func nameParts(_ path: String) -> [String] {
+        var parts = path.split(separator: "/").map { $0.lowercased() }
+        if let i = parts.lastIndex(where: { $0.hasPrefix("models--") }) {
+            parts = Array(parts[..<i]) + [parts[i].components(separatedBy: "--").last ?? parts[i]]
+        }
+        return Array(parts.suffix(2))
     }
 
-    /// BiLLa by its embedding's published shape, or by its name.
+    static func nameText(_ path: String) -> String { nameParts(path).joined(separator: "/") }
+
+    /// BiLLa by its embedding's published shape, or by its name: a directory named billa, or BiLLa-7B-... (the
+    /// released repositories are BiLLa-7B-LLM and BiLLa-7B-SFT).
     static func isBilla(_ path: String, _ e: Tensor) -> Bool {
-        e.shape == BillaRecovery.billa7BSFTShape || nameText(path).contains("billa")
+        e.shape == BillaRecovery.billa7BSFTShape || nameParts(path).contains { $0 == "billa" || $0.contains("billa-7b") }
     }
 
     /// With --hash, the recovered embedding's sum against BiLLa-7B-SFT's published one (reads the whole embedding).
