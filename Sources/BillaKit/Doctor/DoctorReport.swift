@@ -106,10 +106,9 @@ public struct DoctorReport: Codable, Sendable, Equatable {
     }
 
     public func encode(to encoder: Encoder) throws {
+        // command, schema_version and ok are the envelope's (Sources/billa/JSONReport.swift, formats/json.md); the
+        // decoder reads them back from the whole report.
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(command, forKey: .command)
-        try c.encode(schemaVersion, forKey: .schemaVersion)
-        try c.encode(ok, forKey: .ok)
         try c.encode(path, forKey: .path)
         try c.encodeIfPresent(resolvedPath, forKey: .resolvedPath)
         try c.encode(kind, forKey: .kind)
