@@ -49,71 +49,6 @@ static inline float bk_lb_half(const uint8_t *p) {
     return (float)h;
 }
 
-/* ggml's make_qkx2_quants: the scale and (negated, in *the_min) minimum of an asymmetric group of n values with
- * levels 0..nmax, searched over nstep + 1 candidate scales; errors weighted by `weights`, absolute (use_mad) or
- * squared. */
-static float bk_lb_qkx2(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
-                        float rmin, float rdelta, int nstep, int use_mad) {
-    uint8_t Laux[32];
-    float min = x[0], max = x[0];
-    float sum_w = weights[0], sum_x = sum_w * x[0];
-    for (int i = 1; i < n; i++) {
-        if (x[i] < min) min = x[i];
-        if (x[i] > max) max = x[i];
-        float w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
-    }
-    if (min > 0) min = 0;
-    if (max == min) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        *the_min = -min;
-        return 0;
-    }
-    const float fnmax = (float)nmax;
-    float iscale = fnmax / (max - min);
-    float scale = 1 / iscale;
-    float best_error = 0;
-    for (int i = 0; i < n; i++) {
-        L[i] = (uint8_t)bk_lb_clamp(bk_lb_nearest(iscale * (x[i] - min)), 0, nmax);
-        float diff = scale * (float)L[i] + min - x[i];
-        diff = use_mad ? __builtin_fabsf(diff) : diff * diff;
-        best_error += weights[i] * diff;
-    }
-    if (nstep < 1) { *the_min = -min; return scale; }
-    for (int step = 0; step <= nstep; step++) {
-        iscale = (rmin + rdelta * (float)step + fnmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; i++) {
-            int l = bk_lb_clamp(bk_lb_nearest(iscale * (x[i] - min)), 0, nmax);
-            Laux[i] = (uint8_t)l;
-            float w = weights[i], fl = (float)l;
-            sum_l += w * fl;
-            sum_l2 += w * fl * fl;
-            sum_xl += w * fl * x[i];
-        }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) { this_min = 0; this_scale = sum_xl / sum_l2; }
-            float cur_error = 0;
-            for (int i = 0; i < n; i++) {
-                float diff = this_scale * (float)Laux[i] + this_min - x[i];
-                diff = use_mad ? __builtin_fabsf(diff) : diff * diff;
-                cur_error += weights[i] * diff;
-            }
-            if (cur_error < best_error) {
-                for (int i = 0; i < n; i++) L[i] = Laux[i];
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    *the_min = -min;
-    return scale;
-}
 
 /* ggml's make_q3_quants with do_rmse: a symmetric group with levels -nmax..nmax-1, weights x^2, then up to five
  * passes that move single levels while the weighted fit improves. L gets levels offset by nmax. */
@@ -176,7 +111,7 @@ static void bk_lb_pack2(const uint8_t *L, uint8_t *qs) {
 #define BK_LB_AVX2 __attribute__((target("avx2")))
 
 /* Q2_K's 16 searches (make_qkx2_quants, 16 values, levels 0..3, weights |x|, absolute error, rmin -0.5, rdelta 0.1,
- * 15 steps) for 8 groups at a time, one group per AVX2 lane, each lane in bk_lb_qkx2's order: bit for bit the
+ * 15 steps) for 8 groups at a time, one group per AVX2 lane, each lane in bk_qkx2_group's order: bit for bit the
  * scalar result. The groups are independent, so only the lanes' latency chains remain. */
 BK_LB_AVX2 static inline __m256i bk_lb_levels8(__m256 iscale, __m256 x, __m256 min) {
     const __m256 v = _mm256_add_ps(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), _mm256_set1_ps(12582912.f));
@@ -331,7 +266,7 @@ static void bk_lb_q2_search(int avx2, const float *x, uint8_t *L, float *scales,
     float weights[16];
     for (int j = 0; j < 16; j++) {
         for (int l = 0; l < 16; l++) weights[l] = __builtin_fabsf(x[16 * j + l]);
-        scales[j] = bk_lb_qkx2(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, 1);
+        scales[j] = bk_qkx2_group(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, 1);
     }
 }
 

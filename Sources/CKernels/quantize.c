@@ -70,16 +70,12 @@ static float bk_make_qx_one(int n, int nmax, const float *x, int8_t *L) {
     return scale;
 }
 
-/* ggml's make_qkx2_quants for one group of n, with Q4_K/Q5_K's weights (rms of the group + |x|). Returns the scale;
- * *the_min gets the negated minimum. */
-static float bk_make_qkx2_one(int n, int nmax, const float *x, float rmin, float rdelta, int nstep,
-                              uint8_t *L, float *the_min) {
-    float weights[32];
+/* ggml's make_qkx2_quants: the scale and (negated, in *the_min) minimum of an asymmetric group of n values with
+ * levels 0..nmax, searched over nstep + 1 candidate scales; errors weighted by `weights`, absolute (use_mad) or
+ * squared. Shared by Q4_K/Q5_K (here) and Q2_K/Q3_K (lowbit.c). */
+float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                    float rmin, float rdelta, int nstep, int use_mad) {
     uint8_t Laux[32];
-    float sum_x2 = 0;
-    for (int l = 0; l < n; l++) sum_x2 += x[l] * x[l];
-    const float av_x = __builtin_sqrtf(sum_x2 / 32);
-    for (int l = 0; l < n; l++) weights[l] = av_x + __builtin_fabsf(x[l]);
     float min = x[0], max = x[0];
     float sum_w = weights[0], sum_x = sum_w * x[0];
     for (int i = 1; i < n; i++) {
@@ -100,10 +96,9 @@ static float bk_make_qkx2_one(int n, int nmax, const float *x, float rmin, float
     float scale = 1 / iscale;
     float best_error = 0;
     for (int i = 0; i < n; i++) {
-        int32_t l = bk_clamp(bk_nearest_int(iscale * (x[i] - min)), 0, nmax);
-        L[i] = (uint8_t)l;
+        L[i] = (uint8_t)bk_clamp(bk_nearest_int(iscale * (x[i] - min)), 0, nmax);
         float diff = scale * (float)L[i] + min - x[i];
-        diff = diff * diff;
+        diff = use_mad ? __builtin_fabsf(diff) : diff * diff;
         best_error += weights[i] * diff;
     }
     if (nstep < 1) { *the_min = -min; return scale; }
@@ -111,7 +106,7 @@ static float bk_make_qkx2_one(int n, int nmax, const float *x, float rmin, float
         iscale = (rmin + rdelta * (float)step + fnmax) / (max - min);
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         for (int i = 0; i < n; i++) {
-            int32_t l = bk_clamp(bk_nearest_int(iscale * (x[i] - min)), 0, nmax);
+            int l = bk_clamp(bk_nearest_int(iscale * (x[i] - min)), 0, nmax);
             Laux[i] = (uint8_t)l;
             float w = weights[i], fl = (float)l;
             sum_l += w * fl;
@@ -126,7 +121,7 @@ static float bk_make_qkx2_one(int n, int nmax, const float *x, float rmin, float
             float cur_error = 0;
             for (int i = 0; i < n; i++) {
                 float diff = this_scale * (float)Laux[i] + this_min - x[i];
-                diff = diff * diff;
+                diff = use_mad ? __builtin_fabsf(diff) : diff * diff;
                 cur_error += weights[i] * diff;
             }
             if (cur_error < best_error) {
@@ -139,6 +134,18 @@ static float bk_make_qkx2_one(int n, int nmax, const float *x, float rmin, float
     }
     *the_min = -min;
     return scale;
+}
+
+/* ggml's make_qkx2_quants for one group of n, with Q4_K/Q5_K's weights (rms of the group + |x|). Returns the scale;
+ * *the_min gets the negated minimum. */
+static float bk_make_qkx2_one(int n, int nmax, const float *x, float rmin, float rdelta, int nstep,
+                              uint8_t *L, float *the_min) {
+    float weights[32];
+    float sum_x2 = 0;
+    for (int l = 0; l < n; l++) sum_x2 += x[l] * x[l];
+    const float av_x = __builtin_sqrtf(sum_x2 / 32);
+    for (int l = 0; l < n; l++) weights[l] = av_x + __builtin_fabsf(x[l]);
+    return bk_qkx2_group(n, nmax, x, weights, L, the_min, rmin, rdelta, nstep, 0);
 }
 
 #if BK_Q_X86

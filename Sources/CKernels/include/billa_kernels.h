@@ -102,6 +102,12 @@ double bk_sum_f64(const float *a, int64_t n);
 void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales);
 int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float *scales);
 
+/* ggml's make_qkx2_quants for one group of n <= 32 values with the caller's weights, squared or (use_mad) absolute
+ * errors: the one scalar copy, used by the Q4_K/Q5_K and Q2_K quantizers. Returns the scale; *the_min gets the
+ * negated minimum; L[n] the levels 0..nmax. */
+float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                    float rmin, float rdelta, int nstep, int use_mad);
+
 /* ggml's make_qkx2_quants with Q4_K/Q5_K's weights for the 8 groups of 32 of one block: L[256] levels, scales[8],
  * mins[8] (negated minimum, as ggml returns it). Bit-identical to ggml's reference; lanes as above. */
 void bk_make_qkx2_8x32(int nmax, const float *x, float rmin, float rdelta, int nstep, uint8_t *L, float *scales, float *mins);
