@@ -251,6 +251,42 @@ struct DoctorTests {
         #expect(absent.status == 2 && absent.stderr.contains("no such file"))
     }
 
+    /// The --hash path at BiLLa-7B-SFT's real embedding shape (46943 x 4096 f16, 384 MB, a sparse file of zeros but
+    /// for its first 3757 values): -1 x 3756 and f16(-0.94) = -0.93994140625 sum to -3756.93994, within 1e-2 of the
+    /// published -3756.9426 (github.com/Neutralzz/BiLLa embedding_convert.py); a planted different value must fail.
+    @Test("--hash compares a BiLLa-7B-SFT-shaped embedding's sum with the published one, both ways")
+    func billaPublishedSumAtRealShape() throws {
+        let rows = 46943, width = 4096
+        let dir = try Fixtures.tempDir("doctor-sum")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bytes = rows * width * 2
+        var header = Array(#"{"model.embed_tokens.weight":{"dtype":"F16","shape":[\#(rows),\#(width)],"data_offsets":[0,\#(bytes)]}}"#.utf8)
+        while header.count % 8 != 0 { header.append(UInt8(ascii: " ")) }
+        var head = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) } + header
+        let minusOne = Float16(-1).bitPattern, last = Float16(-0.94).bitPattern
+        #expect(Float(Float16(-0.94)) == -0.93994140625)
+        for _ in 0..<3756 { head.append(UInt8(minusOne & 0xFF)); head.append(UInt8(minusOne >> 8)) }
+        head.append(UInt8(last & 0xFF)); head.append(UInt8(last >> 8))
+        let path = dir + "/model.safetensors"
+        try Data(head).write(to: URL(fileURLWithPath: path))
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try h.truncate(atOffset: UInt64(8 + header.count + bytes))
+        try h.close()
+        let t = try #require(try SafetensorsReader.open(MappedFile(path: path)).tensor(named: "model.embed_tokens.weight"))
+
+        var o = ModelDoctor.Options()
+        o.hash = true
+        var r = DoctorReport(path: dir, kind: .billaRecovered, title: "t")
+        try DoctorHF.billaSum(t, into: &r, ModelDoctor.Context(options: o))
+        #expect(r.title.hasPrefix("BiLLa-7B-SFT, recovered correctly") && !r.findings.contains { $0.level == .error },
+                "\(r.title): \(r.findings)")
+
+        o.published = [PublishedValue(.sum(-3700, tolerance: 1e-2), model: "planted", file: BillaRecovery.embeddingName + " (planted)", source: "test")]
+        var bad = DoctorReport(path: dir, kind: .billaRecovered, title: "t")
+        try DoctorHF.billaSum(t, into: &bad, ModelDoctor.Context(options: o))
+        #expect(bad.findings.contains { $0.level == .error && $0.text.contains("-3756.93994140625") && $0.text.contains("-3700") }, "\(bad.findings)")
+    }
+
     @Test("the embedding probe at BiLLa's layout: 33000 rows, the step found exactly at LLaMA's 32000 from a sample")
     func embeddingStepAtRealRows() throws {
         let rows = 33000, width = 128
