@@ -179,3 +179,38 @@ enum BPEFixtures {
         #expect(same, "Swift and Oniguruma classify differently: \(report)")
     }
 }
+
+/// A LLaMA-1/2 download ships tokenizer.json (transformers' SentencePiece conversion: Metaspace over byte-fallback
+/// BPE, which billa does not encode) beside tokenizer.model. The directory must still give a tokenizer: the model's,
+/// with sentencepiece's ids (scripts/fixtures/make_spm_tokenizer_json.py). transformers' fast tokenizer differs from
+/// sentencepiece on leading spaces; the fixture records both, and the test checks that it still does.
+@Suite("a SentencePiece tokenizer.json beside tokenizer.model")
+struct SentencePieceTokenizerJSONTests {
+    @Test("the directory is encoded with tokenizer.model, giving sentencepiece's ids")
+    func fallsBackToTheModel() throws {
+        let dir = try Fixtures.tempDir("spm-json")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: Fixtures.path("spm-tokenizer-json/tokenizer.json"), toPath: dir + "/tokenizer.json")
+        try FileManager.default.copyItem(atPath: Fixtures.path("tokenizers/llama-tokenizer.model"), toPath: dir + "/tokenizer.model")
+        let d = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("spm-tokenizer-json/expected.json")))
+        let o = try #require(try JSONSerialization.jsonObject(with: d) as? [String: Any])
+        let texts = try #require(o["texts"] as? [String]), want = try #require(o["sentencepiece_ids"] as? [[Int]])
+        let fast = try #require(o["fast_ids"] as? [[Int]])
+        #expect(fast[2] != want[2] && fast[0] == want[0], "the fixture no longer shows the fast tokenizer's leading-space difference")
+        let t = try ModelTokenizer.open(dir)
+        #expect(t.kind == .sentencepiece)
+        for (text, ids) in zip(texts, want) {
+            let got = t.encode(text)
+            let first = zip(got, ids).enumerated().first { $0.element.0 != $0.element.1 }
+            #expect(got == ids, "\(text.debugDescription): first difference at \(first.map { "\($0.offset): \($0.element.0) vs \($0.element.1)" } ?? "length \(got.count) vs \(ids.count)")")
+        }
+    }
+
+    @Test("without a tokenizer.model beside it, the tokenizer.json is refused by name")
+    func refusedAlone() throws {
+        let dir = try Fixtures.tempDir("spm-json-alone")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: Fixtures.path("spm-tokenizer-json/tokenizer.json"), toPath: dir + "/tokenizer.json")
+        #expect { try ModelTokenizer.open(dir) } throws: { ($0 as? BillaError)?.message.contains("Metaspace") == true }
+    }
+}

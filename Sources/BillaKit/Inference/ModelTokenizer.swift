@@ -9,12 +9,7 @@ import Foundation
 public enum ModelTokenizer {
     /// The tokenizer, or nil when the model carries none.
     public static func load(for release: Release) throws -> (any TextTokenizer)? {
-        if release.layout != .file, !release.isPack {
-            let json = release.path + "/tokenizer.json"
-            if FileManager.default.fileExists(atPath: json) {
-                return try BPETokenizer(tokenizerJSON: json, eosToken: eosToken(inDirectory: release.path))
-            }
-        }
+        if release.layout != .file, !release.isPack, let t = try directory(release.path) { return t }
         if let path = release.tokenizerPath { return try open(path) }
         guard release.layout == .file || release.files.count == 1, let file = release.files.first else { return nil }
         switch file.format {
@@ -37,10 +32,7 @@ public enum ModelTokenizer {
             throw BillaError(.notFound, file: path, "no such file or directory", remedy: "check the path")
         }
         if isDir.boolValue {
-            for name in ["tokenizer.json", "tokenizer.model"] where FileManager.default.fileExists(atPath: path + "/" + name) {
-                return name == "tokenizer.json" ? try BPETokenizer(tokenizerJSON: path + "/" + name, eosToken: eosToken(inDirectory: path))
-                                                : try open(path + "/" + name)
-            }
+            if let t = try directory(path) { return t }
             throw BillaError(.notFound, file: path, "the directory has no tokenizer.json or tokenizer.model",
                              remedy: "pass the tokenizer file itself")
         }
@@ -49,6 +41,24 @@ public enum ModelTokenizer {
         case .tiktoken: return try BPETokenizer(tiktoken: path)
         case .sentencepiece: return try Tokenizer(path: path)
         }
+    }
+
+    /// A directory's tokenizer: tokenizer.json as transformers' fast tokenizer takes it, else tokenizer.model; nil
+    /// when it has neither. A tokenizer.json billa does not encode (LLaMA-1/2's SentencePiece conversions, with a
+    /// Metaspace pre-tokenizer) beside a tokenizer.model gives way to that model, which it was converted from, encoded
+    /// as sentencepiece (and llama.cpp) encode it. A note on stderr says so: transformers' fast tokenizer differs
+    /// from sentencepiece on text that starts with a space, and a hand-edited tokenizer.json could differ more.
+    static func directory(_ dir: String) throws -> (any TextTokenizer)? {
+        let json = dir + "/tokenizer.json", model = dir + "/tokenizer.model"
+        let hasModel = FileManager.default.fileExists(atPath: model)
+        if FileManager.default.fileExists(atPath: json) {
+            do {
+                return try BPETokenizer(tokenizerJSON: json, eosToken: eosToken(inDirectory: dir))
+            } catch let e as BillaError where e.code == .unsupported && hasModel {
+                StatusLine.standardError.message("note: \(json): \(e.message); encoding with the tokenizer.model beside it as sentencepiece does (transformers' fast tokenizer differs from it on text that starts with a space)\n")
+            }
+        }
+        return hasModel ? try open(model) : nil
     }
 
     /// What a tokenizer file is, from its first bytes.
