@@ -142,6 +142,8 @@ enum VerifyText {
         out += "judged as: \(r.thresholds.kind)"
         if let rel = r.thresholds.maxRelativeLogitDiff { out += String(format: " (max |Δlogit| ≤ %.0e of the logit scale)", rel) }
         out += String(format: ", mean KL ≤ %g, top-1 ≥ %.1f%%\n\n", r.thresholds.maxKLD, 100 * r.thresholds.minTop1)
+        // The architecture check fails before any prompt runs: no table and no totals of nothing, only the verdict.
+        if r.prompts.isEmpty { return out + (r.pass ? "PASS\n" : "FAIL: " + r.failures.joined(separator: "; ") + "\n") }
         // Markdown: the pipes of |Δlogit| and of prompt text are escaped, or they would end the cell.
         out += "| prompt | tokens | max \\|Δlogit\\| | KL mean | KL p99 | top-1 | ppl ref | ppl cand |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
         for p in r.prompts {

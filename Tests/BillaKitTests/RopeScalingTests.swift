@@ -237,6 +237,7 @@ struct RopeScalingTests {
         let r = try CLITests().billa("verify", try RopeGolden.model("unscaled", in: tmp), try RopeGolden.model("llama3", in: tmp))
         #expect(r.status == 1, "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("rope_scaling") && r.stdout.contains("llama3"), "\(r.stdout)")
+        #expect(!r.stdout.contains("| prompt |") && !r.stdout.contains("positions:"), "no prompt ran, so no table: \(r.stdout)")
     }
 
     /// Llama-3.1-8B's rope_freqs.weight (head_dim 128, Meta's constants) equals what convert_hf_to_gguf.py computes.
