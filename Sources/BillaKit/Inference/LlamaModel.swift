@@ -45,8 +45,8 @@ public final class LlamaModel: @unchecked Sendable {
     public var vocabSize: Int { weights.vocabSize }
 
     /// Runs `tokens` at the cache's next positions and returns logits, `vocab` floats per token, for every token
-    /// (`allLogits`) or only the last.
-    public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = true) throws -> [Float] {
+    /// (`allLogits`) or only the last. `observer` sees every product's input and the residual stream (imatrix, trace).
+    public func forward(_ tokens: [Int], cache: KVCache, allLogits: Bool = true, observer: ForwardObserver? = nil) throws -> [Float] {
         let p = weights.parameters
         let T = tokens.count
         guard T > 0 else { return [] }
@@ -75,6 +75,7 @@ public final class LlamaModel: @unchecked Sendable {
         }
         for (l, layer) in weights.layers.enumerated() {
             rmsNorm(x, layer.attnNorm, eps: eps, tokens: T, dim: dim, into: &xb)
+            if let observer { for m in [layer.wq, layer.wk, layer.wv] { watch(observer, m, l, xb, T) } }
             mul(layer.wq, xb, T, into: &q)
             mul(layer.wk, xb, T, into: &k)
             mul(layer.wv, xb, T, into: &v)
@@ -85,17 +86,22 @@ public final class LlamaModel: @unchecked Sendable {
                 v.withUnsafeBufferPointer { cache.value(l, pos0 + t).update(from: $0.baseAddress! + t * kvDim, count: kvDim) }
             }
             attention(q, layer: l, cache: cache, tokens: T, pos0: pos0, into: &att)
+            if let observer { watch(observer, layer.wo, l, att, T) }
             mul(layer.wo, att, T, into: &xb)
             for i in 0..<(T * dim) { x[i] += xb[i] }
+            if let observer { x.withUnsafeBufferPointer { observer.residual(layer: l, after: .attention, $0.baseAddress!, tokens: T, dim: dim) } }
             rmsNorm(x, layer.ffnNorm, eps: eps, tokens: T, dim: dim, into: &xb)
+            if let observer { for m in [layer.w1, layer.w3] { watch(observer, m, l, xb, T) } }
             mul(layer.w1, xb, T, into: &h1)
             mul(layer.w3, xb, T, into: &h3)
             for i in 0..<(T * ffn) {
                 let g = h1[i]
                 h1[i] = g / (1 + Foundation.exp(-g)) * h3[i]   // SiLU(gate) · up
             }
+            if let observer { watch(observer, layer.w2, l, h1, T) }
             mul(layer.w2, h1, T, into: &xb)
             for i in 0..<(T * dim) { x[i] += xb[i] }
+            if let observer { x.withUnsafeBufferPointer { observer.residual(layer: l, after: .mlp, $0.baseAddress!, tokens: T, dim: dim) } }
         }
         cache.advance(T)
         let first = allLogits ? 0 : T - 1
@@ -104,8 +110,13 @@ public final class LlamaModel: @unchecked Sendable {
         let tail = Array(x[(first * dim)...])
         rmsNorm(tail, weights.finalNorm, eps: eps, tokens: n, dim: dim, into: &last)
         var logits = [Float](repeating: 0, count: n * weights.vocabSize)
+        if let observer { watch(observer, weights.output, nil, last, n) }
         mul(weights.output, last, n, into: &logits)
         return logits
+    }
+
+    private func watch(_ observer: ForwardObserver, _ w: WeightMatrix, _ layer: Int?, _ x: [Float], _ tokens: Int) {
+        x.withUnsafeBufferPointer { observer.matmulInput(name: w.name, layer: layer, $0.baseAddress!, tokens: tokens, cols: w.cols) }
     }
 
     private func mul(_ w: WeightMatrix, _ x: [Float], _ tokens: Int, into y: inout [Float]) {
