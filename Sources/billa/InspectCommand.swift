@@ -44,7 +44,8 @@ enum InspectText {
         out += "\(r.path): \(kind), \(r.files.count) \(pack ? "group(s)" : "file(s)"), \(ByteFormat.human(r.totalBytes))\n"
         if let p = r.parameters {
             out += "architecture: dim \(p.dim), layers \(p.nLayers), heads \(p.nHeads) (kv \(p.nKVHeads)), ffn \(p.ffnDim.map(String.init) ?? "?"), "
-            out += "vocab \(p.vocabSize.map(String.init) ?? "?"), norm eps \(p.normEps), rope theta \(p.ropeTheta)\n"
+            out += "vocab \(p.vocabSize.map(String.init) ?? "?"), norm eps \(p.normEps), rope theta \(RopeScaling.show(p.ropeTheta))"
+            out += ", rope scaling \(p.ropeScaling.map(scalingText) ?? "none")\n"
         }
         out += "parameters: \(grouped(r.parameterCount))\n"
         let mix = r.dtypes.sorted { $0.value.parameters > $1.value.parameters }
@@ -57,6 +58,12 @@ enum InspectText {
         let rows = r.tensors.map { [$0.name, $0.dtype.rawValue, Shape.describe($0.shape), grouped($0.bytes), $0.shard + ($0.storage == "dense" ? "" : " (\($0.storage))")] }
         out += Table.render(header: ["tensor", "dtype", "shape", "bytes", "file"], rows: rows, rightAligned: [3])
         return out
+    }
+
+    /// The scaling's fields on one line; GGUF's per-frequency factors are counted, not listed (64 of them at 8B).
+    static func scalingText(_ s: RopeScaling) -> String {
+        s.fields.map { $0.0 == "rope_freqs" ? "rope_freqs \(s.freqFactors?.count ?? 0) factors" : "\($0.0) \($0.1)" }
+            .joined(separator: ", ")
     }
 
     static func grouped(_ n: Int) -> String {

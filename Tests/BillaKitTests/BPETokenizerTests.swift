@@ -206,6 +206,29 @@ struct SentencePieceTokenizerJSONTests {
         }
     }
 
+    /// transformers' AutoTokenizer loads the fast tokenizer.json, so `len(tokenizer)` counts its added tokens (a
+    /// `<pad>` at 32000 is the common case); inspect's cross-check used to count only tokenizer.model's 32000 pieces.
+    @Test("the vocabulary cross-check counts tokenizer.json's ids, added tokens included")
+    func countsTheJSONsAddedTokens() throws {
+        let dir = try Fixtures.tempDir("spm-json-count")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for f in try FileManager.default.contentsOfDirectory(atPath: Fixtures.path("tiny-hf-st")) where f != "tokenizer.model" {
+            try FileManager.default.copyItem(atPath: Fixtures.path("tiny-hf-st/" + f), toPath: dir + "/" + f)
+        }
+        try FileManager.default.copyItem(atPath: Fixtures.path("tokenizers/llama-tokenizer.model"), toPath: dir + "/tokenizer.model")
+        #expect(try Release.open(dir).vocab.tokenizer == 32000)
+        // Edited as text: a JSONSerialization round trip would itself merge the vocabulary's six pairs of
+        // canonically equivalent keys (Swift String equality), the bug this test also guards against.
+        let text = try String(contentsOfFile: Fixtures.path("spm-tokenizer-json/tokenizer.json"), encoding: .utf8)
+        let pad = #"{"id": 32000, "content": "<pad>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},"#
+        let edited = text.replacingOccurrences(of: "\"added_tokens\": [", with: "\"added_tokens\": [" + pad)
+        #expect(edited != text)
+        try edited.write(toFile: dir + "/tokenizer.json", atomically: false, encoding: .utf8)
+        let r = try Release.open(dir)
+        #expect(r.vocab.tokenizer == 32001, "\(r.vocab)")
+        #expect(r.tokenizerPath?.hasSuffix("tokenizer.model") == true, "encoding still uses the model")
+    }
+
     @Test("without a tokenizer.model beside it, the tokenizer.json is refused by name")
     func refusedAlone() throws {
         let dir = try Fixtures.tempDir("spm-json-alone")

@@ -240,6 +240,22 @@ struct RopeScalingTests {
         #expect(!r.stdout.contains("| prompt |") && !r.stdout.contains("positions:"), "no prompt ran, so no table: \(r.stdout)")
     }
 
+    /// inspect's text names the scaling (it used to print only rope theta), with the numbers of the fixture's
+    /// config.json; its GGUF's per-frequency factors are counted, one per rotated pair (head_dim 16: 8).
+    @Test func inspectTextShowsTheScaling() throws {
+        let tmp = try Fixtures.tempDir("rope-inspect")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let dir = try RopeGolden.model("llama3", in: tmp)
+        let r = try CLITests().billa("inspect", dir)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("rope theta 500000, rope scaling type llama3, factor 8, original_max_position_embeddings 64, low_freq_factor 1, high_freq_factor 4\n"), "\(r.stdout)")
+        let plain = try CLITests().billa("inspect", try RopeGolden.model("unscaled", in: tmp))
+        #expect(plain.stdout.contains("rope scaling none\n"), "\(plain.stdout)")
+        try GGUFExport.plan(source: dir, options: GGUFExportOptions(recipe: .f32)).write(to: tmp + "/l.gguf")
+        let g = try CLITests().billa("inspect", tmp + "/l.gguf")
+        #expect(g.stdout.contains("rope scaling type rope_freqs.weight") && g.stdout.contains("rope_freqs 8 factors\n"), "\(g.stdout)")
+    }
+
     /// Llama-3.1-8B's rope_freqs.weight (head_dim 128, Meta's constants) equals what convert_hf_to_gguf.py computes.
     @Test func llama3FactorsAtRealShape() throws {
         let rs = RopeGolden.realShape

@@ -69,7 +69,8 @@ public struct RopeScaling: Codable, Sendable, Equatable {
 
     public var summary: String { fields.map { "\($0.0) \($0.1)" }.joined(separator: ", ") }
 
-    static func show(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+    /// A number as config.json writers print it: integers without ".0".
+    public static func show(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
 
     /// The config.json object transformers 5 writes (`rope_parameters`, theta inside). nil for GGUF's factors,
     /// which have no transformers spelling.

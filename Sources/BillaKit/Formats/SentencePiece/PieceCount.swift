@@ -51,14 +51,19 @@ public enum TokenizerPieceCount {
         }
     }
 
+    /// Distinct ids of the vocabulary and the added tokens. The vocabulary is read as raw key bytes: as Swift String
+    /// dictionary keys, canonically equivalent pieces (LLaMA's vocabulary has six such pairs) collapse into one, and
+    /// LLaMA's converted tokenizer.json counted 31994 instead of 32000.
     private static func countJSON(_ path: String) throws -> Int {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        guard let root = (try? JSONDocument.parse(data, compact: ["vocab", "merges"])) as? [String: Any],
               let model = root["model"] as? [String: Any] else {
             throw BillaError(.invalidHeader, file: path, "not a tokenizers JSON file", remedy: "download tokenizer.json again")
         }
         var ids = Set<Int>()
-        if let vocab = model["vocab"] as? [String: Any] {
+        if let vocab = model["vocab"] as? JSONDocument.StringList {
+            if vocab.values.isEmpty { ids.formUnion(0..<vocab.count) } else { for v in vocab.values { if let i = v as? Int { ids.insert(i) } } }
+        } else if let vocab = model["vocab"] as? [String: Any] {
             for v in vocab.values { if let i = v as? Int { ids.insert(i) } }
         } else if let vocab = model["vocab"] as? [Any] {
             ids.formUnion(0..<vocab.count)
