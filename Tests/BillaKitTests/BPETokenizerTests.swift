@@ -227,6 +227,8 @@ struct SentencePieceTokenizerJSONTests {
         let r = try Release.open(dir)
         #expect(r.vocab.tokenizer == 32001, "\(r.vocab)")
         #expect(r.tokenizerPath?.hasSuffix("tokenizer.model") == true, "encoding still uses the model")
+        // The slow tokenizer's length: 512 pieces, then added_tokens.json's [PAD] 512 and <extra> 513.
+        #expect(try Release.open(Fixtures.path("gguf/alpaca")).vocab.tokenizer == 514)
     }
 
     @Test("without a tokenizer.model beside it, the tokenizer.json is refused by name")

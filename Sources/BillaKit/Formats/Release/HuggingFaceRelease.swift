@@ -43,11 +43,11 @@ enum HuggingFaceRelease {
             ropeTheta: rope.theta, ropeScaling: rope.scaling)
 
         let tokenizer = ["tokenizer.model", "tokenizer.json"].first(where: names.contains).map { dir + "/" + $0 }
-        // Encoding uses tokenizer.model when both are there, but the ids a model must have rows for are what
-        // transformers' AutoTokenizer loads, the fast tokenizer.json with its added tokens (a pad token at 32000
-        // is common): counting only the model's pieces reported a false MISMATCH.
-        let countFrom = names.contains("tokenizer.json") ? dir + "/tokenizer.json" : tokenizer
-        let pieces = Release.tokenizerPieces(countFrom, warnings: &warnings)
+        // Encoding uses tokenizer.model when both are there; the rows a model must have are transformers' count.
+        var pieces: Int? = nil
+        do { pieces = try TokenizerPieceCount.transformersLength(directory: dir) } catch {
+            warnings.append("cannot read the tokenizer: \(error)")
+        }
         let vocab = VocabCheck(embedding: embeddingRows, lmHead: headRows, config: config.int("vocab_size"), tokenizer: pieces)
         if let w = vocab.warning { warnings.append(w) }
         if tokenizer == nil { warnings.append("no tokenizer.model or tokenizer.json in the directory") }

@@ -4,6 +4,22 @@ import Foundation
 /// repeats once per piece; `tokenizer.json` lists its vocabulary and added tokens; Meta's tiktoken
 /// `tokenizer.model` has one line per token, and 256 special tokens follow by rule. Distinct ids are counted.
 public enum TokenizerPieceCount {
+    /// transformers' `len(tokenizer)` for a model or adapter directory, nil when it has no tokenizer: AutoTokenizer
+    /// loads tokenizer.json when there is one (its distinct vocabulary and added-token ids, a `<pad>` at 32000 the
+    /// common case), else the slow tokenizer.model with added_tokens.json's ids beyond its pieces. It can differ from
+    /// the pieces of the tokenizer.model billa encodes with; the vocabulary cross-checks compare embeddings with this.
+    public static func transformersLength(directory dir: String) throws -> Int? {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: dir + "/tokenizer.json") { return try countJSON(dir + "/tokenizer.json") }
+        guard fm.fileExists(atPath: dir + "/tokenizer.model") else { return nil }
+        var n = try count(at: dir + "/tokenizer.model")
+        let added = dir + "/added_tokens.json"
+        if fm.fileExists(atPath: added) {
+            for case let id as Int in try Release.readJSON(added).values { n = max(n, id + 1) }
+        }
+        return n
+    }
+
     public static func count(at path: String) throws -> Int {
         if path.hasSuffix(".json") { return try countJSON(path) }
         let file = try MappedFile(path: path)
@@ -63,9 +79,7 @@ public enum TokenizerPieceCount {
         var ids = Set<Int>()
         if let vocab = model["vocab"] as? JSONDocument.StringList {
             if vocab.values.isEmpty { ids.formUnion(0..<vocab.count) } else { for v in vocab.values { if let i = v as? Int { ids.insert(i) } } }
-        } else if let vocab = model["vocab"] as? [String: Any] {
-            for v in vocab.values { if let i = v as? Int { ids.insert(i) } }
-        } else if let vocab = model["vocab"] as? [Any] {
+        } else if let vocab = model["vocab"] as? [Any] {   // Unigram's [piece, score] pairs
             ids.formUnion(0..<vocab.count)
         }
         for t in (root["added_tokens"] as? [[String: Any]]) ?? [] { if let i = t["id"] as? Int { ids.insert(i) } }

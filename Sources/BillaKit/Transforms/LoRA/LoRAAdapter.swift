@@ -127,7 +127,7 @@ public struct LoRAAdapter: Sendable {
         var tokenizer: String? = nil, size: Int? = nil
         if fm.fileExists(atPath: dir + "/tokenizer.model") {
             tokenizer = dir + "/tokenizer.model"
-            size = try tokenizerLength(dir)
+            size = try TokenizerPieceCount.transformersLength(directory: dir)
         }
         return LoRAAdapter(path: dir, name: (dir as NSString).lastPathComponent, config: config, weightsFile: weights, pairs: pairs,
                            replacements: replacements, tokenizer: tokenizer, tokenizerSize: size, notes: notes)
@@ -139,16 +139,6 @@ public struct LoRAAdapter: Sendable {
         let parts = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard let i = parts.lastIndex(where: { $0.hasPrefix("lora_") }), i > 0 else { return nil }
         return (parts[..<i].joined(separator: "."), parts[i])
-    }
-
-    /// transformers' `len(tokenizer)` for a slow LLaMA tokenizer: its pieces plus added_tokens.json's ids beyond them.
-    static func tokenizerLength(_ dir: String) throws -> Int {
-        var n = try TokenizerPieceCount.count(at: dir + "/tokenizer.model")
-        let added = dir + "/added_tokens.json"
-        if FileManager.default.fileExists(atPath: added) {
-            for case let id as Int in try Release.readJSON(added).values { n = max(n, id + 1) }
-        }
-        return n
     }
 }
 
