@@ -77,6 +77,8 @@ struct JSONSchemaTests {
         Case(name: "verify MODEL", schema: "verify_model", args: ["verify", meta, "--prompt", "Hello world", "--json"]),
         Case(name: "verify --checksums", schema: "verify_checksums", args: ["verify", "--checksums", Fixtures.path("pack/tiny-hf-st.billa"), "--json"]),
         Case(name: "generate", schema: "generate", args: ["generate", meta, "--prompt", "Hello", "-n", "3", "--json"]),
+        Case(name: "imatrix", schema: "imatrix", args: ["imatrix", Fixtures.path("verify/trained"), "-f", Fixtures.path("imatrix/text.txt"), "-c", "64",
+                                                      "--chunks", "2", "-o", "OUT/i.gguf", "--json"]),
         Case(name: "doctor (Meta original)", schema: "doctor", args: ["doctor", meta, "--json"]),
         Case(name: "doctor (LoRA adapter, a published tokenizer)", schema: "doctor", args: ["doctor", lora + "/adapter-zh", "--json"]),
         Case(name: "doctor (split GGUF)", schema: "doctor", args: ["doctor", Fixtures.path("gguf-split/q8_0-00002-of-00003.gguf"), "--json"]),

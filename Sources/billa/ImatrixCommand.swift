@@ -1,0 +1,100 @@
+import ArgumentParser
+import BillaKit
+import Foundation
+
+struct Imatrix: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compute an importance matrix over a text with billa's forward pass, in the files llama-quantize --imatrix reads.",
+        discussion: """
+            As llama-imatrix does: the text is tokenized once (BOS first) and cut into -c-token chunks, each starting with BOS and run from an empty cache; for every matrix of every block, the squared inputs are summed per column in f32, token after token, with the token count. The output head is included only with --process-output. Products over fewer than 16 tokens are skipped (so -c must be 16 or more) and the text must hold at least two chunks.
+
+            The file is llama-imatrix's GGUF imatrix (--output-format gguf, the default: NAME.in_sum2 and NAME.counts, imatrix.datasets, imatrix.chunk_count, imatrix.chunk_size) or its legacy .dat (--output-format dat), byte for byte in layout; llama-quantize --imatrix and billa quantize --imatrix read either. Entries are keyed by GGUF tensor name whatever the model's layout. Unlike llama-imatrix, billa does not print a perplexity estimate (billa perplexity does) and writes the file once, when complete.
+
+            Examples:
+              billa imatrix llama-7b-f16.gguf -f calibration.txt -o llama-7b.imatrix.gguf
+              billa imatrix llama-7b-hf -f wiki.train.raw -o imatrix.dat --output-format dat -c 512 --chunks 100
+            """)
+
+    @Argument(help: "The model: a GGUF file, a Meta release, a Hugging Face directory or a billa pack.")
+    var model: String
+
+    @Option(name: .customShort("f"), help: "The calibration text (UTF-8).")
+    var file: String
+
+    @Option(name: .shortAndLong, help: "The importance matrix to write.")
+    var output = "imatrix.gguf"
+
+    @Option(name: [.customShort("c"), .customLong("ctx-size")], help: "Tokens per chunk (llama-imatrix's -c).")
+    var ctxSize = 512
+
+    @Option(name: .long, help: "At most this many chunks (default: every whole chunk of the text).")
+    var chunks: Int?
+
+    @Option(name: [.customLong("from-chunk"), .customLong("chunk")], help: "Skip this many chunks at the start of the text.")
+    var fromChunk = 0
+
+    @Option(name: .long, help: "gguf (default) or dat (llama-imatrix's legacy format).")
+    var outputFormat: ImportanceMatrix.Format = .gguf
+
+    @Flag(name: .long, help: "Also collect the output head's input (output.weight), as llama-imatrix --process-output.")
+    var processOutput = false
+
+    @Option(name: .long, help: "Tokenizer to use when the model carries none.")
+    var tokenizer: String?
+
+    @OptionGroup var drops: DropOptions
+    @OptionGroup var report: ReportOptions
+    @OptionGroup var write: WriteOptions
+
+    func validate() throws {
+        if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
+        if fromChunk < 0 { throw ValidationError("--from-chunk must not be negative") }
+    }
+
+    func run() throws {
+        try write.check([output], .file, inputs: [model, file, tokenizer])
+        let text: String
+        do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
+            throw BillaError(.io, file: file, "cannot read the calibration text as UTF-8", remedy: "pass a UTF-8 text file with -f")
+        }
+        if outputFormat == .gguf, !output.hasSuffix(".gguf") {
+            warn("writing the GGUF imatrix format to '\(output)', whose name does not end in .gguf; --output-format dat writes the legacy format")
+        }
+        let loaded = try Verifier.Loaded(model, tokenizer: tokenizer, unused: drops.policy)
+        stateLosses(loaded.model.weights.ignored)
+        var o = ImatrixOptions()
+        o.contextSize = ctxSize
+        o.maxChunks = chunks
+        o.skipChunks = fromChunk
+        o.processOutput = processOutput
+        o.dataset = file
+        var meter: ProgressMeter?
+        let (matrix, summary) = try ImatrixRun.compute(loaded, text: text, options: o) { done, total in
+            if meter == nil { meter = ProgressMeter(label: "imatrix", total: total, unit: .items("chunks"), quiet: report.quiet) }
+            meter?.add(1)
+            _ = done
+        }
+        meter?.finish()
+        try matrix.write(to: output, as: outputFormat)
+        if report.json {
+            try printJSON(command: "imatrix", output: output, ImatrixReport(format: outputFormat.rawValue, summary: summary))
+            return
+        }
+        report.say("wrote \(output): \(summary.entries) matrices over \(summary.chunks) chunks of \(summary.contextSize) tokens (\(summary.chunks * summary.contextSize) of the text's \(summary.tokens)), \(outputFormat.rawValue) format, in \(String(format: "%.1f", summary.seconds)) s")
+    }
+}
+
+extension ImportanceMatrix.Format: ExpressibleByArgument {}
+
+/// What `billa imatrix --json` prints besides the envelope.
+struct ImatrixReport: Encodable {
+    let format: String
+    let summary: ImatrixSummary
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(format, forKey: .format)
+        try summary.encode(to: encoder)
+    }
+    enum CodingKeys: String, CodingKey { case format }
+}

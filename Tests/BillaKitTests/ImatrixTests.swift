@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// llama-imatrix's files for the trained tiny model on a committed text (scripts/fixtures/make_imatrix_fixtures.py):
+/// billa reads both formats, writes them byte for byte from the same sums, and computes the same sums with its
+/// own forward pass to within the rounding of the activations.
+@Suite("Importance matrices against llama-imatrix")
+struct ImatrixTests {
+    static let dir = Fixtures.path("imatrix")
+    static let model = Fixtures.path("verify/trained")
+
+    static func record() throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/imatrix.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    static func chunks(_ run: String) throws -> Int {
+        let runs = try #require(try record()["runs"] as? [String: Any])
+        return try #require((runs[run] as? [String: Any])?["chunks"] as? Int)
+    }
+
+    static let layerMatrices = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]
+
+    @Test func readsBothOfLlamasFormats() throws {
+        let g = try ImportanceMatrix.read(Self.dir + "/imatrix.gguf")
+        let d = try ImportanceMatrix.read(Self.dir + "/imatrix.dat")
+        let expected = Set((0..<2).flatMap { l in Self.layerMatrices.map { "blk.\(l).\($0).weight" } })
+        #expect(g.format == .gguf && d.format == .dat)
+        #expect(Set(g.entries.keys) == expected)
+        #expect(Set(d.entries.keys) == expected)
+        #expect(g.datasets == ["text.txt"] && d.datasets == ["text.txt"])
+        #expect(g.chunkSize == 64 && g.hasMetadata)
+        #expect(g.chunkCount == (try Self.chunks("imatrix.gguf")))
+        #expect(d.chunkCount == g.chunkCount)
+        // Both files give the quantizer the same weights: sums / tokens, and (sums / tokens · calls) / calls.
+        for name in expected.sorted() {
+            let a = try #require(g.importance(for: name)), b = try #require(d.importance(for: name))
+            #expect(a.count == b.count)
+            for (i, (x, y)) in zip(a, b).enumerated() where abs(x - y) > 2e-6 * max(abs(x), 1e-30) {
+                Issue.record("\(name)[\(i)]: \(x) from the GGUF imatrix, \(y) from the .dat")
+                break
+            }
+        }
+    }
+
+    @Test func writesLlamasBytes() throws {
+        let tmp = try Fixtures.tempDir("imatrix-write")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let g = try ImportanceMatrix.read(Self.dir + "/imatrix.gguf")
+        for (format, file) in [(ImportanceMatrix.Format.gguf, "imatrix.gguf"), (.dat, "imatrix.dat")] {
+            try g.write(to: tmp + "/" + file, as: format)
+            let mine = try Data(contentsOf: URL(fileURLWithPath: tmp + "/" + file))
+            let theirs = try Data(contentsOf: URL(fileURLWithPath: Self.dir + "/" + file))
+            let diff = mine.withUnsafeBytes { a in theirs.withUnsafeBytes { b in firstDifference(a, b, elementSize: 1) } }
+            #expect(diff == nil, "\(file) written from llama-imatrix's sums: \(diff ?? "")")
+        }
+    }
+
+    @Test func aLegacyFileCannotBeRewritten() throws {
+        let d = try ImportanceMatrix.read(Self.dir + "/imatrix.dat")
+        let tmp = try Fixtures.tempDir("imatrix-legacy")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        #expect(throws: BillaError.self) { try d.write(to: tmp + "/x.gguf", as: .gguf) }
+        #expect(!FileManager.default.fileExists(atPath: tmp + "/x.gguf"))
+    }
+
+    @Test func refusesAModelGGUFAndGarbage() throws {
+        let tmp = try Fixtures.tempDir("imatrix-bad")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        do {
+            _ = try ImportanceMatrix.read(Fixtures.path("quant/fallback/src.gguf"))
+            Issue.record("a model GGUF was read as an importance matrix")
+        } catch let e as BillaError {
+            #expect(e.description.contains("not an importance matrix"))
+        }
+        let junk = tmp + "/junk.dat"
+        try Data([0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4]).write(to: URL(fileURLWithPath: junk))
+        #expect(throws: BillaError.self) { _ = try ImportanceMatrix.read(junk) }
+        // Truncated inside an entry's values.
+        let real = try Data(contentsOf: URL(fileURLWithPath: Self.dir + "/imatrix.dat"))
+        try real.prefix(100).write(to: URL(fileURLWithPath: junk))
+        #expect(throws: BillaError.self) { _ = try ImportanceMatrix.read(junk) }
+    }
+
+    /// billa's forward pass over the same text and chunks: the same entries, token counts and chunk count, and
+    /// sums within float rounding of llama.cpp's activations (its f32 products accumulate in another order).
+    @Test(arguments: [("imatrix.gguf", false, nil, 0), ("imatrix-output.gguf", true, 5, 2)] as [(String, Bool, Int?, Int)])
+    func computesLlamasSums(_ file: String, _ processOutput: Bool, _ maxChunks: Int?, _ skip: Int) throws {
+        let ref = try ImportanceMatrix.read(Self.dir + "/" + file)
+        let text = try String(contentsOfFile: Self.dir + "/text.txt", encoding: .utf8)
+        var o = ImatrixOptions()
+        o.contextSize = 64
+        o.processOutput = processOutput
+        o.maxChunks = maxChunks
+        o.skipChunks = skip
+        o.dataset = "text.txt"
+        let (mine, summary) = try ImatrixRun.compute(try Verifier.Loaded(Self.model), text: text, options: o)
+        #expect(mine.chunkCount == ref.chunkCount && summary.chunks == ref.chunkCount)
+        #expect(mine.chunkSize == ref.chunkSize && mine.datasets == ref.datasets)
+        #expect(Set(mine.entries.keys) == Set(ref.entries.keys))
+        #expect(mine.entries.keys.contains("output.weight") == processOutput)
+        var worst = (0.0, "")
+        for (name, r) in ref.entries {
+            let m = try #require(mine.entries[name])
+            #expect(m.counts == r.counts, "\(name): \(m.counts) tokens, llama-imatrix \(r.counts)")
+            #expect(m.sums.count == r.sums.count)
+            let scale = Double(r.sums.map { abs($0) }.max() ?? 1)
+            for (i, (a, b)) in zip(m.sums, r.sums).enumerated() {
+                let e = Double(abs(a - b)) / scale
+                if e > worst.0 { worst = (e, "\(name)[\(i)]: billa \(a), llama-imatrix \(b)") }
+            }
+        }
+        #expect(worst.0 < 1e-4, "largest difference relative to the entry's largest sum: \(worst.0) at \(worst.1)")
+    }
+
+    @Test func refusesTooShortTextsAndContexts() throws {
+        let m = try Verifier.Loaded(Self.model)
+        var o = ImatrixOptions()
+        o.contextSize = 8
+        #expect(throws: BillaError.self) { _ = try ImatrixRun.compute(m, text: "Hello world, this is a test.", options: o) }
+        o.contextSize = 64
+        #expect(throws: BillaError.self) { _ = try ImatrixRun.compute(m, text: "Too short.", options: o) }
+    }
+
+    /// llama-quantize's --include-weights / --exclude-weights: substrings of entry names, exclusion first.
+    @Test func includeAndExcludeWeights() throws {
+        let g = try ImportanceMatrix.read(Self.dir + "/imatrix.gguf")
+        #expect(Set(g.filtered(include: [], exclude: ["attn_"]).entries.keys) ==
+                Set((0..<2).flatMap { l in ["ffn_gate", "ffn_up", "ffn_down"].map { "blk.\(l).\($0).weight" } }))
+        #expect(Set(g.filtered(include: ["blk.1.ffn_down", "attn_q"], exclude: ["blk.0"]).entries.keys) ==
+                ["blk.1.ffn_down.weight", "blk.1.attn_q.weight"])
+    }
+}
