@@ -9,6 +9,7 @@
  * Q3_K's sixteen independent group searches run eight at a time in AVX2 lanes where the CPU has AVX2, each lane in
  * the scalar order (bk_quantize_*_using compares the bodies). */
 #include "billa_kernels.h"
+#include "quant_common.h"
 #include <string.h>
 
 #pragma STDC FP_CONTRACT OFF
@@ -16,39 +17,6 @@
 /* The 16 levels of IQ4_NL and IQ4_XS, ascending: ggml-common.h's kvalues_iq4nl (llama.cpp as vendored by
  * llama-cpp-python 0.3.36). The one copy of this table in billa. */
 static const int8_t bk_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
-
-/* ggml's nearest_int: 1.5 * 2^23 added so the FPU's round-to-nearest-even rounds, low mantissa bits read back. */
-static inline int bk_lb_nearest(float f) {
-    float v = f + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
-static inline int bk_lb_clamp(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-/* f32 -> f16 round to nearest even (ggml's converter for finite values; NaN as sign | 0x7E00). */
-static inline void bk_lb_put_half(uint8_t *p, float f) {
-    uint32_t w;
-    memcpy(&w, &f, 4);
-    uint16_t out;
-    if ((w & 0x7fffffffu) > 0x7f800000u) {
-        out = (uint16_t)(((w >> 16) & 0x8000u) | 0x7E00u);
-    } else {
-        _Float16 h = (_Float16)f;
-        memcpy(&out, &h, 2);
-    }
-    p[0] = (uint8_t)out;
-    p[1] = (uint8_t)(out >> 8);
-}
-
-static inline float bk_lb_half(const uint8_t *p) {
-    uint16_t u = (uint16_t)(p[0] | (p[1] << 8));
-    _Float16 h;
-    memcpy(&h, &u, 2);
-    return (float)h;
-}
-
 
 /* ggml's make_q3_quants with do_rmse: a symmetric group with levels -nmax..nmax-1, weights x^2, then up to five
  * passes that move single levels while the weighted fit improves. L gets levels offset by nmax. */
@@ -65,7 +33,7 @@ static float bk_lb_q3(int n, int nmax, const float *x, int8_t *L) {
     const float iscale = (float)(-nmax) / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
-        int l = bk_lb_clamp(bk_lb_nearest(iscale * x[i]), -nmax, nmax - 1);
+        int l = bk_qc_clamp(bk_qc_nearest(iscale * x[i]), -nmax, nmax - 1);
         L[i] = (int8_t)l;
         float w = x[i] * x[i], fl = (float)l;
         sumlx += w * x[i] * fl;
@@ -78,7 +46,7 @@ static float bk_lb_q3(int n, int nmax, const float *x, int8_t *L) {
             float slx = sumlx - w * x[i] * li;
             if (slx > 0) {
                 float sl2 = suml2 - w * li * li;
-                int nl = bk_lb_clamp(bk_lb_nearest(x[i] * sl2 / slx), -nmax, nmax - 1);
+                int nl = bk_qc_clamp(bk_qc_nearest(x[i] * sl2 / slx), -nmax, nmax - 1);
                 if (nl != L[i]) {
                     float fnl = (float)nl;
                     slx += w * x[i] * fnl;
@@ -285,25 +253,25 @@ static void bk_lb_quantize_q2_K(int avx2, const float *x, void *vy, int64_t n) {
         uint8_t *sc = y, *qs = y + 16;
         if (max_scale > 0) {
             const float iscale = 15.f / max_scale;
-            for (int j = 0; j < 16; j++) sc[j] = (uint8_t)bk_lb_nearest(iscale * scales[j]);
-            bk_lb_put_half(y + 80, max_scale / 15.f);
+            for (int j = 0; j < 16; j++) sc[j] = (uint8_t)bk_qc_nearest(iscale * scales[j]);
+            bk_qc_put_half(y + 80, max_scale / 15.f);
         } else {
             for (int j = 0; j < 16; j++) sc[j] = 0;
-            bk_lb_put_half(y + 80, 0.f);
+            bk_qc_put_half(y + 80, 0.f);
         }
         if (max_min > 0) {
             const float iscale = 15.f / max_min;
-            for (int j = 0; j < 16; j++) sc[j] |= (uint8_t)(bk_lb_nearest(iscale * mins[j]) << 4);
-            bk_lb_put_half(y + 82, max_min / 15.f);
+            for (int j = 0; j < 16; j++) sc[j] |= (uint8_t)(bk_qc_nearest(iscale * mins[j]) << 4);
+            bk_qc_put_half(y + 82, max_min / 15.f);
         } else {
-            bk_lb_put_half(y + 82, 0.f);
+            bk_qc_put_half(y + 82, 0.f);
         }
-        const float dall = bk_lb_half(y + 80), dmall = bk_lb_half(y + 82);
+        const float dall = bk_qc_half(y + 80), dmall = bk_qc_half(y + 82);
         for (int j = 0; j < 16; j++) {
             const float d = dall * (float)(sc[j] & 0xF);
             if (d == 0) continue;
             const float dm = dmall * (float)(sc[j] >> 4);
-            for (int i = 0; i < 16; i++) L[16 * j + i] = (uint8_t)bk_lb_clamp(bk_lb_nearest((x[16 * j + i] + dm) / d), 0, 3);
+            for (int i = 0; i < 16; i++) L[16 * j + i] = (uint8_t)bk_qc_clamp(bk_qc_nearest((x[16 * j + i] + dm) / d), 0, 3);
         }
         bk_lb_pack2(L, qs);
     }
@@ -349,22 +317,22 @@ static void bk_lb_quantize_q3_K(int avx2, const float *x, void *vy, int64_t n) {
         if (max_scale != 0) {
             const float iscale = -32.f / max_scale;
             for (int j = 0; j < 16; j++) {
-                int8_t l = (int8_t)bk_lb_nearest(iscale * scales[j]);
-                l = (int8_t)(bk_lb_clamp(l, -32, 31) + 32);
+                int8_t l = (int8_t)bk_qc_nearest(iscale * scales[j]);
+                l = (int8_t)(bk_qc_clamp(l, -32, 31) + 32);
                 if (j < 8) sc[j] = (uint8_t)(l & 0xF);
                 else sc[j - 8] |= (uint8_t)((l & 0xF) << 4);
                 l = (int8_t)(l >> 4);
                 sc[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
             }
-            bk_lb_put_half(y + 108, 1 / iscale);
+            bk_qc_put_half(y + 108, 1 / iscale);
         } else {
-            bk_lb_put_half(y + 108, 0.f);
+            bk_qc_put_half(y + 108, 0.f);
         }
-        const float dall = bk_lb_half(y + 108);
+        const float dall = bk_qc_half(y + 108);
         for (int j = 0; j < 16; j++) {
             const float d = dall * (float)(int8_t)bk_lb_q3_scale(sc, j);
             if (d == 0) continue;
-            for (int i = 0; i < 16; i++) L[16 * j + i] = (int8_t)(bk_lb_clamp(bk_lb_nearest(x[16 * j + i] / d), -4, 3) + 4);
+            for (int i = 0; i < 16; i++) L[16 * j + i] = (int8_t)(bk_qc_clamp(bk_qc_nearest(x[16 * j + i] / d), -4, 3) + 4);
         }
         memset(hmask, 0, 32);
         for (int j = 0; j < 256; j++) {
@@ -406,22 +374,34 @@ static inline int bk_lb_best_index(const int8_t *val, float x) {
     return x - (float)val[mu - 1] < (float)val[mu] - x ? mu - 1 : mu;
 }
 
-/* ggml's quantize_row_iq4_nl_impl without importance weights (weights x^2, ntry 7) for one super-block of `super`
- * values in groups of 32: IQ4_NL is super = 32 (one f16 scale), IQ4_XS super = 256 (f16 d, 6-bit group scales). */
-static void bk_lb_iq4(int super, const float *x, uint8_t *dh, uint8_t *q4, uint8_t *scales_h, uint8_t *scales_l) {
+/* ggml's quantize_row_iq4_nl_impl (ntry 7) for one super-block of `super` values in groups of 32: IQ4_NL is
+ * super = 32 (one f16 scale), IQ4_XS super = 256 (f16 d, 6-bit group scales). Weights x^2 without an importance
+ * matrix; with one (qw: the super-block's `super` weights) qw[j] * sqrt(sigma2 + x^2), sigma2 twice the
+ * super-block's mean square. */
+static void bk_lb_iq4(int super, const float *x, const float *qw, uint8_t *dh, uint8_t *q4, uint8_t *scales_h,
+                      uint8_t *scales_l) {
     const int8_t *values = bk_iq4nl_values;
     const int ntry = 7;
     uint8_t L[256];
     float scales[8];
+    float sigma2 = 0;
+    if (qw) {
+        for (int j = 0; j < super; j++) sigma2 += x[j] * x[j];
+        sigma2 *= 2.f / (float)super;
+    }
     memset(q4, 0, (size_t)super / 2);
-    bk_lb_put_half(dh, 0.f);
+    bk_qc_put_half(dh, 0.f);
     float max_scale = 0, amax_scale = 0;
     const int nb = super / 32;
     for (int ib = 0; ib < nb; ib++) {
         const float *xb = x + 32 * ib;
         uint8_t *Lb = L + 32 * ib;
         float weight[32];
-        for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
+        if (qw) {
+            for (int j = 0; j < 32; j++) weight[j] = qw[32 * ib + j] * __builtin_sqrtf(sigma2 + xb[j] * xb[j]);
+        } else {
+            for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
+        }
         float amax = 0, max = 0;
         for (int j = 0; j < 32; j++) {
             float ax = __builtin_fabsf(xb[j]);
@@ -461,10 +441,10 @@ static void bk_lb_iq4(int super, const float *x, uint8_t *dh, uint8_t *q4, uint8
     if (nb > 1) {
         scales_h[0] = scales_h[1] = 0;
         const float d = -max_scale / 32;
-        bk_lb_put_half(dh, d);
+        bk_qc_put_half(dh, d);
         const float id = d != 0 ? 1 / d : 0.f;
         for (int ib = 0; ib < nb; ib++) {
-            int l = bk_lb_clamp(bk_lb_nearest(id * scales[ib]), -32, 31);
+            int l = bk_qc_clamp(bk_qc_nearest(id * scales[ib]), -32, 31);
             const float dl = d * (float)l;
             const float idl = dl != 0 ? 1 / dl : 0.f;
             for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)bk_lb_best_index(values, idl * x[32 * ib + j]);
@@ -476,7 +456,7 @@ static void bk_lb_iq4(int super, const float *x, uint8_t *dh, uint8_t *q4, uint8
             scales_h[bit / 8] |= (uint8_t)(lh << (bit % 8));
         }
     } else {
-        bk_lb_put_half(dh, scales[0]);
+        bk_qc_put_half(dh, scales[0]);
         const float id = scales[0] != 0 ? 1 / scales[0] : 0;
         for (int j = 0; j < super; j++) L[j] = (uint8_t)bk_lb_best_index(values, id * x[j]);
     }
@@ -485,24 +465,28 @@ static void bk_lb_iq4(int super, const float *x, uint8_t *dh, uint8_t *q4, uint8
 }
 
 /* IQ4_NL block (18 bytes): f16 d, qs[16] (element j low nibble, j + 16 high nibble, of byte j). */
-void bk_quantize_iq4_nl(const float *x, void *vy, int64_t n) {
+void bk_quantize_iq4_nl_weighted(const float *x, void *vy, int64_t n, const float *qw) {
     uint8_t *y = (uint8_t *)vy;
-    for (int64_t b = 0; b < n / 32; b++) bk_lb_iq4(32, x + 32 * b, y + 18 * b, y + 18 * b + 2, NULL, NULL);
+    for (int64_t b = 0; b < n / 32; b++) bk_lb_iq4(32, x + 32 * b, qw ? qw + 32 * b : NULL, y + 18 * b, y + 18 * b + 2, NULL, NULL);
 }
 
+void bk_quantize_iq4_nl(const float *x, void *y, int64_t n) { bk_quantize_iq4_nl_weighted(x, y, n, NULL); }
+
 /* IQ4_XS block (136 bytes): f16 d, u16 scales_h, scales_l[4], qs[128]. */
-void bk_quantize_iq4_xs(const float *x, void *vy, int64_t n) {
+void bk_quantize_iq4_xs_weighted(const float *x, void *vy, int64_t n, const float *qw) {
     uint8_t *y = (uint8_t *)vy;
     for (int64_t b = 0; b < n / 256; b++) {
         uint8_t *yb = y + 136 * b;
-        bk_lb_iq4(256, x + 256 * b, yb, yb + 8, yb + 2, yb + 4);
+        bk_lb_iq4(256, x + 256 * b, qw ? qw + 256 * b : NULL, yb, yb + 8, yb + 2, yb + 4);
     }
 }
+
+void bk_quantize_iq4_xs(const float *x, void *y, int64_t n) { bk_quantize_iq4_xs_weighted(x, y, n, NULL); }
 
 /* ---- dequantization (ggml's dequantize_row_*) ---- */
 
 static void bk_lb_deq_q2_K(const uint8_t *b, float *y) {
-    const float d = bk_lb_half(b + 80), min = bk_lb_half(b + 82);
+    const float d = bk_qc_half(b + 80), min = bk_qc_half(b + 82);
     const uint8_t *q = b + 16;
     int is = 0;
     for (int n = 0; n < 256; n += 128, q += 32) {
@@ -517,7 +501,7 @@ static void bk_lb_deq_q2_K(const uint8_t *b, float *y) {
 }
 
 static void bk_lb_deq_q3_K(const uint8_t *b, float *y) {
-    const float dall = bk_lb_half(b + 108);
+    const float dall = bk_qc_half(b + 108);
     const uint8_t *hm = b, *q = b + 32, *sc = b + 96;
     int is = 0;
     uint8_t m = 1;
@@ -533,7 +517,7 @@ static void bk_lb_deq_q3_K(const uint8_t *b, float *y) {
 }
 
 static void bk_lb_deq_iq4_nl(const uint8_t *b, float *y) {
-    const float d = bk_lb_half(b);
+    const float d = bk_qc_half(b);
     for (int j = 0; j < 16; j++) {
         y[j] = d * (float)bk_iq4nl_values[b[2 + j] & 0xf];
         y[j + 16] = d * (float)bk_iq4nl_values[b[2 + j] >> 4];
@@ -541,7 +525,7 @@ static void bk_lb_deq_iq4_nl(const uint8_t *b, float *y) {
 }
 
 static void bk_lb_deq_iq4_xs(const uint8_t *b, float *y) {
-    const float d = bk_lb_half(b);
+    const float d = bk_qc_half(b);
     const uint16_t sh = (uint16_t)(b[2] | (b[3] << 8));
     const uint8_t *qs = b + 8;
     for (int ib = 0; ib < 8; ib++, y += 32, qs += 16) {

@@ -5,6 +5,7 @@
  * puts one group in each AVX-512 lane and runs all sixteen chains side by side, each in its own sequential order:
  * bit for bit the scalar result, at a sixteenth of the latency. */
 #include "billa_kernels.h"
+#include "quant_common.h"
 #include <string.h>
 
 /* Every product is rounded before it is added, as ggml's reference C computes it (and billa's Swift did). */
@@ -18,17 +19,8 @@
 #define BK_Q_X86 0
 #endif
 
-static inline int32_t bk_nearest_int(float f) {
-    float v = f + 12582912.f;
-    int32_t i;
-    memcpy(&i, &v, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
-static inline int32_t bk_clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-/* One group, as ggml writes it. */
-static float bk_make_qx_one(int n, int nmax, const float *x, int8_t *L) {
+/* ggml's make_qx_quants (rmse_type 1) for one group, as ggml writes it: weights qw, or x^2 when qw is NULL. */
+float bk_qx_group(int n, int nmax, const float *x, const float *qw, int8_t *L) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++) {
         float ax = __builtin_fabsf(x[i]);
@@ -42,9 +34,9 @@ static float bk_make_qx_one(int n, int nmax, const float *x, int8_t *L) {
     float iscale = (float)(-nmax) / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
-        int32_t l = bk_clamp(bk_nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        int32_t l = bk_qc_clamp(bk_qc_nearest(iscale * x[i]), -nmax, nmax - 1);
         L[i] = (int8_t)(l + nmax);
-        float w = x[i] * x[i], fl = (float)l;
+        float w = qw ? qw[i] : x[i] * x[i], fl = (float)l;
         sumlx += w * x[i] * fl;
         suml2 += w * fl * fl;
     }
@@ -56,13 +48,13 @@ static float bk_make_qx_one(int n, int nmax, const float *x, int8_t *L) {
         sumlx = 0;
         suml2 = 0;
         for (int i = 0; i < n; i++) {
-            int32_t l = bk_clamp(bk_nearest_int(iscale * x[i]), -nmax, nmax - 1);
-            float w = x[i] * x[i], fl = (float)l;
+            int32_t l = bk_qc_clamp(bk_qc_nearest(iscale * x[i]), -nmax, nmax - 1);
+            float w = qw ? qw[i] : x[i] * x[i], fl = (float)l;
             sumlx += w * x[i] * fl;
             suml2 += w * fl * fl;
         }
         if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++) L[i] = (int8_t)(bk_clamp(bk_nearest_int(iscale * x[i]), -nmax, nmax - 1) + nmax);
+            for (int i = 0; i < n; i++) L[i] = (int8_t)(bk_qc_clamp(bk_qc_nearest(iscale * x[i]), -nmax, nmax - 1) + nmax);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -96,7 +88,7 @@ float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8
     float scale = 1 / iscale;
     float best_error = 0;
     for (int i = 0; i < n; i++) {
-        L[i] = (uint8_t)bk_clamp(bk_nearest_int(iscale * (x[i] - min)), 0, nmax);
+        L[i] = (uint8_t)bk_qc_clamp(bk_qc_nearest(iscale * (x[i] - min)), 0, nmax);
         float diff = scale * (float)L[i] + min - x[i];
         diff = use_mad ? __builtin_fabsf(diff) : diff * diff;
         best_error += weights[i] * diff;
@@ -106,7 +98,7 @@ float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8
         iscale = (rmin + rdelta * (float)step + fnmax) / (max - min);
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         for (int i = 0; i < n; i++) {
-            int l = bk_clamp(bk_nearest_int(iscale * (x[i] - min)), 0, nmax);
+            int l = bk_qc_clamp(bk_qc_nearest(iscale * (x[i] - min)), 0, nmax);
             Laux[i] = (uint8_t)l;
             float w = weights[i], fl = (float)l;
             sum_l += w * fl;
@@ -319,7 +311,7 @@ int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float 
     if (b == 2) { bk_make_qx_16x16_512(nmax, x, L, scales); return 1; }
 #endif
     if (b != 1) return 0;
-    for (int j = 0; j < 16; j++) scales[j] = bk_make_qx_one(16, nmax, x + 16 * j, L + 16 * j);
+    for (int j = 0; j < 16; j++) scales[j] = bk_qx_group(16, nmax, x + 16 * j, NULL, L + 16 * j);
     return 1;
 }
 
@@ -342,29 +334,15 @@ void bk_make_qkx2_8x32(int nmax, const float *x, float rmin, float rdelta, int n
 
 /* ---- Q8_0 (ggml's quantize_row_q8_0_ref) ------------------------------------------------------------------- */
 
-static inline uint16_t bk_q_f2h(float f);
-
 static void bk_q8_0_portable(const float *x, uint8_t *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, x += 32, y += 34) {
         float amax = 0;
         for (int j = 0; j < 32; j++) { float a = __builtin_fabsf(x[j]); amax = amax > a ? amax : a; }
         const float d = amax / 127, id = d != 0 ? 1 / d : 0;
-        const uint16_t h = bk_q_f2h(d);
+        const uint16_t h = bk_qc_f2h(d);
         memcpy(y, &h, 2);
         for (int j = 0; j < 32; j++) y[2 + j] = (uint8_t)(int8_t)(int32_t)__builtin_roundf(x[j] * id);
     }
-}
-
-/* f32 -> f16, round to nearest even; NaN as sign | 0x7E00 (billa's HalfFloat.fromFloat). */
-static inline uint16_t bk_q_f2h(float f) {
-    uint32_t w;
-    memcpy(&w, &f, 4);
-    const uint32_t sign = (w >> 16) & 0x8000u;
-    if ((w & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(sign | 0x7E00u);
-    _Float16 h = (_Float16)f;
-    uint16_t out;
-    memcpy(&out, &h, 2);
-    return out;
 }
 
 #if BK_Q_X86
@@ -378,7 +356,7 @@ BK_Q512 static void bk_q8_0_512(const float *x, uint8_t *y, int64_t nb) {
         const float amax = _mm512_reduce_max_ps(m);
         if (amax != amax) { bk_q8_0_portable(x, y, 1); continue; }   /* NaN: keep the scalar order's answer */
         const float d = amax / 127, id = d != 0 ? 1 / d : 0;
-        const uint16_t h = bk_q_f2h(d);
+        const uint16_t h = bk_qc_f2h(d);
         memcpy(y, &h, 2);
         const __m512 vid = _mm512_set1_ps(id);
         for (int k = 0; k < 2; k++) {

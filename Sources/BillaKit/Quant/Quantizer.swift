@@ -41,27 +41,64 @@ public enum Quantizer {
         }
     }
 
+    /// ggml's quantizers with an importance matrix (CKernels' importance.c): `w` holds one weight per column.
+    static func weightedQuantizer(_ t: QuantType, _ w: UnsafePointer<Float>) -> RowQuantizer {
+        let k = KernelType.of(t.dtype) ?? 0
+        return { _ = bk_quantize_row_importance(k, $0, $1, Int64($2), w) }
+    }
+
     /// Quantizes `rows` rows of `cols` values (cols a multiple of the block size) into `dst`, which must hold
     /// rows × rowBytes(cols) bytes.
+    ///
+    /// Without `importance` the bytes are ggml's reference quantizers', what llama-quantize writes without
+    /// `--imatrix`. With it — `cols` weights, one per column, as llama-quantize passes a tensor's imatrix entry to
+    /// every row — they are `ggml_quantize_chunk(type, src, dst, 0, rows, cols, importance)`'s, a different
+    /// (weighted) search for every type except Q8_0, which ggml quantizes the same either way. Check the weights
+    /// first with `checkImportance`.
     public static func quantize(_ src: UnsafePointer<Float>, rows: Int, cols: Int, to type: QuantType,
-                                into dst: UnsafeMutableRawPointer, threads: Int = 1) {
+                                into dst: UnsafeMutableRawPointer, threads: Int = 1,
+                                importance: UnsafePointer<Float>? = nil) {
         let rowBytes = type.rowBytes(cols) ?? 0
-        let q = quantizer(type)
+        let q = importance.map { weightedQuantizer(type, $0) } ?? quantizer(type)
         parallelRows(rows, threads: threads) { r0, r1 in
             for r in r0..<r1 { q(src + r * cols, dst + r * rowBytes, cols) }
         }
     }
 
-    public static func quantize(_ values: [Float], cols: Int, to type: QuantType, threads: Int = 1) -> [UInt8] {
+    /// The array form; `importance`, when given, must hold `cols` weights.
+    public static func quantize(_ values: [Float], cols: Int, to type: QuantType, threads: Int = 1,
+                                importance: [Float]? = nil) -> [UInt8] {
+        precondition(importance == nil || importance?.count == cols, "importance needs one weight per column (\(cols))")
         let rows = cols > 0 ? values.count / cols : 0
         var out = [UInt8](repeating: 0, count: rows * (type.rowBytes(cols) ?? 0))
         values.withUnsafeBufferPointer { s in
             out.withUnsafeMutableBytes { d in
                 guard let sp = s.baseAddress, let dp = d.baseAddress else { return }
-                quantize(sp, rows: rows, cols: cols, to: type, into: dp, threads: threads)
+                guard let importance else {
+                    quantize(sp, rows: rows, cols: cols, to: type, into: dp, threads: threads)
+                    return
+                }
+                importance.withUnsafeBufferPointer { w in
+                    quantize(sp, rows: rows, cols: cols, to: type, into: dp, threads: threads, importance: w.baseAddress)
+                }
             }
         }
         return out
+    }
+
+    /// Refuses importance weights ggml could not use as given: not one per column, not finite (llama-quantize
+    /// refuses an imatrix with those too), or negative (an imatrix entry is a mean of squared activations, so a
+    /// negative one means the file is damaged; llama-quantize would use it).
+    public static func checkImportance(_ w: [Float], cols: Int, tensor: String) throws(BillaError) {
+        guard w.count == cols else {
+            throw BillaError(.shapeMismatch, tensor: tensor, "the importance matrix has \(w.count) weights for rows of \(cols)",
+                             remedy: "use the imatrix computed for this model (llama-imatrix run on these weights): its entry for this tensor has one weight per column")
+        }
+        let bad = w.withUnsafeBufferPointer { p in p.indices.first { !(p[$0] >= 0 && p[$0].isFinite) } }
+        if let i = bad {
+            throw BillaError(.invalidArgument, tensor: tensor, "the importance matrix's weight for column \(i) is \(w[i])",
+                             remedy: "recompute the imatrix; a finite, non-negative weight per column is needed")
+        }
     }
 
     /// Dequantizes `count` values (whole blocks).

@@ -102,6 +102,11 @@ double bk_sum_f64(const float *a, int64_t n);
 void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales);
 int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float *scales);
 
+/* ggml's make_qx_quants (rmse_type 1) for one group of n values, levels -nmax..nmax-1 stored offset by nmax in L[n]:
+ * weights qw[n], or x^2 when qw is NULL (the reference quantizers). Returns the scale. The one scalar copy, used by
+ * Q6_K and by the importance-weighted Q4_0/Q5_0/Q3_K/Q6_K. */
+float bk_qx_group(int n, int nmax, const float *x, const float *qw, int8_t *L);
+
 /* ggml's make_qkx2_quants for one group of n <= 32 values with the caller's weights, squared or (use_mad) absolute
  * errors: the one scalar copy, used by the Q4_K/Q5_K and Q2_K quantizers. Returns the scale; *the_min gets the
  * negated minimum; L[n] the levels 0..nmax. */
@@ -193,6 +198,15 @@ int bk_quantize_q3_K_using(int body, const float *x, void *y, int64_t n);
 void bk_quantize_q3_K(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_nl(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_xs(const float *x, void *y, int64_t n);
+/* The same with an importance matrix: qw holds n weights (one per value, i.e. the row's column weights); NULL is the
+ * unweighted quantizer above. */
+void bk_quantize_iq4_nl_weighted(const float *x, void *y, int64_t n, const float *qw);
+void bk_quantize_iq4_xs_weighted(const float *x, void *y, int64_t n, const float *qw);
+
+/* One row of n values (whole blocks) quantized as ggml_quantize_chunk(type, x, y, 0, 1, n, qw) writes it with an
+ * importance matrix: qw holds n weights, one per column (importance.c). `type` is billa's kernel numbering (BK_Q4_0
+ * ... BK_IQ4_XS); BK_Q8_0 ignores qw, as ggml does. Returns 1, or 0 (nothing written) for any other type. */
+int bk_quantize_row_importance(int type, const float *x, void *y, int64_t n, const float *qw);
 /* Elements and bytes per block of a low-bit type (0 bytes for any other type). */
 int bk_lowbit_block_elems(int type);
 int bk_lowbit_block_bytes(int type);

@@ -1,0 +1,141 @@
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// Importance-weighted quantization against ggml itself: ggml_quantize_chunk with an imatrix, from libggml-base.so of
+/// llama.cpp as vendored by llama-cpp-python 0.3.36 (scripts/fixtures/make_importance_quant_fixtures.py).
+enum ImportanceFixtures {
+    static func path(_ name: String) -> String { QuantFixtures.path("importance/" + name) }
+
+    struct Golden: Decodable {
+        let edge: Edge
+        let wide: Wide
+    }
+    struct Edge: Decodable { let rows: Int; let cols: Int; let importance: [String] }
+    struct Wide: Decodable {
+        let rows: Int, cols: Int, head_rows: Int
+        let seed: String, importance_seed: String
+        let zero_every: Int
+        let types: [String: WideType]
+    }
+    struct WideType: Decodable { let sha256: String; let rows: String }
+
+    static let golden: Result<Golden, Error> = Result {
+        try JSONDecoder().decode(Golden.self, from: Data(contentsOf: URL(fileURLWithPath: path("golden.json"))))
+    }
+
+    static func floats(_ bytes: [UInt8]) -> [Float] {
+        bytes.withUnsafeBytes { raw in
+            (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+
+    /// The edge importance vector `name` (importance-edge.f32 holds them in golden.json's order).
+    static func edgeImportance(_ name: String) throws -> [Float] {
+        let g = try golden.get()
+        let i = try #require(g.edge.importance.firstIndex(of: name))
+        let all = floats(Array(try Data(contentsOf: URL(fileURLWithPath: path("importance-edge.f32")))))
+        return Array(all[(i * g.edge.cols)..<((i + 1) * g.edge.cols)])
+    }
+
+    /// The generator's wide_importance(): (v*v + 2^-8) * 2^k per column, v the splitmix uniform in [-1, 1), k in
+    /// [-8, 7], and 0 every `zeroEvery` columns. Exact f32 operations, so both sides get the same bits.
+    static func wideImportance(seed: UInt64, cols: Int, zeroEvery: Int) -> [Float] {
+        (0..<cols).map { c in
+            if c % zeroEvery == 0 { return 0 }
+            let u = Float(TinyGGUF.splitmix(seed, c) >> 40) * Float(sign: .plus, exponent: -24, significand: 1)
+            let v = 2 * u - 1
+            let k = Int(TinyGGUF.splitmix(seed ^ 0x5EED, c) % 16) - 8
+            return (v * v + Float(sign: .plus, exponent: -8, significand: 1)) * Float(sign: .plus, exponent: k, significand: 1)
+        }
+    }
+
+    /// The wide case's values and importance, built once.
+    static let wide: Result<(values: [Float], importance: [Float]), Error> = Result {
+        let w = try golden.get().wide
+        let seed = try #require(UInt64(w.seed)), iseed = try #require(UInt64(w.importance_seed))
+        return (TinyGGUF.values(seed: seed, rows: w.rows, cols: w.cols, kind: "weight"),
+                wideImportance(seed: iseed, cols: w.cols, zeroEvery: w.zero_every))
+    }
+
+    /// Where two quantized tensors of `cols`-wide rows first differ: type, row, block in the row, and both blocks'
+    /// bytes. nil when equal.
+    static func firstDifferingBlock(_ got: [UInt8], _ want: [UInt8], _ type: QuantType, cols: Int) -> String? {
+        if got.count != want.count { return "\(type.rawValue): \(got.count) bytes vs ggml's \(want.count)" }
+        let b = type.bytesPerBlock, perRow = cols / type.blockSize
+        for i in 0..<got.count where got[i] != want[i] {
+            let block = i / b
+            let hex = { (a: [UInt8]) in a[(block * b)..<((block + 1) * b)].map { String(format: "%02x", $0) }.joined() }
+            return "\(type.rawValue): row \(block / perRow), block \(block % perRow) (byte \(i - block * b) of \(b)) differs:\n"
+                + "  billa \(hex(got))\n  ggml  \(hex(want))"
+        }
+        return nil
+    }
+}
+
+@Suite("Importance-weighted quantizers match ggml_quantize_chunk")
+struct ImportanceQuantTests {
+    static let types = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs"]
+
+    @Test("the 64 edge rows with lognormal and sparse importance", arguments: types, ["lognormal", "sparse"])
+    func edgeRows(_ name: String, _ importance: String) throws {
+        let type = try #require(QuantType(name: name))
+        let g = try ImportanceFixtures.golden.get()
+        let rows = Array(try QuantFixtures.edge().prefix(g.edge.rows * g.edge.cols))
+        let w = try ImportanceFixtures.edgeImportance(importance)
+        let got = Quantizer.quantize(rows, cols: g.edge.cols, to: type, importance: w)
+        let want = try QuantFixtures.bytes("importance/edge-\(importance).\(name).bin")
+        let diff = ImportanceFixtures.firstDifferingBlock(got, want, type, cols: g.edge.cols)
+        #expect(diff == nil, "edge rows, \(importance) importance: \(diff ?? "")")
+    }
+
+    @Test("256 rows of 4096 (1 Mi values), two threads", arguments: types)
+    func wideRows(_ name: String) throws {
+        let type = try #require(QuantType(name: name))
+        let g = try ImportanceFixtures.golden.get().wide
+        let want = try #require(g.types[name])
+        let (x, w) = try ImportanceFixtures.wide.get()
+        let got = Quantizer.quantize(x, cols: g.cols, to: type, threads: 2, importance: w)
+        let rowBytes = try #require(type.rowBytes(g.cols))
+        try #require(got.count == g.rows * rowBytes)
+        let head = try QuantFixtures.bytes("importance/wide-head.\(name).bin")
+        let diff = ImportanceFixtures.firstDifferingBlock(Array(got.prefix(head.count)), head, type, cols: g.cols)
+        #expect(diff == nil, "wide rows: \(diff ?? "")")
+        let rowHashes = want.rows.split(separator: " ").map(String.init)
+        try #require(rowHashes.count == g.rows)
+        let firstBadRow = got.withUnsafeBytes { raw in
+            (0..<g.rows).first { r in
+                !sha256Hex(UnsafeRawBufferPointer(rebasing: raw[(r * rowBytes)..<((r + 1) * rowBytes)])).hasPrefix(rowHashes[r])
+            }
+        }
+        #expect(firstBadRow == nil, "wide rows, \(name): row \(firstBadRow ?? -1) is the first whose sha256 differs from ggml's")
+        #expect(got.withUnsafeBytes { sha256Hex($0) } == want.sha256)
+    }
+
+    @Test("threads do not change the weighted bytes")
+    func threadsAgree() throws {
+        let rows = Array(try QuantFixtures.edge().prefix(64 * 256))
+        let w = try ImportanceFixtures.edgeImportance("lognormal")
+        for t in QuantType.allCases {
+            #expect(Quantizer.quantize(rows, cols: 256, to: t, threads: 1, importance: w)
+                    == Quantizer.quantize(rows, cols: 256, to: t, threads: 3, importance: w), "\(t.rawValue)")
+        }
+    }
+
+    @Test("an importance vector of the wrong length, with a NaN or a negative weight is refused, naming the tensor")
+    func checked() throws {
+        let ok = [Float](repeating: 1, count: 256)
+        try Quantizer.checkImportance(ok, cols: 256, tensor: "blk.0.ffn_down.weight")
+        let cases: [([Float], String)] = [
+            (Array(ok.prefix(128)), "128 weights for rows of 256"),
+            (ok.enumerated().map { $0.offset == 7 ? .nan : $0.element }, "column 7"),
+            (ok.enumerated().map { $0.offset == 9 ? -1 : $0.element }, "column 9"),
+        ]
+        for (w, says) in cases {
+            let e = try #require(throws: BillaError.self) { try Quantizer.checkImportance(w, cols: 256, tensor: "blk.0.ffn_down.weight") }
+            #expect(e.tensor == "blk.0.ffn_down.weight")
+            #expect(e.description.contains(says), "\(e.description)")
+            #expect(!e.remedy.isEmpty)
+        }
+    }
+}
