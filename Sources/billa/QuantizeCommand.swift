@@ -11,14 +11,17 @@ enum QuantizeFormat: String, ExpressibleByArgument, CaseIterable { case gguf, pa
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Quantize a model to llama.cpp's types, byte-identical to llama-quantize (no importance matrix).",
+        abstract: "Quantize a model to llama.cpp's types, byte-identical to llama-quantize (with or without an importance matrix).",
         discussion: """
-            SRC is a GGUF file (f32/f16/bf16), a Meta release or a Hugging Face directory. TYPE is a llama-quantize file type: q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m (= q3_k), q3_k_l, q4_k_s, q4_k_m (= q4_k), q5_k_s, q5_k_m (= q5_k), q6_k, iq4_nl, iq4_xs, f16, bf16, f32 (q2_k_s needs an importance matrix, which billa does not read yet: refused, as llama-quantize refuses it without one). Each tensor gets the type llama-quantize would give it: 1-D and norm tensors stay as they are (f32 from Meta/HF sources), output.weight becomes Q6_K, q4_k_m/q5_k_m give some attn_v and ffn_down layers Q6_K, and rows that are not whole blocks fall back to a 32-element type.
+            SRC is a GGUF file (f32/f16/bf16), a Meta release or a Hugging Face directory. TYPE is a llama-quantize file type: q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m (= q3_k), q3_k_l, q4_k_s, q4_k_m (= q4_k), q5_k_s, q5_k_m (= q5_k), q6_k, iq4_nl, iq4_xs, f16, bf16, f32 (q2_k_s needs an importance matrix: refused without --imatrix, as llama-quantize refuses it). Each tensor gets the type llama-quantize would give it: 1-D and norm tensors stay as they are (f32 from Meta/HF sources), output.weight becomes Q6_K, q4_k_m/q5_k_m give some attn_v and ffn_down layers Q6_K, and rows that are not whole blocks fall back to a 32-element type.
+
+            --imatrix FILE quantizes with an importance matrix (llama-imatrix's or billa imatrix's, GGUF or legacy .dat) as llama-quantize --imatrix does: each quantized tensor's entry weights its rows' rounding, the recipes change where llama-quantize's do with one, and the output records quantize.imatrix.file, .dataset, .entries_count and .chunks_count. --include-weights / --exclude-weights S keep or drop the entries whose names contain S.
 
             --tensor-type PATTERN=TYPE overrides the choice for GGUF tensor names matching the regular expression; a pattern that matches no tensor is an error. --pure gives every matrix TYPE; --leave-output-tensor keeps output.weight as it is; --output-tensor-type and --token-embedding-type set those two tensors' types, as llama-quantize's options of the same names do. Rows are split across --threads threads.
 
             Examples:
               billa quantize llama-7b-f16.gguf -o llama-7b-q4_k_m.gguf --type q4_k_m
+              billa quantize llama-7b-f16.gguf -o llama-7b-iq4_xs.gguf --type iq4_xs --imatrix llama-7b.imatrix.gguf
               billa quantize llama-7b -o llama-7b-q8_0.gguf --type q8_0 --tensor-type 'attn_v=q8_0' --tensor-type 'token_embd=q8_0'
               billa quantize llama-7b-hf -o llama-7b-q4_k_m.billa --type q4_k_m --format pack
               billa quantize llama-65b -o llama-65b-q4_0.gguf --type q4_0 --max-shard-size 4GB
@@ -54,6 +57,15 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "The type of token_embd.weight (f16, q8_0, q4_k, ...).")
     var tokenEmbeddingType: String?
 
+    @Option(name: .long, help: "An importance matrix (llama-imatrix's or billa imatrix's, GGUF or .dat): quantize with it as llama-quantize --imatrix does.")
+    var imatrix: String?
+
+    @Option(name: .long, help: "Use the imatrix only for tensors whose name contains this (repeatable).")
+    var includeWeights: [String] = []
+
+    @Option(name: .long, help: "Do not use the imatrix for tensors whose name contains this (repeatable).")
+    var excludeWeights: [String] = []
+
     @Option(name: .long, help: "llama.context_length. Meta releases do not record it: 2048 unless given (LLaMA 2: 4096); HF and GGUF sources keep theirs unless given.")
     var maxPositionEmbeddings: Int?
 
@@ -86,12 +98,18 @@ struct Quantize: ParsableCommand {
             throw ValidationError("--split-max-tensors and --max-shard-size both cut the GGUF output; pass one of them, as llama-gguf-split takes one")
         }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if !includeWeights.isEmpty, !excludeWeights.isEmpty {
+            throw ValidationError("--include-weights and --exclude-weights exclude each other, as in llama-quantize; pass one of them")
+        }
+        if imatrix == nil, !includeWeights.isEmpty || !excludeWeights.isEmpty {
+            throw ValidationError("--include-weights / --exclude-weights filter an importance matrix; pass --imatrix FILE")
+        }
     }
 
     func run() throws {
         if !dryRun {
             let split = splitMaxTensors != nil || maxShardSize != nil
-            try write.check([output] + (split ? OutputGuard.existingGGUFShards(of: output) : []), .file, inputs: [source])
+            try write.check([output] + (split ? OutputGuard.existingGGUFShards(of: output) : []), .file, inputs: [source, imatrix])
         }
         var o = GGUFExportOptions(recipe: type)
         o.narrowing = narrowing.make()
@@ -103,6 +121,9 @@ struct Quantize: ParsableCommand {
         o.typeChoices.leaveOutputTensor = leaveOutputTensor
         o.typeChoices.outputTensorType = try outputTensorType.map { try tensorType($0, "--output-tensor-type") }
         o.typeChoices.tokenEmbeddingType = try tokenEmbeddingType.map { try tensorType($0, "--token-embedding-type") }
+        if let imatrix {
+            o.importance = (try ImportanceMatrix.forQuantize(imatrix, include: includeWeights, exclude: excludeWeights), imatrix)
+        }
         o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
         o.name = name
         o.threads = max(1, threads)

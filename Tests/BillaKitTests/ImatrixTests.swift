@@ -84,7 +84,8 @@ struct ImatrixTests {
     }
 
     /// billa's forward pass over the same text and chunks: the same entries, token counts and chunk count, and
-    /// sums within float rounding of llama.cpp's activations (its f32 products accumulate in another order).
+    /// sums within float rounding of llama.cpp's activations (its f32 products accumulate in another order; the
+    /// golden ran with -fa off and an f32 KV cache, whose f16 rounding would otherwise dominate: see the generator).
     @Test(arguments: [("imatrix.gguf", false, nil, 0), ("imatrix-output.gguf", true, 5, 2)] as [(String, Bool, Int?, Int)])
     func computesLlamasSums(_ file: String, _ processOutput: Bool, _ maxChunks: Int?, _ skip: Int) throws {
         let ref = try ImportanceMatrix.read(Self.dir + "/" + file)
@@ -111,7 +112,7 @@ struct ImatrixTests {
                 if e > worst.0 { worst = (e, "\(name)[\(i)]: billa \(a), llama-imatrix \(b)") }
             }
         }
-        #expect(worst.0 < 1e-4, "largest difference relative to the entry's largest sum: \(worst.0) at \(worst.1)")
+        #expect(worst.0 < 1e-5, "largest difference relative to the entry's largest sum: \(worst.0) at \(worst.1)")
     }
 
     @Test func refusesTooShortTextsAndContexts() throws {

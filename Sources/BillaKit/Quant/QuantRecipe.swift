@@ -61,6 +61,9 @@ public struct QuantPolicy {
     var iAttentionV = 0
     var iFFNDown = 0
     var hasTiedEmbeddings = true
+    /// llama-quantize's qs.has_imatrix: an importance matrix with at least one entry was given, which changes
+    /// ffn_down's type in two recipes (IQ4_NL/IQ4_XS keep theirs; Q4_0/Q5_0 guard the first layers with Q4_1/Q5_1).
+    public var hasImportanceMatrix = false
     public private(set) var fallbacks: [String] = []
 
     /// The per-tensor options of llama-quantize that change its type choice.
@@ -162,8 +165,7 @@ public struct QuantPolicy {
         return fallback(name, cols: cols, t)
     }
 
-    /// llama_tensor_get_type_impl for the LLaMA architecture (no experts, not Falcon) and no importance matrix, for
-    /// the recipes billa writes.
+    /// llama_tensor_get_type_impl for the LLaMA architecture (no experts, not Falcon), for the recipes billa writes.
     mutating func policy(_ name: String, cols: Int, _ start: DType) -> DType {
         var t = start
         let cat = Self.category(name)
@@ -203,12 +205,14 @@ public struct QuantPolicy {
                 t = .q5_K
             } else if r == .q4_k_m {
                 if Self.useMoreBits(i, n) { t = .q6_K }
-            } else if i < n / 8 && (r == .iq4_nl || r == .iq4_xs) {
+            } else if i < n / 8 && (r == .iq4_nl || r == .iq4_xs) && !hasImportanceMatrix {
                 t = .q5_K
             } else if r == .q5_k_m && Self.useMoreBits(i, n) {
                 t = .q6_K
             } else if r == .q4_k_s && i < n / 8 {
                 t = .q5_K
+            } else if (r == .q4_0 || r == .q5_0) && hasImportanceMatrix && i < n / 8 {
+                t = r == .q4_0 ? .q4_1 : .q5_1
             }
             iFFNDown += 1
         } else if cat == .attentionOutput {

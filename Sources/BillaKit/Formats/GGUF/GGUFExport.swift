@@ -25,6 +25,9 @@ public struct GGUFExportOptions: Sendable {
     public var split: GGUFSplitRule? = nil
     /// --pure, --leave-output-tensor, --output-tensor-type, --token-embedding-type (llama-quantize's).
     public var typeChoices = QuantPolicy.TypeChoices()
+    /// --imatrix FILE, already filtered by --include-weights / --exclude-weights; `file` is the path as given,
+    /// which the output records (quantize.imatrix.file) as llama-quantize does.
+    public var importance: (matrix: ImportanceMatrix, file: String)? = nil
 
     public init(recipe: QuantRecipe) { self.recipe = recipe }
 }
@@ -246,6 +249,10 @@ public enum GGUFExport {
         }
         var policy = QuantPolicy(recipe: recipe, tensorNames: ordered.map(\.name), layers: layers, heads: heads,
                                  kvHeads: kvHeads, overrides: overrides, choices: options.typeChoices)
+        // llama-quantize passes no imatrix at all when filtering left it empty.
+        let imatrix = options.importance.flatMap { $0.matrix.entries.isEmpty ? nil : $0 }
+        policy.hasImportanceMatrix = imatrix != nil
+        var notes = notes
         var plans = [TensorPlan]()
         var choices = [GGUFTensorChoice]()
         var input = 0
@@ -253,10 +260,14 @@ public enum GGUFExport {
         for s in ordered {
             var target = options.sourceTypes ? s.dtype : policy.type(for: s.name, shape: s.shape, current: s.dtype)
             if !QuantPolicy.allowsQuantization(s.name, shape: s.shape) && !keepUnquantized { target = .f32 }
-            if policy.requiresImportanceMatrix(s.name, target) {
+            let weights = try importanceWeights(imatrix, for: s, target: target, source: source, notes: &notes)
+            if policy.requiresImportanceMatrix(s.name, target), weights == nil {
                 throw BillaError(.unsupported, file: source, tensor: s.name,
-                                 "\(recipe.rawValue) quantizes this tensor to \(target.rawValue), which needs an importance matrix; llama-quantize refuses it without one (\"this quantization requires an imatrix!\")",
-                                 remedy: "use --type q2_k, which needs none; billa does not read importance matrices yet")
+                                 imatrix == nil
+                                    ? "\(recipe.rawValue) quantizes this tensor to \(target.rawValue), which needs an importance matrix; llama-quantize refuses it without one (\"this quantization requires an imatrix!\")"
+                                    : "the importance matrix has no entry for this tensor, which \(recipe.rawValue) quantizes to \(target.rawValue): llama-quantize refuses it (\"Missing importance matrix for tensor ... in a very low-bit quantization\")",
+                                 remedy: imatrix == nil ? "pass --imatrix FILE (from billa imatrix or llama-imatrix), or use --type q2_k, which needs none"
+                                                        : "use an imatrix computed for this model, and do not --exclude-weights this tensor")
             }
             if target != s.dtype && s.dtype.isQuantized && !options.allowRequantize {
                 throw BillaError(.invalidArgument, file: source, tensor: s.name,
@@ -269,7 +280,7 @@ public enum GGUFExport {
                                  remedy: "choose another type for it with --tensor-type '\(s.name)=f16'")
             }
             choices.append(GGUFTensorChoice(name: s.name, shape: s.shape, source: s.dtype, target: target, provenance: s.provenance))
-            plans.append(plan(s, to: target, threads: options.threads, file: source, narrowing: options.narrowing))
+            plans.append(plan(s, to: target, threads: options.threads, file: source, narrowing: options.narrowing, importance: weights))
             casts.append((s.dtype, target, s.rows * s.rowBytes))
             input += s.rows * s.rowBytes
         }
@@ -278,6 +289,7 @@ public enum GGUFExport {
             m[GGUFKeys.quantizationVersion] = .u32(GGUFLayout.quantizationVersion)
         }
         m[GGUFKeys.fileType] = .u32(recipe.fileType)
+        if let imatrix { ImatrixKeys.record(imatrix.matrix, file: imatrix.file, into: &m) }
         return GGUFExportPlan(source: source, metadata: m, tensors: plans, choices: choices,
                               notes: notes + policy.fallbacks, losses: losses + Narrowing.statement(casts),
                               split: options.split, inputBytes: input)
@@ -286,7 +298,31 @@ public enum GGUFExport {
     /// Rows per chunk: about 4 MiB of f32, so memory stays bounded whatever the tensor.
     static let chunkValues = 1 << 20
 
-    static func plan(_ s: Source, to target: DType, threads: Int, file: String, narrowing: Narrowing) -> TensorPlan {
+    /// The importance weights llama-quantize passes for this tensor: its entry when the target is quantized and
+    /// the entry has one weight per column. A missing entry is a note (llama-quantize: "did not find weights for");
+    /// a wrong-sized one is refused, except for token_embd, which llama-quantize then quantizes without one.
+    static func importanceWeights(_ imatrix: (matrix: ImportanceMatrix, file: String)?, for s: Source, target: DType,
+                                  source: String, notes: inout [String]) throws -> [Float]? {
+        guard let imatrix, target.quantType != nil else { return nil }
+        guard let w = imatrix.matrix.importance(for: s.name) else {
+            notes.append("\(s.name): no entry in the importance matrix; quantized without one (as llama-quantize does)")
+            return nil
+        }
+        if w.count != s.cols {
+            if QuantPolicy.category(s.name) == .tokenEmbedding {
+                notes.append("\(s.name): the importance matrix entry has \(w.count) weights for rows of \(s.cols); quantized without it (as llama-quantize does)")
+                return nil
+            }
+            throw BillaError(.shapeMismatch, file: imatrix.file, tensor: s.name,
+                             "the importance matrix has \(w.count) weights for this tensor's rows of \(s.cols) (llama-quantize refuses it too)",
+                             remedy: "use the imatrix computed for this model (billa imatrix or llama-imatrix on these weights)")
+        }
+        do { try Quantizer.checkImportance(w, cols: s.cols, tensor: s.name) } catch { throw error.inFile(imatrix.file) }
+        return w
+    }
+
+    static func plan(_ s: Source, to target: DType, threads: Int, file: String, narrowing: Narrowing,
+                     importance: [Float]? = nil) -> TensorPlan {
         TensorPlan(name: s.name, dtype: target, shape: s.shape, provenance: s.provenance) { sink in
             let cols = s.cols, rows = s.rows
             guard rows > 0, cols > 0 else { return }
@@ -318,7 +354,14 @@ public enum GGUFExport {
                                                      "row \(r + bad / cols) holds \(vb[bad]); llama.cpp refuses non-finite weights",
                                                      remedy: "the source is corrupt; download it again and check its checksum")
                                 }
-                                Quantizer.quantize(vb.baseAddress!, rows: n, cols: cols, to: q, into: ob.baseAddress!, threads: threads)
+                                if let importance {
+                                    importance.withUnsafeBufferPointer { w in
+                                        Quantizer.quantize(vb.baseAddress!, rows: n, cols: cols, to: q, into: ob.baseAddress!,
+                                                           threads: threads, importance: w.baseAddress)
+                                    }
+                                } else {
+                                    Quantizer.quantize(vb.baseAddress!, rows: n, cols: cols, to: q, into: ob.baseAddress!, threads: threads)
+                                }
                             } else {
                                 // ggml's NaN rule for bf16, so the bytes stay llama.cpp's; every value checked.
                                 let o = DTypeCast.narrowF32(vb.baseAddress!, count: n * cols, to: ob.baseAddress!, target,

@@ -70,6 +70,17 @@ public struct ImportanceMatrix: Sendable, Equatable {
         return copy
     }
 
+    /// Reads `path` as llama-quantize --imatrix does: either format, a GGUF imatrix only with its three
+    /// `imatrix.*` keys; then --exclude-weights / --include-weights.
+    public static func forQuantize(_ path: String, include: [String] = [], exclude: [String] = []) throws -> ImportanceMatrix {
+        let m = try read(path)
+        guard m.format == .dat || m.hasMetadata else {
+            throw BillaError(.invalidHeader, file: path, "the GGUF imatrix lacks imatrix.datasets, imatrix.chunk_count or imatrix.chunk_size (llama-quantize refuses it: \"missing imatrix metadata\")",
+                             remedy: "recompute it with billa imatrix or a current llama-imatrix")
+        }
+        return m.filtered(include: include, exclude: exclude)
+    }
+
     /// Entry names in the order both of llama-imatrix's writers use (std::sort: bytewise).
     var sortedNames: [String] { entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) } }
 }
@@ -83,4 +94,16 @@ enum ImatrixKeys {
     static let chunkSize = "imatrix.chunk_size"
     static let sumsSuffix = ".in_sum2"
     static let countsSuffix = ".counts"
+}
+
+extension ImatrixKeys {
+    /// What llama-quantize records about the imatrix in its output (tools/quantize/quantize.cpp's kv overrides,
+    /// appended after general.file_type): the file as given and the first dataset, each cut at 127 bytes as its
+    /// strncpy into a 128-byte field cuts them; the number of entries used; the chunk count when known.
+    static func record(_ m: ImportanceMatrix, file: String, into meta: inout GGUFMetadata) {
+        meta["quantize.imatrix.file"] = .string(Array(file.utf8.prefix(127)))
+        if let d = m.datasets.first { meta["quantize.imatrix.dataset"] = .string(Array(d.utf8.prefix(127))) }
+        meta["quantize.imatrix.entries_count"] = .u32(UInt32(clamping: m.entries.count))
+        if m.chunkCount > 0 { meta["quantize.imatrix.chunks_count"] = .u32(UInt32(clamping: m.chunkCount)) }
+    }
 }

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// `billa quantize --imatrix` against `llama-quantize --imatrix` on the same importance matrices, whole files byte
+/// for byte (scripts/fixtures/make_imatrix_quant_fixtures.py): every file type, both imatrix formats,
+/// --include-weights / --exclude-weights, and the recipes' imatrix-dependent rules on 16 layers.
+enum ImatrixQuantFixtures {
+    static func path(_ name: String) -> String { Fixtures.path("imatrix/quant/" + name) }
+
+    struct Case: Decodable {
+        let args: [String]
+        let type: String
+        let sha256: String
+        let tensors: [LowBitFixtures.WideTensor]
+    }
+    struct Golden: Decodable {
+        let models: [String: [String: Case]]
+        let policy: LowBitFixtures.Policy
+    }
+
+    static let golden: Result<Golden, Error> = Result {
+        try JSONDecoder().decode(Golden.self, from: Data(contentsOf: URL(fileURLWithPath: path("golden.json"))))
+    }
+
+    /// The options llama-quantize's arguments ask for; the imatrix is named as llama-quantize was given it.
+    static func options(_ c: Case) throws -> GGUFExportOptions {
+        var o = GGUFExportOptions(recipe: try #require(QuantRecipe(name: c.type.lowercased())))
+        var file = "", include = [String](), exclude = [String]()
+        var i = 0
+        while i + 1 < c.args.count {
+            switch c.args[i] {
+            case "--imatrix": file = c.args[i + 1]
+            case "--include-weights": include.append(c.args[i + 1])
+            case "--exclude-weights": exclude.append(c.args[i + 1])
+            default: Issue.record("unknown llama-quantize argument \(c.args[i])")
+            }
+            i += 2
+        }
+        o.importance = (try ImportanceMatrix.forQuantize(path(file), include: include, exclude: exclude), file)
+        return o
+    }
+
+    /// Quantizes `source` as the case says and compares each tensor's type and bytes, then the whole file.
+    static func check(_ model: String, _ name: String, source: String) throws {
+        let c = try #require(try golden.get().models[model]?[name])
+        let plan = try GGUFExport.plan(source: source, options: try options(c))
+        let out = TinyGGUF.tempPath("imatrix-\(model)-\(name).gguf")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try plan.write(to: out)
+        let g = try GGUFReader.open(out)
+        #expect(g.tensors.count == c.tensors.count)
+        for (t, w) in zip(g.tensors, c.tensors) {
+            #expect(t.name == w.name && t.dtype.rawValue == w.type, "\(model) \(name): \(t.name) is \(t.dtype.rawValue), llama-quantize: \(w.name) \(w.type ?? "")")
+            let bytes = try g.file.bytes(at: g.dataOffset + t.offset, count: t.byteCount, what: t.name)
+            guard sha256Hex(bytes) != w.sha256 else { continue }
+            var detail = ""
+            if let rows = w.rows, let slab = w.slab_rows, let slabs = w.slabs?.split(separator: " ").map(String.init) {
+                let rowBytes = bytes.count / rows
+                let first = slabs.indices.first { i in
+                    let lo = i * slab * rowBytes, hi = min(bytes.count, (i + 1) * slab * rowBytes)
+                    return !sha256Hex(UnsafeRawBufferPointer(rebasing: bytes[lo..<hi])).hasPrefix(slabs[i])
+                }
+                detail = ", first in rows \((first ?? 0) * slab)..<\(min(rows, ((first ?? 0) + 1) * slab))"
+            }
+            Issue.record("\(model) \(name): tensor \(t.name) (\(t.dtype.rawValue)) differs from llama-quantize's\(detail)")
+        }
+        #expect(try sha256Hex(file: out) == c.sha256, "\(model) \(name): the file differs from llama-quantize's (header, metadata or padding)")
+    }
+}
+
+@Suite("quantize --imatrix matches llama-quantize --imatrix")
+struct ImatrixQuantizeTests {
+    static let tinyCases = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q2_k_s", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s",
+                            "q4_k_m", "q5_k_s", "q5_k_m", "q6_k", "iq4_nl", "iq4_xs",
+                            "q4_k_m+dat", "iq4_xs+dat", "q4_k_m+include-attn", "q4_k_m+exclude-ffn_down"]
+
+    @Test("every file type, both imatrix formats and the filters, on the tiny model", arguments: tinyCases)
+    func tiny(_ name: String) throws {
+        try ImatrixQuantFixtures.check("tiny", name, source: try TinyGGUF.path.get())
+    }
+
+    /// Real shapes: 4096-wide ffn_down rows and 1 Mi-element tensors; a difference is named by its first 64-row slab.
+    /// The types of the issue's benchmark rows (the tiny cases cover every quantizer).
+    @Test("the wide model matches slab for slab", arguments: ["q2_k", "q3_k_m", "iq4_xs", "q4_k_m"])
+    func wide(_ name: String) throws {
+        try ImatrixQuantFixtures.check("wide", name, source: try LowBitFixtures.widePath.get())
+    }
+
+    @Test("an importance matrix changes the recipes where llama-quantize's change (16 layers)")
+    func policy() throws {
+        let p = try ImatrixQuantFixtures.golden.get().policy
+        let names = p.matrices.split(separator: " ").map(String.init)
+        let hd = p.dim / p.heads
+        func shape(_ n: String) -> [Int] {
+            if n == "token_embd.weight" || n == "output.weight" { return [32, p.dim] }
+            if n.hasSuffix("attn_k.weight") || n.hasSuffix("attn_v.weight") { return [p.kv_heads * hd, p.dim] }
+            if n.hasSuffix("ffn_gate.weight") || n.hasSuffix("ffn_up.weight") { return [p.ffn, p.dim] }
+            if n.hasSuffix("ffn_down.weight") { return [p.dim, p.ffn] }
+            return [p.dim, p.dim]
+        }
+        let ordered = names.sorted(by: QuantPolicy.order)
+        #expect(p.cases.count == 17)
+        var changed = 0
+        for (name, types) in p.cases.sorted(by: { $0.key < $1.key }) {
+            let want = Dictionary(uniqueKeysWithValues: zip(names, types.split(separator: " ").map(String.init)))
+            let recipe = try #require(QuantRecipe(name: name))
+            var with = QuantPolicy(recipe: recipe, tensorNames: ordered, layers: p.layers, heads: p.heads, kvHeads: p.kv_heads)
+            with.hasImportanceMatrix = true
+            var without = QuantPolicy(recipe: recipe, tensorNames: ordered, layers: p.layers, heads: p.heads, kvHeads: p.kv_heads)
+            var bad = [String]()
+            for n in ordered {
+                let got = with.type(for: n, shape: shape(n), current: .f16)
+                if got.rawValue != want[n] { bad.append("\(n): \(got.rawValue), llama-quantize \(want[n] ?? "?")") }
+                if without.type(for: n, shape: shape(n), current: .f16) != got { changed += 1 }
+            }
+            #expect(bad.isEmpty, "\(name): \(bad.count) tensors differ, first \(bad.prefix(3))")
+        }
+        // Q4_0 and Q5_0 guard ffn_down in layers 0-1, IQ4_NL and IQ4_XS keep it: 8 tensors in all.
+        #expect(changed == 8)
+    }
+
+    @Test("a missing or wrong-sized entry is refused as llama-quantize refuses it")
+    func refusals() throws {
+        let full = try ImportanceMatrix.forQuantize(ImatrixQuantFixtures.path("tiny.imatrix.gguf"))
+        var o = GGUFExportOptions(recipe: .q2_k_s)
+        o.importance = (full.filtered(include: [], exclude: ["blk.2.ffn_up"]), "tiny.imatrix.gguf")
+        #expect {
+            _ = try GGUFExport.plan(source: try TinyGGUF.path.get(), options: o)
+        } throws: { e in
+            guard let b = e as? BillaError else { return false }
+            return b.tensor == "blk.2.ffn_up.weight" && b.message.contains("no entry")
+        }
+        var wrong = full
+        wrong.entries["blk.0.attn_q.weight"]?.sums.removeLast(32)
+        o = GGUFExportOptions(recipe: .q4_k_m)
+        o.importance = (wrong, "tiny.imatrix.gguf")
+        #expect {
+            _ = try GGUFExport.plan(source: try TinyGGUF.path.get(), options: o)
+        } throws: { e in
+            guard let b = e as? BillaError else { return false }
+            return b.code == .shapeMismatch && b.tensor == "blk.0.attn_q.weight"
+        }
+    }
+}
