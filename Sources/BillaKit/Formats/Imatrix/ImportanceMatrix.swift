@@ -78,7 +78,14 @@ public struct ImportanceMatrix: Sendable, Equatable {
             throw BillaError(.invalidHeader, file: path, "the GGUF imatrix lacks imatrix.datasets, imatrix.chunk_count or imatrix.chunk_size (llama-quantize refuses it: \"missing imatrix metadata\")",
                              remedy: "recompute it with billa imatrix or a current llama-imatrix")
         }
-        return m.filtered(include: include, exclude: exclude)
+        let kept = m.filtered(include: include, exclude: exclude)
+        for name in kept.sortedNames {
+            if let v = kept.importance(for: name)?.first(where: { !$0.isFinite }) {
+                throw BillaError(.invalidHeader, file: path, tensor: name, "the importance matrix holds \(v) (llama-quantize refuses it: \"imatrix contains non-finite value\")",
+                                 remedy: "recompute the importance matrix; the model overflowed on the calibration text or the file is damaged")
+            }
+        }
+        return kept
     }
 
     /// Entry names in the order both of llama-imatrix's writers use (std::sort: bytewise).
