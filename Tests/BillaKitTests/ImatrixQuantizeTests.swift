@@ -131,6 +131,10 @@ struct ImatrixQuantizeTests {
             guard let b = e as? BillaError else { return false }
             return b.tensor == "blk.2.ffn_up.weight" && b.message.contains("no entry")
         }
+        // The imatrix given as the model (the arguments swapped) is refused, not quantized into a useless file.
+        #expect {
+            _ = try GGUFExport.plan(source: ImatrixQuantFixtures.path("tiny.imatrix.gguf"), options: GGUFExportOptions(recipe: .q4_0))
+        } throws: { e in (e as? BillaError)?.message.contains("importance matrix, not a model") ?? false }
         var wrong = full
         wrong.entries["blk.0.attn_q.weight"]?.sums.removeLast(32)
         o = GGUFExportOptions(recipe: .q4_k_m)

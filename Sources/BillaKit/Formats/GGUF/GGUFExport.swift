@@ -101,6 +101,20 @@ public enum GGUFExport {
     /// A GGUF file or a whole gguf-split set (the metadata is the first file's, without the split keys).
     static func planFromGGUF(_ set: [GGUFFile], options: GGUFExportOptions) throws -> GGUFExportPlan {
         let g = set[0]
+        // Quantizing what is not a LLaMA model (an imatrix passed as the source, another architecture) would
+        // write a file of the right name and no use.
+        if g.metadata[ImatrixKeys.type]?.stringValue == ImatrixKeys.typeValue {
+            throw BillaError(.invalidArgument, file: g.path, "this is an importance matrix, not a model",
+                             remedy: "pass the model as SRC and the imatrix with --imatrix \(g.path)")
+        }
+        guard let arch = g.architecture else {
+            throw BillaError(.invalidArgument, file: g.path, "the GGUF has no general.architecture: it is not a model",
+                             remedy: "pass a LLaMA model GGUF (llama-quantize reads the same key)")
+        }
+        guard arch == "llama" else {
+            throw BillaError(.unsupported, file: g.path, "general.architecture is '\(arch)'; billa quantizes and converts LLaMA-architecture models",
+                             remedy: "use llama-quantize for \(arch) models, or convert a LLaMA model")
+        }
         let sources = set.flatMap { g in g.tensors.map { t in
             let base = g.dataOffset + t.offset
             let rowBytes = t.dtype.byteCount(elements: t.dims[0]) ?? 0
