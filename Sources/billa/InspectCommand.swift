@@ -14,6 +14,7 @@ struct Inspect: ParsableCommand {
               billa inspect llama-7b
               billa inspect BiLLa-7B-SFT --json | jq .vocab
               billa inspect model-q4_k_m.gguf
+              billa inspect imatrix.gguf          (an importance matrix: its entries, chunks and datasets)
             """)
 
     @Argument(help: "A model directory (Meta or Hugging Face), a .pth, .bin, .safetensors or .gguf file, or a billa pack.")
@@ -22,6 +23,10 @@ struct Inspect: ParsableCommand {
     @OptionGroup var report: ReportOptions
 
     func run() throws {
+        if ImportanceMatrix.isGGUFImatrix(path) || (path.hasSuffix(".dat") && FileManager.default.fileExists(atPath: path)) {
+            try inspectImatrix()
+            return
+        }
         let release = try Release.open(path)
         let r = InspectReport(release)
         if report.json {
@@ -30,6 +35,49 @@ struct Inspect: ParsableCommand {
             print(InspectText.render(r), terminator: "")
         }
         for w in r.warnings { warn(w) }
+    }
+}
+
+extension Inspect {
+    /// An importance matrix (llama-imatrix's or billa imatrix's): what it was computed on and what it holds.
+    func inspectImatrix() throws {
+        let m = try ImportanceMatrix.read(path)
+        let entries = m.entries.keys.sorted(by: QuantPolicy.order).map { name -> ImatrixInspectReport.Entry in
+            let e = m.entries[name]!
+            return .init(name: name, columns: e.counts.isEmpty ? 0 : e.sums.count / e.counts.count, matrices: e.counts.count,
+                         count: e.counts.max() ?? 0)
+        }
+        let r = ImatrixInspectReport(path: path, format: m.format.rawValue, chunkCount: m.chunkCount,
+                                     chunkSize: m.format == .gguf ? m.chunkSize : nil, datasets: m.datasets, entries: entries)
+        if report.json { try printJSON(command: "inspect", r); return }
+        let chunks = m.chunkCount > 0 ? ", \(m.chunkCount) chunks" + (m.format == .gguf && m.chunkSize > 0 ? " of \(m.chunkSize) tokens" : "") : ""
+        print("\(path): importance matrix (\(m.format == .gguf ? "GGUF imatrix" : "legacy .dat")), \(entries.count) entries\(chunks)")
+        print("datasets: \(m.datasets.isEmpty ? "-" : m.datasets.joined(separator: ", "))")
+        print("")
+        let rows = entries.map { [$0.name, String($0.columns), String($0.matrices), String($0.count)] }
+        print(Table.render(header: ["entry", "columns", "matrices", m.format == .gguf ? "tokens" : "calls"], rows: rows, rightAligned: [1, 2, 3]), terminator: "")
+    }
+}
+
+/// What `inspect --json` prints for an importance matrix.
+struct ImatrixInspectReport: Encodable {
+    struct Entry: Encodable {
+        let name: String
+        let columns: Int
+        let matrices: Int
+        /// Tokens seen (GGUF imatrix) or the call count (legacy .dat), the largest over the entry's matrices.
+        let count: Int64
+    }
+    let path: String
+    let format: String
+    let chunkCount: Int
+    let chunkSize: Int?
+    let datasets: [String]
+    let entries: [Entry]
+
+    enum CodingKeys: String, CodingKey {
+        case path, format, datasets, entries
+        case chunkCount = "chunk_count", chunkSize = "chunk_size"
     }
 }
 

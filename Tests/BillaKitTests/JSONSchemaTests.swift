@@ -30,6 +30,8 @@ struct JSONSchemaTests {
 
     static let cases: [Case] = [
         Case(name: "inspect meta", schema: "inspect", args: ["inspect", meta, "--json"]),
+        Case(name: "inspect imatrix", schema: "inspect_imatrix", args: ["inspect", Fixtures.path("imatrix/imatrix.gguf"), "--json"]),
+        Case(name: "inspect imatrix .dat", schema: "inspect_imatrix", args: ["inspect", Fixtures.path("imatrix/imatrix.dat"), "--json"]),
         Case(name: "inspect pack", schema: "inspect", args: ["inspect", Fixtures.path("pack/tiny-hf-st.billa"), "--json"]),
         Case(name: "checksum", schema: "checksum", args: ["checksum", meta + "/params.json", meta + "/tokenizer.model", "--json"]),
         Case(name: "checksum --per-tensor", schema: "checksum_per_tensor", args: ["checksum", "--per-tensor", hf, "--json"]),

@@ -11,6 +11,15 @@ extension ImportanceMatrix {
         return try readLegacy(file)
     }
 
+    /// Whether `path` is a GGUF imatrix (`general.type = imatrix`), so that `inspect` describes it instead of
+    /// reporting a model with no architecture. Anything unreadable is simply not one.
+    public static func isGGUFImatrix(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
+              let g = try? GGUFReader.open(path) else { return false }
+        return g.metadata[ImatrixKeys.type]?.stringValue == ImatrixKeys.typeValue
+    }
+
     static func readGGUF(_ g: GGUFFile) throws -> ImportanceMatrix {
         let path = g.path
         func bad(_ what: String, tensor: String? = nil) -> BillaError {
