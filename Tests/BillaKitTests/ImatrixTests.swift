@@ -57,6 +57,37 @@ struct ImatrixTests {
         }
     }
 
+    /// llama-imatrix --in-file: two GGUF imatrices added up, and a legacy .dat turned back into raw sums with
+    /// -c 64, byte for byte; and a run that goes on from a file over more text.
+    @Test func combinesAndContinuesAsLlamaDoes() throws {
+        let tmp = try Fixtures.tempDir("imatrix-combine")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        for (golden, inputs) in [("combined.gguf", ["imatrix.gguf", "imatrix-output.gguf"]), ("from-dat.gguf", ["imatrix.dat"])] {
+            let m = try ImportanceMatrix.combine(try inputs.map { ($0, try ImportanceMatrix.read(Self.dir + "/" + $0)) }, chunkSize: 64)
+            try m.write(to: tmp + "/" + golden, as: .gguf)
+            let mine = try Data(contentsOf: URL(fileURLWithPath: tmp + "/" + golden))
+            let theirs = try Data(contentsOf: URL(fileURLWithPath: Self.dir + "/" + golden))
+            let diff = mine.withUnsafeBytes { a in theirs.withUnsafeBytes { b in firstDifference(a, b, elementSize: 1) } }
+            #expect(diff == nil, "\(golden) from \(inputs): \(diff ?? "")")
+        }
+        var o = ImatrixOptions()
+        o.contextSize = 64
+        o.maxChunks = 3
+        o.dataset = "text.txt"
+        o.start = try ImportanceMatrix.combine([("imatrix-output.gguf", try ImportanceMatrix.read(Self.dir + "/imatrix-output.gguf"))], chunkSize: 64)
+        let text = try String(contentsOfFile: Self.dir + "/text.txt", encoding: .utf8)
+        let (mine, _) = try ImatrixRun.compute(try Verifier.Loaded(Self.model), text: text, options: o)
+        let ref = try ImportanceMatrix.read(Self.dir + "/continued.gguf")
+        #expect(mine.datasets == ref.datasets && mine.chunkCount == ref.chunkCount && Set(mine.entries.keys) == Set(ref.entries.keys))
+        for (name, r) in ref.entries {
+            let m = try #require(mine.entries[name])
+            #expect(m.counts == r.counts, "\(name)")
+            let scale = r.sums.map { abs($0) }.max() ?? 1
+            let worst = zip(m.sums, r.sums).map { abs($0 - $1) / scale }.max() ?? 0
+            #expect(worst < 1e-5, "\(name): \(worst)")
+        }
+    }
+
     @Test func aLegacyFileCannotBeRewritten() throws {
         let d = try ImportanceMatrix.read(Self.dir + "/imatrix.dat")
         let tmp = try Fixtures.tempDir("imatrix-legacy")

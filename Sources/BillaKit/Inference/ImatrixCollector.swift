@@ -14,6 +14,9 @@ public struct ImatrixOptions: Sendable {
     public var processOutput = false
     /// The name the file records for the text (llama-imatrix records the -f argument as given).
     public var dataset = ""
+    /// Statistics to go on from (--in-file, already combined with `ImportanceMatrix.combine`): the new tokens add
+    /// into the same f32 sums, as llama-imatrix adds them into what it loaded.
+    public var start: ImportanceMatrix?
 
     public init() {}
 }
@@ -25,6 +28,14 @@ public struct ImatrixSummary: Sendable, Encodable {
     public let contextSize: Int
     public let entries: Int
     public let seconds: Double
+
+    public init(tokens: Int, chunks: Int, contextSize: Int, entries: Int, seconds: Double) {
+        self.tokens = tokens
+        self.chunks = chunks
+        self.contextSize = contextSize
+        self.entries = entries
+        self.seconds = seconds
+    }
 
     enum CodingKeys: String, CodingKey {
         case tokens, chunks, entries, seconds
@@ -59,7 +70,7 @@ public enum ImatrixRun {
         }
         let all = tokens.count / n
         let chunks = min(all, options.maxChunks ?? all)
-        let collector = ImatrixCollector(model.model.weights, processOutput: options.processOutput)
+        let collector = ImatrixCollector(model.model.weights, processOutput: options.processOutput, start: options.start)
         let bos = model.tokenizer?.bosID
         let cache = KVCache(for: model.model.weights, capacity: n)
         for c in 0..<chunks {
@@ -67,14 +78,21 @@ public enum ImatrixRun {
             if let bos { chunk[0] = bos }
             cache.reset()
             _ = try model.model.forward(chunk, cache: cache, allLogits: options.processOutput, observer: collector)
+            if let (name, have, want) = collector.mismatch {
+                throw BillaError(.shapeMismatch, tensor: name, "the --in-file matrices hold \(have) sums for it where this model's product has \(want) columns",
+                                 remedy: "go on only from an importance matrix of this model")
+            }
             if let bad = collector.firstNonFinite() {
                 throw BillaError(.invalidArgument, file: model.path, tensor: bad, "the squared activations at this product's input are not finite (chunk \(c + 1))",
                                  remedy: "the model overflows on this text in f32: check it with billa verify MODEL")
             }
             progress(c + 1, chunks)
         }
-        let matrix = ImportanceMatrix(entries: collector.entries(), datasets: options.dataset.isEmpty ? [] : [options.dataset],
-                                      chunkCount: chunks, chunkSize: n)
+        let entries = collector.entries()
+        let datasets = (options.start?.datasets ?? []) + (options.dataset.isEmpty ? [] : [options.dataset])
+        // llama-imatrix's chunk count is the most tokens any entry saw over the chunk size (loaded ones included).
+        let chunkCount = options.start == nil ? chunks : Int(entries.values.flatMap(\.counts).max() ?? 0) / n
+        let matrix = ImportanceMatrix(entries: entries, datasets: datasets, chunkCount: chunkCount, chunkSize: n)
         return (matrix, ImatrixSummary(tokens: tokens.count, chunks: chunks, contextSize: n, entries: matrix.entries.count,
                                        seconds: Date().timeIntervalSince(start)))
     }
@@ -89,8 +107,15 @@ final class ImatrixCollector: ForwardObserver {
     private let ggufNames: [String: String]
     private let processOutput: Bool
 
-    init(_ weights: LlamaWeights, processOutput: Bool) {
+    /// The first entry whose --in-file sums do not fit the model's product: (name, sums, columns).
+    private(set) var mismatch: (String, Int, Int)?
+
+    init(_ weights: LlamaWeights, processOutput: Bool, start: ImportanceMatrix? = nil) {
         self.processOutput = processOutput
+        for (name, e) in start?.entries ?? [:] {
+            sums[name] = e.sums
+            counts[name] = e.counts.first ?? 0
+        }
         var names: [String: String] = [:]
         for naming in [WeightNaming.meta, .hf, .gguf] {
             for l in 0..<weights.parameters.nLayers {
@@ -103,6 +128,10 @@ final class ImatrixCollector: ForwardObserver {
 
     func matmulInput(name: String, layer: Int?, _ x: UnsafePointer<Float>, tokens: Int, cols: Int) {
         guard tokens >= ImatrixRun.minimumTokens, layer != nil || processOutput, let key = ggufNames[name] else { return }
+        if let have = sums[key]?.count, have != cols {
+            if mismatch == nil { mismatch = (key, have, cols) }
+            return
+        }
         sums[key, default: [Float](repeating: 0, count: cols)].withUnsafeMutableBufferPointer { a in
             for t in 0..<tokens {
                 let row = x + t * cols
