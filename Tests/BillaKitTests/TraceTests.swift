@@ -1,0 +1,286 @@
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// transformers' residual stream of the 4-layer trace model and its relative errors under two planted faults
+/// (scripts/fixtures/make_trace_fixtures.py).
+enum TraceGolden {
+    struct Golden: Decodable {
+        let prompt: String
+        let tokens: [Int]
+        let dim: Int
+        let layers: Int
+        let k_rows: [Int]
+        let faults: [String: [[Double]]]
+    }
+    static let model = Fixtures.path("trace/model")
+    static let golden: Golden = {
+        do {
+            return try JSONDecoder().decode(Golden.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("trace/golden.json"))))
+        } catch {
+            preconditionFailure("Tests/Fixtures/trace/golden.json is unreadable (\(error)); regenerate with scripts/fixtures/make_trace_fixtures.py")
+        }
+    }()
+}
+
+@Suite("verify --trace")
+struct TraceTests {
+    /// A copy of the model directory `source` whose safetensors tensors pass through `edit` (name, dense bytes →
+    /// new bytes, or nil to keep them): the planted faults, written with billa's safetensors writer.
+    static func plant(_ source: String, _ tag: String, edit: @escaping @Sendable (String, [UInt8], [Int]) -> [UInt8]?) throws -> String {
+        let dir = try Fixtures.tempDir("trace-\(tag)")
+        let release = try Release.open(source)
+        var plans = [TensorPlan]()
+        for (_, t) in release.tensors {
+            let bytes = try t.withBytes { Array($0) }
+            if let changed = edit(t.name, bytes, t.shape) {
+                #expect(changed.count == bytes.count)
+                plans.append(TensorPlan(name: t.name, dtype: t.dtype, shape: t.shape, provenance: "planted fault") { sink in
+                    try changed.withUnsafeBytes { try sink($0) }
+                })
+            } else {
+                plans.append(TensorPlan(copying: t))
+            }
+        }
+        try SafetensorsWriter.write(plans, to: dir + "/model.safetensors")
+        for f in try FileManager.default.contentsOfDirectory(atPath: source) where !f.contains(".safetensors") {
+            try FileManager.default.copyItem(atPath: source + "/" + f, toPath: dir + "/" + f)
+        }
+        return dir
+    }
+
+    /// Rows `a` and `b` of a row-major matrix of `rowBytes`-byte rows exchanged.
+    static func swapRows(_ bytes: [UInt8], _ a: Int, _ b: Int, rowBytes: Int) -> [UInt8] {
+        var out = bytes
+        out.replaceSubrange(a * rowBytes..<(a + 1) * rowBytes, with: bytes[b * rowBytes..<(b + 1) * rowBytes])
+        out.replaceSubrange(b * rowBytes..<(b + 1) * rowBytes, with: bytes[a * rowBytes..<(a + 1) * rowBytes])
+        return out
+    }
+
+    /// Hugging Face q rows back in Meta's interleaved order: Meta row h·d + 2i + j is HF row h·d + j·d/2 + i. Written
+    /// here from convert_llama_weights_to_hf.py's permute(), not taken from billa.
+    static func unpermute(_ bytes: [UInt8], rows: Int, rowBytes: Int, headDim: Int) -> [UInt8] {
+        var out = bytes
+        for r in 0..<rows {
+            let h = r / headDim, k = r % headDim, i = k / 2, j = k % 2
+            let src = h * headDim + j * headDim / 2 + i
+            out.replaceSubrange(r * rowBytes..<(r + 1) * rowBytes, with: bytes[src * rowBytes..<(src + 1) * rowBytes])
+        }
+        return out
+    }
+
+    static func trace(_ ref: String, _ cand: String, prompts: [String] = [TraceGolden.golden.prompt], all: Bool = false) throws -> (VerifyReport, TraceReport) {
+        let a = try Verifier.Loaded(ref), b = try Verifier.Loaded(cand)
+        let r = try Verifier.compare(a, b, prompts: prompts)
+        return (r, try DivergenceTrace.run(a, b, report: r, all: all))
+    }
+
+    /// Each block's relative error equals transformers' for the same fault, to 1e-3 of itself (1e-6 absolute for
+    /// the blocks before the fault, which are exactly 0 in both).
+    static func expectBlocks(_ p: TraceReport.PromptTrace, _ fault: String) throws {
+        let want = try #require(TraceGolden.golden.faults[fault])
+        #expect(p.blocks.count == want.count)
+        for (b, w) in zip(p.blocks, want) {
+            for (got, exp, stage) in [(b.afterAttention, w[0], "attention"), (b.afterMLP, w[1], "MLP")] where !(abs(got - exp) <= 1e-3 * exp + 1e-6) {
+                Issue.record("\(fault): first difference at layer \(b.layer) after \(stage): billa \(got), transformers \(exp)")
+                return
+            }
+        }
+    }
+
+    @Test func fixtureHasFourLayersAndBillaTokenizesThePromptAsSentencepiece() throws {
+        let m = try Verifier.Loaded(TraceGolden.model)
+        #expect(m.model.weights.parameters.nLayers == 4 && TraceGolden.golden.layers == 4)
+        #expect(try m.tokenize(TraceGolden.golden.prompt) == TraceGolden.golden.tokens)
+    }
+
+    /// What the trace observes is transformers' residual stream: after every block's attention and MLP addition.
+    @Test func residualStreamIsTransformers() throws {
+        let m = try Verifier.Loaded(TraceGolden.model)
+        let recorder = ResidualRecorder()
+        try DivergenceTrace.forward(m.model.weights, TraceGolden.golden.tokens, recorder)
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("trace/residuals.f32")))
+        let want = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let got = recorder.blocks.flatMap { $0 }
+        #expect(recorder.blocks.count == 8 && got.count == want.count)
+        let per = TraceGolden.golden.tokens.count * TraceGolden.golden.dim
+        let scale = want.map { abs($0) }.max() ?? 1
+        if let i = got.indices.first(where: { !(abs(got[$0] - want[$0]) <= 1e-5 * scale) }) {
+            Issue.record("first difference at layer \(i / per / 2) after \(i / per % 2 == 0 ? "attention" : "MLP"), token \(i % per / TraceGolden.golden.dim), element \(i % TraceGolden.golden.dim): billa \(got[i]), transformers \(want[i])")
+        }
+    }
+
+    /// The issue's first planted fault: two rows of layer 3's k_proj exchanged.
+    @Test func swappedKRowsInLayer3AreLayer3AttnK() throws {
+        let g = TraceGolden.golden
+        let (a, b) = (g.k_rows[0], g.k_rows[1])
+        let cand = try Self.plant(TraceGolden.model, "krows") { name, bytes, shape in
+            name == "model.layers.3.self_attn.k_proj.weight" ? Self.swapRows(bytes, a, b, rowBytes: bytes.count / shape[0]) : nil
+        }
+        defer { try? FileManager.default.removeItem(atPath: cand) }
+        let (r, t) = try Self.trace(TraceGolden.model, cand)
+        #expect(r.thresholds.kind == "lossless" && !r.pass)
+        let p = try #require(t.prompts.first)
+        try Self.expectBlocks(p, "k_rows_layer3")
+        #expect(p.firstDivergence?.layer == 3 && p.firstDivergence?.stage == .attention)
+        #expect(p.verdict == "layer 3, attn_k")
+        let c = try #require(p.responsible)
+        #expect(c.tensor == .attnK && c.layers == [3] && !c.everyLayer && c.fixes && c.remaining == nil)
+        // only the attention's tensors can change the residual after attention; only attn_k's swap fixes it
+        #expect(p.swaps.map(\.tensor) == [.attnNorm, .attnQ, .attnK, .attnV, .attnOutput])
+        #expect(p.swaps.filter(\.withinTolerance).map(\.tensor) == [.attnK])
+        #expect(p.swaps.first { $0.tensor == .attnK }?.error == 0, "the reference's own k_proj gives the reference's bits")
+        #expect(TraceText.render(t).contains("responsible: layer 3, attn_k\n"))
+    }
+
+    /// The second: wq left in Meta's order under Hugging Face names, in every layer.
+    @Test func unpermutedWqIsAttnQOfEveryLayer() throws {
+        let cand = try Self.plant(TraceGolden.model, "wq") { name, bytes, shape in
+            name.hasSuffix("self_attn.q_proj.weight") ? Self.unpermute(bytes, rows: shape[0], rowBytes: bytes.count / shape[0], headDim: 16) : nil
+        }
+        defer { try? FileManager.default.removeItem(atPath: cand) }
+        let (_, t) = try Self.trace(TraceGolden.model, cand)
+        let p = try #require(t.prompts.first)
+        try Self.expectBlocks(p, "wq_unpermuted")
+        #expect(p.firstDivergence?.layer == 0 && p.firstDivergence?.stage == .attention)
+        #expect(p.verdict == "attn_q of every layer")
+        let c = try #require(p.responsible)
+        #expect(c.tensor == .attnQ && c.layers == [0, 1, 2, 3] && c.everyLayer && c.fixes)
+        // block 0 also offers the embedding, which cannot fix it
+        #expect(p.swaps.first?.tensor == .tokenEmbd && p.swaps.first?.withinTolerance == false)
+    }
+
+    /// The swap puts the reference's rows in the candidate's rotary order: a Meta release (interleaved, two
+    /// model-parallel shards) against a Hugging Face candidate whose q_proj kept Meta's rows. Were the reference's
+    /// wq swapped in unpermuted, it would not fix anything.
+    @Test func swapAcrossRotaryLayouts() throws {
+        let meta = try Release.open(Fixtures.path("tiny-meta-full.safetensors"))
+        let cand = try Self.plant(Fixtures.path("tiny-hf-st"), "cross") { name, _, _ in
+            guard name.hasSuffix("q_proj.weight"), let (metaName, _) = LlamaNames.meta(fromHF: name),
+                  let t = meta.files[0].tensor(named: metaName) else { return nil }
+            return try? t.withBytes { Array($0) }
+        }
+        defer { try? FileManager.default.removeItem(atPath: cand) }
+        let (_, t) = try Self.trace(Fixtures.path("tiny-meta"), cand, prompts: Verifier.defaultPrompts)
+        let p = try #require(t.prompts.first)
+        #expect(p.verdict == "attn_q of every layer")
+        #expect(p.swaps.first { $0.tensor == .attnQ }.map { $0.error <= 1e-4 } == true)
+    }
+
+    /// Meta's wq in the halves order is exactly what transformers' conversion wrote to tiny-hf-st's q_proj.
+    @Test func rotaryReorderIsTheConversionScripts() throws {
+        let meta = try LlamaWeights(Release.open(Fixtures.path("tiny-meta"))), hf = try LlamaWeights(Release.open(Fixtures.path("tiny-hf-st")))
+        for l in 0..<2 {
+            for (m, h) in [(meta.layers[l].wq, hf.layers[l].wq), (meta.layers[l].wk, hf.layers[l].wk)] {
+                let moved = try m.inRotaryLayout(.halves, from: .interleaved, headDim: 16)
+                let back = try moved.inRotaryLayout(.interleaved, from: .halves, headDim: 16)
+                var x = [Float](repeating: 0, count: 64), y = x, z = x
+                for r in 0..<h.rows {
+                    moved.row(r, into: &x); h.row(r, into: &y)
+                    if x != y { Issue.record("layer \(l) \(h.name): first difference at row \(r)"); break }
+                    m.row(r, into: &y); back.row(r, into: &z)
+                    if y != z { Issue.record("layer \(l) \(m.name): the round trip differs at row \(r)"); break }
+                }
+            }
+        }
+    }
+
+    /// Two faults in different tensors: the first is named, and the trace says the second block still diverges
+    /// once the first is swapped.
+    @Test func aSecondFaultIsReportedAsRemaining() throws {
+        let cand = try Self.plant(TraceGolden.model, "two") { name, bytes, shape in
+            switch name {
+            case "model.layers.1.self_attn.k_proj.weight": return Self.swapRows(bytes, 0, 17, rowBytes: bytes.count / shape[0])
+            case "model.layers.3.mlp.up_proj.weight": return Self.swapRows(bytes, 2, 40, rowBytes: bytes.count / shape[0])
+            default: return nil
+            }
+        }
+        defer { try? FileManager.default.removeItem(atPath: cand) }
+        let (_, t) = try Self.trace(TraceGolden.model, cand)
+        let p = try #require(t.prompts.first)
+        let c = try #require(p.responsible)
+        #expect(c.tensor == .attnK && c.layers == [1] && c.fixes)
+        #expect(c.remaining?.layer == 3 && c.remaining?.stage == .mlp)
+        #expect(p.verdict.hasPrefix("layer 1, attn_k; with it swapped, layer 3 after MLP still diverges"), "\(p.verdict)")
+    }
+
+    /// NaN in a weight: the block it reaches diverges (NaN is past any tolerance), the swap finds the tensor, and the
+    /// JSON writes the errors that are not numbers as null.
+    @Test func nanWeightIsFoundAndWrittenAsNull() throws {
+        let cand = try Self.plant(TraceGolden.model, "nan") { name, bytes, _ in
+            guard name == "model.layers.1.mlp.down_proj.weight" else { return nil }
+            var b = bytes
+            b[10] = 0x00; b[11] = 0x7e   // f16 NaN at element 5
+            return b
+        }
+        defer { try? FileManager.default.removeItem(atPath: cand) }
+        let a = try Verifier.Loaded(TraceGolden.model), b = try Verifier.Loaded(cand)
+        let p = try DivergenceTrace.trace(a.model.weights, b.model.weights, tokens: TraceGolden.golden.tokens, tolerance: 1e-4)
+        #expect(p.firstDivergence?.layer == 1 && p.firstDivergence?.stage == .mlp && p.firstDivergence?.error.isNaN == true)
+        #expect(p.verdict == "layer 1, ffn_down")
+        let report = TraceReport(tolerance: 1e-4, toleranceRule: "test", prompts: [p])
+        let json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any])
+        let block = try #require(((json["prompts"] as? [[String: Any]])?.first?["blocks"] as? [[String: Any]])?[1])
+        #expect(block["after_mlp"] is NSNull && block["after_attention"] as? Double == 0)
+    }
+
+    @Test func losslessConversionTracesNothing() throws {
+        let (r, t) = try Self.trace(Fixtures.path("tiny-meta"), Fixtures.path("tiny-hf-st"), prompts: Verifier.defaultPrompts, all: true)
+        #expect(r.pass)
+        #expect(t.prompts.count == Verifier.defaultPrompts.count && t.tolerance == 1e-4)
+        for p in t.prompts {
+            #expect(p.firstDivergence == nil && p.responsible == nil && p.swaps.isEmpty)
+            #expect(p.verdict == "no block diverged past tolerance")
+            #expect(p.blocks.allSatisfy { $0.afterAttention <= 1e-6 && $0.afterMLP <= 1e-6 })
+        }
+    }
+
+    /// A correct Q8_0 file stays within its tolerance, √(2 · 0.01), in every block; its blocks are not 0.
+    @Test func quantizedCandidateStaysWithinItsTolerance() throws {
+        let dir = try Fixtures.tempDir("trace-q8")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plan = try GGUFExport.plan(source: TraceGolden.model, options: GGUFExportOptions(recipe: try #require(QuantRecipe(name: "q8_0"))))
+        try plan.write(to: dir + "/m.gguf")
+        let (r, t) = try Self.trace(TraceGolden.model, dir + "/m.gguf", prompts: Verifier.defaultPrompts, all: true)
+        #expect(r.thresholds.kind == "q8_0" && r.pass)
+        #expect(abs(t.tolerance - 0.02.squareRoot()) < 1e-12)
+        for p in t.prompts {
+            #expect(p.firstDivergence == nil, "\(p.blocks)")
+            #expect(p.blocks.allSatisfy { $0.afterMLP > 0 })
+        }
+    }
+
+    /// The same fault as above, found through the command line, with --json and the SVG chart.
+    @Test func commandLineTraceJSONAndChart() throws {
+        let g = TraceGolden.golden
+        let (a, b) = (g.k_rows[0], g.k_rows[1])
+        let cand = try Self.plant(TraceGolden.model, "cli") { name, bytes, shape in
+            name == "model.layers.3.self_attn.k_proj.weight" ? Self.swapRows(bytes, a, b, rowBytes: bytes.count / shape[0]) : nil
+        }
+        defer { try? FileManager.default.removeItem(atPath: cand) }
+        let cli = CLITests()
+        let text = try cli.billa("verify", TraceGolden.model, cand, "--prompt", g.prompt, "--trace", "--quiet")
+        #expect(text.status == 1)
+        #expect(text.stdout.contains("first past tolerance: layer 3 after attention"), "\(text.stdout)")
+        #expect(text.stdout.contains("responsible: layer 3, attn_k\n"), "\(text.stdout)")
+        let svg = cand + "/trace.svg"
+        let json = try cli.billa("verify", TraceGolden.model, cand, "--prompt", g.prompt, "--trace-svg", svg, "--json")
+        #expect(json.status == 1, "\(json.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let trace = try #require(obj["trace"] as? [String: Any])
+        let p = try #require((trace["prompts"] as? [[String: Any]])?.first)
+        #expect(p["verdict"] as? String == "layer 3, attn_k")
+        let c = try #require(p["responsible"] as? [String: Any])
+        #expect(c["tensor"] as? String == "attn_k" && c["layers"] as? [Int] == [3] && c["every_layer"] as? Bool == false)
+        #expect(obj["output"] as? String == svg)
+        let chart = try String(contentsOfFile: svg, encoding: .utf8)
+        #expect(chart.hasPrefix("<svg") && chart.contains("layer 3, attn_k") && chart.contains("<polyline"))
+        // nothing left beside the chart but the model's own files
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cand).allSatisfy { !$0.contains(".tmp") })
+    }
+
+    @Test func traceNeedsACandidate() throws {
+        let r = try CLITests().billa("verify", TraceGolden.model, "--trace")
+        #expect(r.status == 64 && r.stderr.contains("CANDIDATE"))
+    }
+}
