@@ -250,6 +250,28 @@ struct TraceTests {
         }
     }
 
+    /// A quantized candidate in the other rotary layout: the model with q_proj unpermuted in some layers, written
+    /// as a Q8_0 GGUF (interleaved rows). The fault is past Q8_0's tolerance in layer 0, the reference's f16 q_proj
+    /// put in the GGUF's row order brings each block back within it, and the layers whose own q the trace blames
+    /// are exactly the planted ones, though a single later layer's fault stays under Q8_0's loose tolerance.
+    @Test(arguments: [([0, 1, 2, 3], "attn_q of every layer"), ([0, 2], "attn_q of layers 0, 2")])
+    func quantizedCrossLayoutCandidate(layers: [Int], verdict: String) throws {
+        let names = Set(layers.map { "model.layers.\($0).self_attn.q_proj.weight" })
+        let hf = try Self.plant(TraceGolden.model, "wq-gguf") { name, bytes, shape in
+            names.contains(name) ? Self.unpermute(bytes, rows: shape[0], rowBytes: bytes.count / shape[0], headDim: 16) : nil
+        }
+        defer { try? FileManager.default.removeItem(atPath: hf) }
+        let plan = try GGUFExport.plan(source: hf, options: GGUFExportOptions(recipe: try #require(QuantRecipe(name: "q8_0"))))
+        try plan.write(to: hf + "/m.gguf")
+        let (r, t) = try Self.trace(TraceGolden.model, hf + "/m.gguf")
+        #expect(r.thresholds.kind == "q8_0" && !r.pass)
+        let p = try #require(t.prompts.first)
+        #expect(p.firstDivergence?.layer == 0)
+        #expect(p.verdict == verdict)
+        #expect(p.responsible?.layers == layers)
+        #expect(p.swaps.first { $0.tensor == .attnQ }?.withinTolerance == true)
+    }
+
     /// The same fault as above, found through the command line, with --json and the SVG chart.
     @Test func commandLineTraceJSONAndChart() throws {
         let g = TraceGolden.golden

@@ -178,13 +178,18 @@ public enum DivergenceTrace {
                                           fixes: best.withinTolerance, remaining: nil)
         if best.withinTolerance, best.tensor != .tokenEmbd, n > 1 {
             // Wrong in other layers too? Swapped in every layer it must bring every block within tolerance; then
-            // it is wrong exactly in the layers where leaving the candidate's own copy makes that block diverge.
+            // each layer keeps its own copy in turn. A correct copy adds only its own rounding (nothing, lossless),
+            // a small part of what all the model's tensors together leave (the everywhere-swapped run's largest
+            // error); a wrong one makes its block diverge, or adds more than all of them together and more than a
+            // tenth of the tolerance (a quantized file's tolerance is loose enough to hide a single layer's fault).
             let everywhere = try errors(swaps(best.tensor, 0..<n))
             if !everywhere.contains(where: past) {
+                let noise = max(everywhere.max() ?? 0, tolerance / 10)
                 var wrong = [Int]()
                 for l in 0..<n {
                     let e = try errors(swaps(best.tensor, (0..<n).filter { $0 != l }), layers: l + 1)
-                    if past(e[2 * l]) || past(e[2 * l + 1]) { wrong.append(l) }
+                    let excess = max(e[2 * l] - everywhere[2 * l], e[2 * l + 1] - everywhere[2 * l + 1])
+                    if past(e[2 * l]) || past(e[2 * l + 1]) || excess > noise { wrong.append(l) }
                 }
                 culprit.layers = Set(wrong + [at.layer]).sorted()
                 culprit.everyLayer = culprit.layers.count == n
