@@ -224,6 +224,49 @@ struct TraceTests {
         #expect(block["after_mlp"] is NSNull && block["after_attention"] as? Double == 0)
     }
 
+    /// At a real width (4096 columns, heads of 128 rows, 2M elements, so the prompt kernels' 32-row panels and
+    /// int8 tiles run over the strided pieces): the reordered view multiplies as a dense copy permuted here by
+    /// the conversion script's formula, in both directions, from one piece and from two pieces split inside a head.
+    @Test(arguments: [RopeLayout.halves, .interleaved], [512, 200])
+    func rotaryViewMultipliesAsAPermutedCopyAtRealWidth(target: RopeLayout, split: Int) throws {
+        let rows = 512, cols = 4096, hd = 128
+        var seed: UInt64 = 11
+        let values = (0..<(rows * cols)).map { _ -> Float in
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: seed >> 11) % 2000) / 40000
+        }
+        func f16(_ v: [Float]) -> [UInt8] {
+            var b = [UInt8](repeating: 0, count: v.count * 2)
+            v.withUnsafeBufferPointer { p in b.withUnsafeMutableBytes { FloatRows.fromF32(p.baseAddress!, count: v.count, to: .f16, into: $0.baseAddress!) } }
+            return b
+        }
+        // source row of each target row: halves row h + j·64 + i is interleaved row h + 2i + j
+        let sourceRow = (0..<rows).map { r -> Int in
+            let h = r / hd * hd, k = r % hd
+            return target == .halves ? h + 2 * (k % (hd / 2)) + k / (hd / 2) : h + (k % 2) * (hd / 2) + k / 2
+        }
+        let permuted = sourceRow.flatMap { values[($0 * cols)..<(($0 + 1) * cols)] }
+        func matrix(_ bytes: [UInt8], splitAt: Int) -> WeightMatrix {
+            let owned = bytes.withUnsafeBytes { OwnedBytes(copying: $0) }
+            let rb = cols * 2, base = UnsafeRawPointer(owned.pointer), k = KernelType.of(.f16)!
+            let pieces = [(0, splitAt), (splitAt, rows - splitAt)].filter { $0.1 > 0 }.map {
+                WeightMatrix.Piece(rowStart: $0.0, colStart: 0, rows: $0.1, cols: cols, kernel: k, base: base + $0.0 * rb, rowBytes: rb)
+            }
+            return WeightMatrix(name: "w", rows: rows, cols: cols, dtype: .f16, pieces: pieces, owners: [owned])
+        }
+        let view = try matrix(f16(values), splitAt: split).inRotaryLayout(target, from: target == .halves ? .interleaved : .halves, headDim: hd)
+        let dense = matrix(f16(permuted), splitAt: rows)
+        for tokens in [1, 7, 40] {
+            let x = (0..<(tokens * cols)).map { Float(($0 * 7) % 17) / 17 - 0.5 }
+            var got = [Float](repeating: 0, count: tokens * rows), want = got
+            view.multiply(x, ldx: cols, tokens: tokens, into: &got, ldy: rows)
+            dense.multiply(x, ldx: cols, tokens: tokens, into: &want, ldy: rows)
+            if let i = got.indices.first(where: { !(abs(got[$0] - want[$0]) <= 1e-5 * max(1, abs(want[$0]))) }) {
+                Issue.record("\(target), split \(split), \(tokens) tokens: first difference at token \(i / rows), row \(i % rows): \(got[i]) vs \(want[i])")
+            }
+        }
+    }
+
     @Test func losslessConversionTracesNothing() throws {
         let (r, t) = try Self.trace(Fixtures.path("tiny-meta"), Fixtures.path("tiny-hf-st"), prompts: Verifier.defaultPrompts, all: true)
         #expect(r.pass)

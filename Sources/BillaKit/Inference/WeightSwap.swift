@@ -25,8 +25,8 @@ extension LlamaWeights {
     /// The candidate (`self`) with the reference's tensors in place of its own where `swaps` says, and only its
     /// first `keepLayers` blocks (a trace that looks at block L need not run the blocks after it). Matrices are
     /// the reference's own, in its own element type and mapping, not copies: the forward pass multiplies any type.
-    /// The one exception is attn_q / attn_k between files of different rotary layouts (Meta or GGUF against
-    /// Hugging Face), whose rows are put in the candidate's order, one tensor copied.
+    /// attn_q / attn_k between files of different rotary layouts (Meta or GGUF against Hugging Face) are views of
+    /// the reference's rows in the candidate's order (`inRotaryLayout`).
     func swapping(_ swaps: some Collection<WeightSwap>, from ref: LlamaWeights, keepLayers: Int? = nil) throws -> LlamaWeights {
         let n = min(keepLayers ?? parameters.nLayers, parameters.nLayers)
         var layers = Array(self.layers.prefix(n))
@@ -84,28 +84,35 @@ extension LlamaLayerWeights {
 extension WeightMatrix {
     /// This q or k matrix with its rows in `layout` (it is in `source`): within each head of `headDim` rows,
     /// interleaved row 2i + j is halves row j·headDim/2 + i (j = 0, 1), the permutation
-    /// convert_llama_weights_to_hf.py applies. Unchanged (not copied) when the layouts agree; otherwise the rows'
-    /// bytes are copied once into memory of its own, whatever their type, since whole rows move.
+    /// convert_llama_weights_to_hf.py applies. Nothing is copied: the result's pieces point at this matrix's rows.
+    /// Into halves, each half of a head is one piece whose rows are every other source row (twice the stride);
+    /// into interleaved, consecutive rows alternate between the halves, so each row is a piece of its own.
     func inRotaryLayout(_ layout: RopeLayout, from source: RopeLayout, headDim: Int) throws -> WeightMatrix {
         if layout == source { return self }
-        guard let kernel = pieces.first?.kernel, pieces.allSatisfy({ $0.colStart == 0 && $0.cols == cols && $0.kernel == kernel }),
-              rows % headDim == 0, headDim % 2 == 0 else {
-            throw BillaError(.unsupported, tensor: name, "its rows cannot be put in the \(layout.rawValue) rotary order (pieces of several types or split by columns)",
+        guard pieces.allSatisfy({ $0.colStart == 0 && $0.cols == cols }), headDim % 2 == 0, rows % headDim == 0 else {
+            throw BillaError(.unsupported, tensor: name, "its rows cannot be put in the \(layout.rawValue) rotary order (its pieces split columns, or its rows are not whole heads)",
                              remedy: "convert the reference to the candidate's format first (billa convert), then trace again")
         }
-        let rowBytes = pieces[0].rowBytes, half = headDim / 2
-        var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
-        bytes.withUnsafeMutableBytes { dst in
-            for r in 0..<rows {
-                let h = r / headDim, k = r % headDim
-                // the source row that holds target row r's values
-                let s = h * headDim + (layout == .halves ? 2 * (k % half) + k / half : (k % 2) * half + k / 2)
-                let p = pieces.first { s >= $0.rowStart && s < $0.rowStart + $0.rows }!
-                (dst.baseAddress! + r * rowBytes).copyMemory(from: p.base + (s - p.rowStart) * p.rowBytes, byteCount: rowBytes)
+        let half = headDim / 2
+        // runs of target rows whose source rows are evenly spaced: (target start, count, source start, source step)
+        var runs = [(Int, Int, Int, Int)]()
+        for h in stride(from: 0, to: rows, by: headDim) {
+            if layout == .halves {
+                runs += [(h, half, h, 2), (h + half, half, h + 1, 2)]
+            } else {
+                for k in 0..<headDim { runs.append((h + k, 1, h + (k % 2) * half + k / 2, 1)) }
             }
         }
-        let owned = bytes.withUnsafeBytes { OwnedBytes(copying: $0) }
-        let piece = Piece(rowStart: 0, colStart: 0, rows: rows, cols: cols, kernel: kernel, base: UnsafeRawPointer(owned.pointer), rowBytes: rowBytes)
-        return WeightMatrix(name: name, rows: rows, cols: cols, dtype: dtype, pieces: [piece], owners: owners + [owned])
+        var out = [Piece]()
+        for (target, count, start, step) in runs {
+            // a Meta shard boundary inside a run splits it into single rows
+            let contained = pieces.first { start >= $0.rowStart && start + (count - 1) * step < $0.rowStart + $0.rows }
+            for (t, s, n) in contained != nil ? [(target, start, count)] : (0..<count).map({ (target + $0, start + $0 * step, 1) }) {
+                let p = contained ?? pieces.first { s >= $0.rowStart && s < $0.rowStart + $0.rows }!
+                out.append(Piece(rowStart: t, colStart: 0, rows: n, cols: cols, kernel: p.kernel,
+                                 base: p.base + (s - p.rowStart) * p.rowBytes, rowBytes: n > 1 ? p.rowBytes * step : p.rowBytes))
+            }
+        }
+        return WeightMatrix(name: name, rows: rows, cols: cols, dtype: dtype, pieces: out, owners: owners)
     }
 }
