@@ -204,6 +204,29 @@ struct TraceTests {
         #expect(p.verdict.hasPrefix("layer 1, attn_k; with it swapped, layer 3 after MLP still diverges"), "\(p.verdict)")
     }
 
+    /// Every block agrees but the logits do not: the fault lies after the last block, and swapping output_norm and
+    /// output names it.
+    @Test(arguments: [("lm_head.weight", SwapTensor.output), ("model.norm.weight", .outputNorm)])
+    func faultAfterTheLastBlock(tensor: String, expected: SwapTensor) throws {
+        let cand = try Self.plant(TraceGolden.model, "head") { name, bytes, shape in
+            guard name == tensor else { return nil }
+            if shape.count == 2 { return Self.swapRows(bytes, 3, 300, rowBytes: bytes.count / shape[0]) }
+            var b = bytes
+            b[20] = 0x00; b[21] = 0x42   // the norm's 11th weight set to 3.0 (f16)
+            return b
+        }
+        defer { try? FileManager.default.removeItem(atPath: cand) }
+        let (r, t) = try Self.trace(TraceGolden.model, cand)
+        #expect(!r.pass)
+        let p = try #require(t.prompts.first)
+        #expect(p.firstDivergence == nil && p.blocks.allSatisfy { $0.afterAttention == 0 && $0.afterMLP == 0 })
+        #expect((p.logitsError ?? 0) > t.tolerance)
+        #expect(p.swaps.map(\.tensor) == [.outputNorm, .output])
+        #expect(p.verdict == expected.rawValue)
+        #expect(p.responsible?.tensor == expected && p.responsible?.layers == [] && p.responsible?.fixes == true)
+        #expect(TraceText.render(t).contains("responsible: \(expected.rawValue)\n"))
+    }
+
     /// NaN in a weight: the block it reaches diverges (NaN is past any tolerance), the swap finds the tensor, and the
     /// JSON writes the errors that are not numbers as null.
     @Test func nanWeightIsFoundAndWrittenAsNull() throws {

@@ -45,7 +45,7 @@ public struct TraceReport: Encodable, Sendable {
     /// The tensor found responsible and the layers in which it is wrong.
     public struct Culprit: Encodable, Sendable, Equatable {
         public var tensor: SwapTensor
-        /// Empty for token_embd, which belongs to no layer.
+        /// Empty for token_embd, output_norm and output, which belong to no layer.
         public var layers: [Int]
         public var everyLayer: Bool
         /// Swapping it brings the first diverging point back within tolerance (else it only reduces the error most).
@@ -61,11 +61,14 @@ public struct TraceReport: Encodable, Sendable {
         public var tokens: Int
         public var blocks: [Block]
         public var firstDivergence: Point?
+        /// ‖logits_cand − logits_ref‖ / ‖logits_ref‖ over every position, measured when no block diverged but the
+        /// prompt fails: then the fault lies after the last block, and output_norm and output are swapped.
+        public var logitsError: Double?
         public var swaps: [Swap]
         public var responsible: Culprit?
         public var verdict: String
         enum CodingKeys: String, CodingKey {
-            case prompt, text, tokens, blocks, firstDivergence = "first_divergence", swaps, responsible, verdict
+            case prompt, text, tokens, blocks, firstDivergence = "first_divergence", logitsError = "logits_error", swaps, responsible, verdict
         }
         /// nil values are written as null: a trace that found nothing says so in every field.
         public func encode(to encoder: Encoder) throws {
@@ -75,6 +78,7 @@ public struct TraceReport: Encodable, Sendable {
             try c.encode(tokens, forKey: .tokens)
             try c.encode(blocks, forKey: .blocks)
             try c.encode(firstDivergence, forKey: .firstDivergence)
+            if let logitsError { try c.encodeError(logitsError, forKey: .logitsError) } else { try c.encodeNil(forKey: .logitsError) }
             try c.encode(swaps, forKey: .swaps)
             try c.encode(responsible, forKey: .responsible)
             try c.encode(verdict, forKey: .verdict)
@@ -116,7 +120,7 @@ public enum DivergenceTrace {
 
     /// The most forward passes a trace of `prompts` prompts through `layers` blocks runs, for a progress meter:
     /// per prompt the reference, the candidate, ten swaps, the swap in every layer, one leaving out each layer,
-    /// and the fixed candidate.
+    /// and the fixed candidate (or, when every block agrees, four passes for the logits).
     public static func maxPasses(prompts: Int, layers: Int) -> Int { prompts * (layers + 14) }
 
     /// Traces `report`'s prompts chosen by `promptsToTrace`. `progress` is told each forward pass run.
@@ -126,22 +130,26 @@ public enum DivergenceTrace {
         var traces = [TraceReport.PromptTrace]()
         for i in promptsToTrace(report, all: all) {
             let text = report.prompts[i].text
-            var t = try trace(ref.model.weights, cand.model.weights, tokens: try ref.tokenize(text), tolerance: tol.value, progress: progress)
+            var t = try trace(ref.model.weights, cand.model.weights, tokens: try ref.tokenize(text), tolerance: tol.value,
+                              logitsDiffer: fails(report.prompts[i], report), progress: progress)
             t.prompt = i + 1
             t.text = text
-            if t.firstDivergence == nil, fails(report.prompts[i], report) {
-                t.verdict += "; the logits still differ, so the difference arises after the last block (output_norm, output)"
-            }
             traces.append(t)
         }
         return TraceReport(tolerance: tol.value, toleranceRule: tol.rule, prompts: traces)
     }
 
     /// One prompt: both models block by block; at the first point past `tolerance`, each tensor of that block
-    /// swapped for the reference's; for the one that fixes it, whether it is wrong in every layer.
-    public static func trace(_ ref: LlamaWeights, _ cand: LlamaWeights, tokens: [Int], tolerance: Double,
+    /// swapped for the reference's; for the one that fixes it, whether it is wrong in every layer. When no block
+    /// diverges but the prompt's logits fail the comparison (`logitsDiffer`), the logits are compared and
+    /// output_norm and output swapped instead.
+    public static func trace(_ ref: LlamaWeights, _ cand: LlamaWeights, tokens: [Int], tolerance: Double, logitsDiffer: Bool = false,
                              progress: (() -> Void)? = nil) throws -> TraceReport.PromptTrace {
         let n = cand.parameters.nLayers
+        guard ref.parameters.nLayers == n, ref.parameters.dim == cand.parameters.dim, ref.vocabSize == cand.vocabSize, !tokens.isEmpty else {
+            throw BillaError(.shapeMismatch, "the two models differ in layers, width or vocabulary (or the prompt has no tokens), so their blocks cannot be compared",
+                             remedy: "trace a candidate of the reference's architecture (billa verify compares the architectures first)")
+        }
         let recorder = ResidualRecorder()
         try forward(ref, tokens, recorder)
         progress?()
@@ -159,7 +167,9 @@ public enum DivergenceTrace {
         let blocks = (0..<n).map { TraceReport.Block(layer: $0, afterAttention: base[2 * $0], afterMLP: base[2 * $0 + 1]) }
         var out = TraceReport.PromptTrace(prompt: 0, text: "", tokens: tokens.count, blocks: blocks, firstDivergence: nil, swaps: [],
                                           responsible: nil, verdict: "no block diverged past tolerance")
-        guard let first = base.firstIndex(where: past) else { return out }
+        guard let first = base.firstIndex(where: past) else {
+            return logitsDiffer ? try afterTheLastBlock(ref, cand, tokens: tokens, tolerance: tolerance, out, progress: progress) : out
+        }
         let at = point(first, base)
         out.firstDivergence = at
         // Each candidate tensor of the diverging block (and the embedding, when it is block 0) swapped alone.
@@ -169,14 +179,13 @@ public enum DivergenceTrace {
             let e = try errors([swap], layers: at.layer + 1)[first]
             out.swaps.append(TraceReport.Swap(tensor: t, error: e, withinTolerance: !past(e)))
         }
-        let within = out.swaps.filter(\.withinTolerance)
-        let best = (within.isEmpty ? out.swaps : within).min { !($0.error >= $1.error) }!   // a NaN error never wins
+        let best = bestSwap(out.swaps)
         func swaps(_ t: SwapTensor, _ layers: some Sequence<Int>) -> [WeightSwap] {
-            t == .tokenEmbd ? [WeightSwap(layer: nil, t)] : layers.map { WeightSwap(layer: $0, t) }
+            t.perLayer ? layers.map { WeightSwap(layer: $0, t) } : [WeightSwap(layer: nil, t)]
         }
-        var culprit = TraceReport.Culprit(tensor: best.tensor, layers: best.tensor == .tokenEmbd ? [] : [at.layer], everyLayer: false,
+        var culprit = TraceReport.Culprit(tensor: best.tensor, layers: best.tensor.perLayer ? [at.layer] : [], everyLayer: false,
                                           fixes: best.withinTolerance, remaining: nil)
-        if best.withinTolerance, best.tensor != .tokenEmbd, n > 1 {
+        if best.withinTolerance, best.tensor.perLayer, n > 1 {
             // Wrong in other layers too? Swapped in every layer it must bring every block within tolerance; then
             // each layer keeps its own copy in turn. A correct copy adds only its own rounding (nothing, lossless),
             // a small part of what all the model's tensors together leave (the everywhere-swapped run's largest
@@ -200,21 +209,69 @@ public enum DivergenceTrace {
             culprit.remaining = fixed.firstIndex(where: past).map { point($0, fixed) }
         }
         out.responsible = culprit
-        out.verdict = verdict(culprit, at: at, tolerance: tolerance)
+        out.verdict = verdict(culprit, at: "layer \(at.layer) after \(at.stage.label)", tolerance: tolerance)
         return out
     }
 
-    /// "layer 3, attn_k", "attn_q of every layer", "attn_k of layers 3, 5", or the best swap when none fixes it.
-    static func verdict(_ c: TraceReport.Culprit, at: TraceReport.Point, tolerance: Double) -> String {
+    /// The swap that brings the point within tolerance with the least error, else the one that reduces it most.
+    static func bestSwap(_ swaps: [TraceReport.Swap]) -> TraceReport.Swap {
+        let within = swaps.filter(\.withinTolerance)
+        return (within.isEmpty ? swaps : within).min { !($0.error >= $1.error) }!   // a NaN error never wins
+    }
+
+    /// Every block agrees but the logits fail: the logits' relative error, and output_norm and output swapped.
+    static func afterTheLastBlock(_ ref: LlamaWeights, _ cand: LlamaWeights, tokens: [Int], tolerance: Double,
+                                  _ trace: TraceReport.PromptTrace, progress: (() -> Void)?) throws -> TraceReport.PromptTrace {
+        var out = trace
+        func logits(_ w: LlamaWeights) throws -> [Float] {
+            defer { progress?() }
+            return try LlamaModel(w).forward(tokens, cache: KVCache(for: w, capacity: tokens.count))
+        }
+        let want = try logits(ref)
+        func error(_ swaps: [WeightSwap]) throws -> Double { relativeError(try logits(cand.swapping(swaps, from: ref)), want) }
+        let e = try error([])
+        out.logitsError = e
+        guard !(e <= tolerance) else {
+            out.verdict += String(format: "; the logits differ by %.3g of their norm, within it too", e)
+            return out
+        }
+        for t in [SwapTensor.outputNorm, .output] {
+            let s = try error([WeightSwap(layer: nil, t)])
+            out.swaps.append(TraceReport.Swap(tensor: t, error: s, withinTolerance: s <= tolerance))
+        }
+        let best = bestSwap(out.swaps)
+        let culprit = TraceReport.Culprit(tensor: best.tensor, layers: [], everyLayer: false, fixes: best.withinTolerance, remaining: nil)
+        out.responsible = culprit
+        out.verdict = verdict(culprit, at: "the logits", tolerance: tolerance)
+        return out
+    }
+
+    /// ‖a − b‖ / ‖b‖ in f64 (0 when both are 0, infinite when only b is).
+    static func relativeError(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Double {
+        var diff = 0.0, norm = 0.0
+        for i in 0..<b.count {
+            let d = Double(a[i]) - Double(b[i])
+            diff += d * d
+            norm += Double(b[i]) * Double(b[i])
+        }
+        return norm > 0 ? (diff / norm).squareRoot() : diff == 0 ? 0 : .infinity
+    }
+
+    static func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { relativeError(ap, $0) } }
+    }
+
+    /// "layer 3, attn_k", "attn_q of every layer", "attn_k of layers 3, 5", "output", or the best swap when none
+    /// fixes the point `at` ("layer 3 after attention", "the logits").
+    static func verdict(_ c: TraceReport.Culprit, at: String, tolerance: Double) -> String {
         let name = c.tensor.rawValue
         var s: String
-        if c.tensor == .tokenEmbd { s = name }
+        if !c.tensor.perLayer { s = name }
         else if c.everyLayer { s = "\(name) of every layer" }
         else if c.layers.count == 1 { s = "layer \(c.layers[0]), \(name)" }
         else { s = "\(name) of layers " + c.layers.map(String.init).joined(separator: ", ") }
         if !c.fixes {
-            s += String(format: " (its swap reduces the error most, but no single swap brings layer %d after %@ within %.3g)",
-                        at.layer, at.stage.label, tolerance)
+            s += String(format: " (its swap reduces the error most, but no single swap brings %@ within %.3g)", at, tolerance)
         }
         if let r = c.remaining {
             s += String(format: "; with it swapped, layer %d after %@ still diverges (%.3g)", r.layer, r.stage.label, r.error)
@@ -255,13 +312,8 @@ final class ResidualError: ForwardObserver {
     init(reference: [[Float]]) { self.reference = reference }
 
     func residual(layer: Int, after stage: BlockStage, _ x: UnsafePointer<Float>, tokens: Int, dim: Int) {
-        let r = reference[errors.count]
-        var diff = 0.0, norm = 0.0
-        for i in 0..<(tokens * dim) {
-            let d = Double(x[i]) - Double(r[i])
-            diff += d * d
-            norm += Double(r[i]) * Double(r[i])
+        reference[errors.count].withUnsafeBufferPointer { r in
+            errors.append(DivergenceTrace.relativeError(UnsafeBufferPointer(start: x, count: tokens * dim), r))
         }
-        errors.append(norm > 0 ? (diff / norm).squareRoot() : diff == 0 ? 0 : .infinity)
     }
 }

@@ -1,10 +1,14 @@
 /// The tensors `verify --trace` exchanges between two models to find which one makes a block diverge, by the
-/// short names GGUF gives them (the same whatever layout either file uses). `token_embd` feeds every block; the
-/// other nine belong to one block.
+/// short names GGUF gives them (the same whatever layout either file uses). `token_embd` feeds every block,
+/// `output_norm` and `output` come after the last; the other nine belong to one block.
 public enum SwapTensor: String, CaseIterable, Sendable, Codable {
     case tokenEmbd = "token_embd"
     case attnNorm = "attn_norm", attnQ = "attn_q", attnK = "attn_k", attnV = "attn_v", attnOutput = "attn_output"
     case ffnNorm = "ffn_norm", ffnGate = "ffn_gate", ffnUp = "ffn_up", ffnDown = "ffn_down"
+    case outputNorm = "output_norm", output
+
+    /// token_embd, output_norm and output belong to no layer.
+    var perLayer: Bool { self != .tokenEmbd && self != .outputNorm && self != .output }
 
     /// The tensors of a block whose swap can change its residual after `stage`: after the attention addition only
     /// the attention's own five can (the MLP comes later); after the MLP all nine.
@@ -14,7 +18,7 @@ public enum SwapTensor: String, CaseIterable, Sendable, Codable {
     }
 }
 
-/// One tensor of the reference put in place of the candidate's: `layer` is nil for `token_embd`.
+/// One tensor of the reference put in place of the candidate's: `layer` is nil for the tensors of no layer.
 public struct WeightSwap: Hashable, Sendable {
     public let layer: Int?
     public let tensor: SwapTensor
@@ -30,10 +34,15 @@ extension LlamaWeights {
     func swapping(_ swaps: some Collection<WeightSwap>, from ref: LlamaWeights, keepLayers: Int? = nil) throws -> LlamaWeights {
         let n = min(keepLayers ?? parameters.nLayers, parameters.nLayers)
         var layers = Array(self.layers.prefix(n))
-        var embedding = self.embedding
+        var (embedding, finalNorm, output) = (self.embedding, self.finalNorm, self.output)
         for s in swaps {
             guard let l = s.layer else {
-                if s.tensor == .tokenEmbd { embedding = ref.embedding }
+                switch s.tensor {
+                case .tokenEmbd: embedding = ref.embedding
+                case .outputNorm: finalNorm = ref.finalNorm
+                case .output: output = ref.output
+                default: break
+                }
                 continue
             }
             guard l < n else { continue }
@@ -66,7 +75,7 @@ extension LlamaLayerWeights {
     func replacing(_ tensor: SwapTensor, from ref: LlamaLayerWeights, refRope: RopeLayout, rope: RopeLayout, headDim: Int) throws -> LlamaLayerWeights {
         var (an, fn, wq, wk, wv, wo, w1, w2, w3) = (attnNorm, ffnNorm, self.wq, self.wk, self.wv, self.wo, self.w1, self.w2, self.w3)
         switch tensor {
-        case .tokenEmbd: break
+        case .tokenEmbd, .outputNorm, .output: break
         case .attnNorm: an = ref.attnNorm
         case .ffnNorm: fn = ref.ffnNorm
         case .attnQ: wq = try ref.wq.inRotaryLayout(rope, from: refRope, headDim: headDim)

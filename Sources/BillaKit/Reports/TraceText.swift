@@ -16,13 +16,20 @@ public enum TraceText {
                 out += "| \(b.layer) | \(cell(b.afterAttention, .attention)) | \(cell(b.afterMLP, .mlp)) |\n"
             }
             guard let d = p.firstDivergence else {
-                out += "no block diverged past tolerance\n"
+                if let e = p.logitsError, !p.swaps.isEmpty {
+                    out += String(format: "no block diverged past tolerance; the logits differ by %.3g of their norm\n", e)
+                    out += "| swapped for the reference's | error of the logits | within tolerance |\n|---|---:|---|\n"
+                    for s in p.swaps { out += String(format: "| %@ | %.3g | %@ |\n", s.tensor.rawValue, s.error, s.withinTolerance ? "yes" : "no") }
+                    out += "responsible: \(p.verdict)\n"
+                } else {
+                    out += p.verdict + "\n"
+                }
                 continue
             }
             out += String(format: "first past tolerance: layer %d after %@ (%.3g)\n", d.layer, d.stage.label, d.error)
             out += "| swapped for the reference's | error at layer \(d.layer) after \(d.stage.label) | within tolerance |\n|---|---:|---|\n"
             for s in p.swaps {
-                out += String(format: "| %@ | %.3g | %@ |\n", s.tensor == .tokenEmbd ? s.tensor.rawValue : "layer \(d.layer) \(s.tensor.rawValue)",
+                out += String(format: "| %@ | %.3g | %@ |\n", s.tensor.perLayer ? "layer \(d.layer) \(s.tensor.rawValue)" : s.tensor.rawValue,
                               s.error, s.withinTolerance ? "yes" : "no")
             }
             out += "responsible: \(p.verdict)\n"
