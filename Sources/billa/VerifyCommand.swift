@@ -54,12 +54,14 @@ struct Verify: ParsableCommand {
     @Flag(name: .long, help: "With --trace: trace every prompt, not only the first failing one.")
     var all = false
 
-    @Option(name: .long, help: "With --trace: write an SVG chart of the residual stream's error by layer (implies --trace).")
+    @Option(name: .long, help: "With --trace: write an SVG chart of the residual stream's error by layer (implies --trace; an existing file only with --force).")
     var traceSvg: String?
 
     /// Tensors the forward pass does not read are refused unless these allow ignoring them (listed on stderr).
     @OptionGroup var drops: DropOptions
     @OptionGroup var report: ReportOptions
+    /// --force lets --trace-svg replace an existing chart (never an input).
+    @OptionGroup var write: WriteOptions
 
     /// An option that does not apply to the chosen mode is a usage error (exit 64), never silently ignored.
     func validate() throws {
@@ -77,6 +79,7 @@ struct Verify: ParsableCommand {
         }
         if all, !trace, traceSvg == nil { throw ValidationError("--all says which prompts --trace traces; add --trace") }
         if let traceSvg, !traceSvg.lowercased().hasSuffix(".svg") { throw ValidationError("--trace-svg must name an .svg file") }
+        if write.force, traceSvg == nil { throw ValidationError("--force lets --trace-svg replace its chart; verify writes nothing else") }
     }
 
     func run() throws {
@@ -85,6 +88,7 @@ struct Verify: ParsableCommand {
             return
         }
         let texts = try promptTexts()
+        if let traceSvg { try write.check([traceSvg], .file, inputs: [reference, candidate, tokenizer, prompts]) }
         let ref = try Verifier.Loaded(reference, tokenizer: tokenizer, unused: drops.policy)
         stateLosses(ref.model.weights.ignored)
         guard let candidate else {

@@ -367,6 +367,23 @@ struct TraceTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: cand).allSatisfy { !$0.contains(".tmp") })
     }
 
+    /// The chart is an output like any other: never over an input, over an existing file only with --force.
+    @Test func chartFollowsTheOutputRule() throws {
+        let dir = try Fixtures.tempDir("trace-svg")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cli = CLITests(), meta = Fixtures.path("tiny-meta"), hf = Fixtures.path("tiny-hf-st")
+        let config = try String(contentsOfFile: hf + "/config.json", encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/input.svg", withDestinationPath: hf + "/config.json")
+        let input = try cli.billa("verify", meta, hf, "--prompt", "hi", "--trace-svg", dir + "/input.svg", "--force", "--quiet")
+        #expect(input.status != 0 && input.status != 1, "\(input.stderr)")
+        #expect(try String(contentsOfFile: hf + "/config.json", encoding: .utf8) == config)
+        let chart = dir + "/t.svg"
+        #expect(try cli.billa("verify", meta, hf, "--prompt", "hi", "--trace-svg", chart, "--quiet").status == 0)
+        let again = try cli.billa("verify", meta, hf, "--prompt", "hi", "--trace-svg", chart, "--quiet")
+        #expect(again.status != 0 && again.stderr.contains("--force"), "\(again.stderr)")
+        #expect(try cli.billa("verify", meta, hf, "--prompt", "hi", "--trace-svg", chart, "--force", "--quiet").status == 0)
+    }
+
     @Test func traceNeedsACandidate() throws {
         let r = try CLITests().billa("verify", TraceGolden.model, "--trace")
         #expect(r.status == 64 && r.stderr.contains("CANDIDATE"))

@@ -204,7 +204,7 @@ public enum DivergenceTrace {
                 culprit.everyLayer = culprit.layers.count == n
             }
         }
-        if culprit.fixes {
+        if culprit.fixes, !culprit.everyLayer {   // swapped in every layer it was seen to fix every block
             let fixed = try errors(swaps(best.tensor, culprit.layers))
             culprit.remaining = fixed.firstIndex(where: past).map { point($0, fixed) }
         }
