@@ -10,6 +10,8 @@ struct Verify: ParsableCommand {
 
             billa verify MODEL checks one model alone: weights and logits finite, perplexity better than uniform.
 
+            --trace runs both models block by block on the first failing prompt (--all: every prompt) and reports the residual stream's relative error after each block's attention and MLP, the first block past tolerance and, by swapping that block's tensors one at a time for the reference's, the tensor responsible ("layer 3, attn_k", "attn_q of every layer"); --trace-svg FILE charts the error by layer.
+
             billa verify --checksums PACK checks every chunk hash and tensor SHA-256 of a billa pack.
 
             Exit status: 0 pass, 1 fail, 2 a model could not be read.
@@ -17,6 +19,7 @@ struct Verify: ParsableCommand {
             Examples:
               billa verify llama-7b llama-7b-hf
               billa verify llama-7b llama-7b-q4_k_m.gguf --prompts prompts.jsonl
+              billa verify llama-7b llama-7b-hf --trace --trace-svg trace.svg
               billa verify BiLLa-7B-SFT --prompt 'Human: 你好 Assistant: '
               billa verify --checksums llama-7b.billa
             """)
@@ -45,9 +48,20 @@ struct Verify: ParsableCommand {
     @Flag(name: .long, help: "Check every chunk hash, tensor SHA-256 and the table of a billa pack.")
     var checksums = false
 
+    @Flag(name: .long, help: "Trace the first failing prompt block by block and name the tensor responsible for the first divergence.")
+    var trace = false
+
+    @Flag(name: .long, help: "With --trace: trace every prompt, not only the first failing one.")
+    var all = false
+
+    @Option(name: .long, help: "With --trace: write an SVG chart of the residual stream's error by layer (implies --trace; an existing file only with --force).")
+    var traceSvg: String?
+
     /// Tensors the forward pass does not read are refused unless these allow ignoring them (listed on stderr).
     @OptionGroup var drops: DropOptions
     @OptionGroup var report: ReportOptions
+    /// --force lets --trace-svg replace an existing chart (never an input).
+    @OptionGroup var write: WriteOptions
 
     /// An option that does not apply to the chosen mode is a usage error (exit 64), never silently ignored.
     func validate() throws {
@@ -60,6 +74,12 @@ struct Verify: ParsableCommand {
         if candidate == nil, maxKld != nil || minTop1 != nil {
             throw ValidationError("--max-kld and --min-top1 judge a comparison; give a CANDIDATE to compare with the reference")
         }
+        if candidate == nil || checksums, trace || all || traceSvg != nil {
+            throw ValidationError("--trace, --all and --trace-svg trace a comparison; give a CANDIDATE to compare with the reference")
+        }
+        if all, !trace, traceSvg == nil { throw ValidationError("--all says which prompts --trace traces; add --trace") }
+        if let traceSvg, !traceSvg.lowercased().hasSuffix(".svg") { throw ValidationError("--trace-svg must name an .svg file") }
+        if write.force, traceSvg == nil { throw ValidationError("--force lets --trace-svg replace its chart; verify writes nothing else") }
     }
 
     func run() throws {
@@ -68,6 +88,7 @@ struct Verify: ParsableCommand {
             return
         }
         let texts = try promptTexts()
+        if let traceSvg { try write.check([traceSvg], .file, inputs: [reference, candidate, tokenizer, prompts]) }
         let ref = try Verifier.Loaded(reference, tokenizer: tokenizer, unused: drops.policy)
         stateLosses(ref.model.weights.ignored)
         guard let candidate else {
@@ -85,7 +106,22 @@ struct Verify: ParsableCommand {
         var done = 0
         let r = try Verifier.compare(ref, cand, prompts: texts, overrides: (maxKld, minTop1)) { n in meter.add(n - done); done = n }
         meter.finish()
-        if report.json { try printJSON(command: "verify", ok: r.pass, r) } else { print(VerifyText.render(r), terminator: "") }
+        // An architecture mismatch ran no prompt: there is nothing to trace, and the verdict says why.
+        var traced: TraceReport?
+        if trace || traceSvg != nil, !r.prompts.isEmpty {
+            let total = DivergenceTrace.maxPasses(prompts: DivergenceTrace.promptsToTrace(r, all: all).count, layers: cand.model.weights.parameters.nLayers)
+            let passes = ProgressMeter(label: "verify", total: total, unit: .items("passes"), quiet: report.quiet)
+            passes.item("trace")
+            traced = try DivergenceTrace.run(ref, cand, report: r, all: all) { passes.add(1) }
+            passes.finish()
+            if let traceSvg, let traced { try TraceChart.write(traced, to: traceSvg) }
+        }
+        if report.json {
+            try printJSON(command: "verify", ok: r.pass, output: traceSvg, r, TracePart(trace: traced))
+        } else {
+            print(VerifyText.render(r), terminator: "")
+            if let traced { print(TraceText.render(traced), terminator: "") }
+        }
         if !r.pass { throw ExitCode(1) }
     }
 
@@ -132,6 +168,16 @@ struct Verify: ParsableCommand {
             FileHandle.standardError.write(Data("billa: \(bad.count) of \(r.items.count) items of \(reference) are corrupt (first: \(bad[0].label)); re-create the pack with billa pack\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+/// `trace` in verify's JSON, present only when --trace ran.
+struct TracePart: Encodable {
+    let trace: TraceReport?
+    enum CodingKeys: String, CodingKey { case trace }
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(trace, forKey: .trace)
     }
 }
 

@@ -76,6 +76,9 @@ struct JSONSchemaTests {
         Case(name: "unpack", schema: "unpack", args: ["unpack", Fixtures.path("pack/tiny-hf-st.billa"), "-o", "OUT/u", "--to", "hf", "--json"]),
         Case(name: "verify pair", schema: "verify", args: ["verify", meta, hf, "--prompt", "Hello world", "--json"]),
         Case(name: "verify pair (fails)", schema: "verify", args: ["verify", Fixtures.path("verify/trained"), hf, "--prompt", "Hello world", "--json"], status: 1),
+        Case(name: "verify --trace (nothing diverges)", schema: "verify", args: ["verify", meta, hf, "--prompt", "Hello world", "--trace", "--json"]),
+        Case(name: "verify --trace --all --trace-svg (diverges)", schema: "verify", args: ["verify", Fixtures.path("verify/trained"), hf, "--prompt", "Hello world",
+                                                                                       "--prompt", "x", "--trace", "--all", "--trace-svg", "OUT/t.svg", "--json"], status: 1),
         Case(name: "verify MODEL", schema: "verify_model", args: ["verify", meta, "--prompt", "Hello world", "--json"]),
         Case(name: "verify --checksums", schema: "verify_checksums", args: ["verify", "--checksums", Fixtures.path("pack/tiny-hf-st.billa"), "--json"]),
         Case(name: "generate", schema: "generate", args: ["generate", meta, "--prompt", "Hello", "-n", "3", "--json"]),
@@ -119,7 +122,7 @@ struct JSONSchemaTests {
     func schemaIsCovered() throws {
         let root = try Self.schema()
         guard case .object(let defs)? = root["$defs"] else { Issue.record("no $defs"); return }
-        let shared: Set = ["dtype", "plan_file", "vocab_check", "gguf_tensor", "script_counts", "coverage", "vocab_audit_report"]
+        let shared: Set = ["dtype", "plan_file", "vocab_check", "gguf_tensor", "script_counts", "coverage", "vocab_audit_report", "verify_trace", "verify_trace_point"]
         let used = Set(Self.cases.map(\.schema))
         for (name, _) in defs where !shared.contains(name) { #expect(used.contains(name), "$defs/\(name) is checked by no case") }
         func keys(_ v: JSONValue, _ path: String) -> [String] {
