@@ -25,7 +25,7 @@ struct Perplexity: ParsableCommand {
     @Option(name: [.customShort("c"), .customLong("ctx-size")], help: "Tokens per chunk (default 512; with --kl-divergence the base file's).")
     var ctxSize: Int?
 
-    @Option(name: [.customShort("b"), .customLong("batch-size")], help: "llama.cpp's logical batch (default 2048): chunks run in forward calls of at most min(b, c) tokens; the scores do not depend on it.")
+    @Option(name: [.customShort("b"), .customLong("batch-size")], help: "llama.cpp's logical batch: chunks run in forward calls of at most min(b, c) tokens; the scores do not depend on it.")
     var batchSize = PerplexityPlan.defaultBatch
 
     @Option(name: .long, help: "Score at most this many chunks (default: every whole chunk of the text).")

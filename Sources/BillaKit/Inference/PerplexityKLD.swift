@@ -35,13 +35,13 @@ public struct KLDSums: Sendable {
         let logSumExp = Float(Foundation.log(sumExp))
         let (scale, minLogProb) = KLDBaseRow.header(base)
         let nll = maxLogit + logSumExp - logits[token]
-        let nllBase = -(scale * Float(KLDBaseRow.value(base, token)) + minLogProb)
+        let nllBase = -KLDBaseRow.logProb(base, token, scale: scale, minLogProb: minLogProb)
         let top = maxLogit + logSumExp
         var sum = 0.0
         var imaxBase = -1
         var pMax: Float = 0
         for i in 0..<n {
-            let pLog = scale * Float(KLDBaseRow.value(base, i)) + minLogProb
+            let pLog = KLDBaseRow.logProb(base, i, scale: scale, minLogProb: minLogProb)
             if i == 0 || pLog > pMax {
                 pMax = pLog
                 imaxBase = i
@@ -160,16 +160,16 @@ public struct KLDSums: Sendable {
 }
 
 /// What `--kl-divergence` reports, named as llama-perplexity prints it.
-public struct KLDStatistics: Codable, Sendable, Equatable {
-    public struct Estimate: Codable, Sendable, Equatable {
+public struct KLDStatistics: Encodable, Sendable, Equatable {
+    public struct Estimate: Encodable, Sendable, Equatable {
         public var value: Double
         public var uncertainty: Double
     }
-    public struct Percentile: Codable, Sendable, Equatable {
+    public struct Percentile: Encodable, Sendable, Equatable {
         public var percent: Double
         public var value: Double
     }
-    public struct Distribution: Codable, Sendable, Equatable {
+    public struct Distribution: Encodable, Sendable, Equatable {
         public var mean: Double
         public var uncertainty: Double
         /// From the largest (100) down to the smallest (0), llama-perplexity's rows; 50 is the median.

@@ -77,7 +77,7 @@ public enum PerplexityRun {
 
 /// How long the chunks took: the tokens run through the model (every chunk's n_ctx) over the wall time of the
 /// forward passes and the scoring, model loading and tokenizing excluded (what llama.cpp's prompt-eval rate counts).
-public struct PerplexityTiming: Codable, Sendable {
+public struct PerplexityTiming: Encodable, Sendable {
     public var tokens: Int
     public var seconds: Double
     public var tokensPerSecond: Double { seconds > 0 ? Double(tokens) / seconds : 0 }
@@ -85,11 +85,6 @@ public struct PerplexityTiming: Codable, Sendable {
     enum CodingKeys: String, CodingKey { case tokens, seconds, tokensPerSecond = "tokens_per_second" }
 
     public init(tokens: Int, seconds: Double) { self.tokens = tokens; self.seconds = seconds }
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        tokens = try c.decode(Int.self, forKey: .tokens)
-        seconds = try c.decode(Double.self, forKey: .seconds)
-    }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(tokens, forKey: .tokens)
