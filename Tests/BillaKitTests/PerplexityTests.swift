@@ -133,6 +133,25 @@ struct PerplexityTests {
         try Self.compare(r.statistics, Self.golden.kl_divergence, what: "llama's base")
     }
 
+    /// Either side can be any format: a base from the Hugging Face directory, the GGUF converted from it (the same
+    /// f16 values) as the candidate. What remains is the base's 16-bit packing: |KLD| of a few 1e-7 (measured mean
+    /// −3.5e-7: the packed probabilities do not sum to exactly 1, so llama-perplexity's sum can go below 0).
+    @Test("a base from the Hugging Face directory and the GGUF of the same weights: KLD at the packing's floor")
+    func sameWeightsAcrossFormats() throws {
+        let dir = try Fixtures.tempDir("kldhf")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let hf = try Verifier.Loaded(Fixtures.path("verify/trained"))
+        let tokens = try hf.tokenize(PerplexityRun.readText(Self.path("text.txt")))
+        let plan = try PerplexityPlan(tokens: tokens.count, nCtx: Self.golden.n_ctx, maxChunks: 3)
+        _ = try PerplexityRun.perplexity(hf, tokens: tokens, plan: plan, text: "text.txt", base: dir + "/hf.kld")
+        let base = try KLDBaseReader(path: dir + "/hf.kld")
+        let s = try PerplexityRun.klDivergence(Self.f16, base: base, plan: PerplexityPlan(base: base.layout)).statistics
+        #expect(abs(s.kld.mean) < 1e-5, "mean KLD \(s.kld.mean)")
+        #expect(s.sameTop.value >= 0.99, "same top \(s.sameTop.value)")
+        #expect(Self.rel(s.ppl.value, s.pplBase.value) < 1e-4, "PPL \(s.ppl.value) vs the base's \(s.pplBase.value)")
+        print("HF base, GGUF candidate: mean KLD \(s.kld.mean), max \(s.kld.percentiles[0].value), same top \(s.sameTop.value), RMS Δp \(s.rmsDeltaP.value)")
+    }
+
     @Test("llama-perplexity read billa's base file (recorded by the generator) and agreed with its own")
     func llamaReadsBillaBase() throws {
         let recorded = try #require(Self.golden.llama_reads_billa_base, "golden.json has no llama_reads_billa_base: run the generator with --billa")
