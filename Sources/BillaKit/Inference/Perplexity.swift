@@ -112,6 +112,14 @@ public struct PerplexitySums: Sendable, Equatable {
 /// Per-row scoring as llama-perplexity does it, rows spread over the cores. Each row's result lands in its own slot
 /// and the sums are taken in row order, so a run gives the same digits every time.
 public enum PerplexityScoring {
+    /// body(r) for every row r of 0..<n, dealt round-robin to the cores; each call writes only row r's slots.
+    static func eachRow(_ n: Int, _ body: (Int) -> Void) {
+        let threads = min(Parallel.cores, n)
+        Parallel.forEach(threads) { th in
+            for r in stride(from: th, to: n, by: threads) { body(r) }
+        }
+    }
+
     /// -log p(next token) of each row: the max in float, Σ expf(logit − max) in double, as `log_softmax`.
     public static func nll(_ logits: [Float], vocab: Int, next: ArraySlice<Int>) -> [Double] {
         let rows = next.count
@@ -120,17 +128,13 @@ public enum PerplexityScoring {
         logits.withUnsafeBufferPointer { lp in
             out.withUnsafeMutableBufferPointer { op in
                 nonisolated(unsafe) let l = lp.baseAddress!, o = op.baseAddress!
-                Parallel.forEach(min(Parallel.cores, rows)) { th in
-                    var r = th
-                    while r < rows {
-                        let row = l + r * vocab
-                        var mx = row[0]
-                        for i in 1..<vocab { mx = max(mx, row[i]) }
-                        var sum = 0.0
-                        for i in 0..<vocab { sum += Double(Foundation.exp(row[i] - mx)) }
-                        o[r] = -(Double(row[next[r]] - mx) - Foundation.log(sum))
-                        r += Parallel.cores
-                    }
+                eachRow(rows) { r in
+                    let row = l + r * vocab
+                    var mx = row[0]
+                    for i in 1..<vocab { mx = max(mx, row[i]) }
+                    var sum = 0.0
+                    for i in 0..<vocab { sum += Double(Foundation.exp(row[i] - mx)) }
+                    o[r] = -(Double(row[next[r]] - mx) - Foundation.log(sum))
                 }
             }
         }
@@ -147,13 +151,7 @@ public enum PerplexityScoring {
             rows.withUnsafeMutableBufferPointer { rp in
                 out.withUnsafeMutableBufferPointer { op in
                     nonisolated(unsafe) let l = lp.baseAddress!, q = rp.baseAddress!, o = op.baseAddress!
-                    Parallel.forEach(min(Parallel.cores, n)) { th in
-                        var r = th
-                        while r < n {
-                            o[r] = KLDBaseRow.encode(l + r * vocab, count: vocab, token: next[r], into: q + r * width)
-                            r += Parallel.cores
-                        }
-                    }
+                    eachRow(n) { r in o[r] = KLDBaseRow.encode(l + r * vocab, count: vocab, token: next[r], into: q + r * width) }
                 }
             }
         }

@@ -82,13 +82,7 @@ public struct KLDSums: Sendable {
         logits.withUnsafeBufferPointer { lp in
             rows.withUnsafeMutableBufferPointer { rp in
                 nonisolated(unsafe) let l = lp.baseAddress!, o = rp.baseAddress!
-                Parallel.forEach(min(Parallel.cores, n)) { th in
-                    var r = th
-                    while r < n {
-                        o[r] = Self.row(l + r * vocab, vocab: vocab, base: base.row(chunk: c, r), token: next[r])
-                        r += Parallel.cores
-                    }
-                }
+                PerplexityScoring.eachRow(n) { r in o[r] = Self.row(l + r * vocab, vocab: vocab, base: base.row(chunk: c, r), token: next[r]) }
             }
         }
         for r in rows { add(r) }
