@@ -265,6 +265,15 @@ struct PerplexityTests {
         do { _ = try PerplexityRun.klDivergence(Self.f16, base: base, plan: PerplexityPlan(base: base.layout)); Issue.record("a 600-entry base was compared with a 512-entry model") } catch let e as BillaError {
             #expect(e.code == .shapeMismatch && e.message.contains("600") && e.message.contains("512"))
         }
+        // a base whose chunks do not start with this model's BOS (id 1) was written with another tokenizer
+        let other = KLDBaseLayout(nCtx: 8, nVocab: 512, nChunk: 1)
+        let o = try KLDBaseWriter(path: dir + "/bos.kld", layout: other, tokens: [5, 6, 7, 8, 9, 10, 11, 12][...])
+        try o.append([UInt16](repeating: 0, count: other.rowsPerChunk * other.rowWidth))
+        try o.commit()
+        let bosBase = try KLDBaseReader(path: dir + "/bos.kld")
+        do { _ = try PerplexityRun.klDivergence(Self.f16, base: bosBase, plan: PerplexityPlan(base: bosBase.layout)); Issue.record("a base without the BOS was compared") } catch let e as BillaError {
+            #expect(e.file == dir + "/bos.kld" && e.message.contains("first token is 5") && e.message.contains("BOS is 1"), "\(e)")
+        }
     }
 
     @Test("the chunking follows llama-perplexity: whole chunks, the batch capped at n_seq · n_ctx")
