@@ -311,6 +311,21 @@ struct PerplexityTests {
         }
     }
 
+    @Test("a billa pack of the model gives llama-perplexity's running estimates too (--json)")
+    func packModel() throws {
+        let cli = CLITests()
+        let dir = try Fixtures.tempDir("pplpack")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pack = try cli.billa("pack", Fixtures.path("verify/trained"), "-o", dir + "/t.billa", "--quiet")
+        #expect(pack.status == 0, "\(pack.stderr)")
+        let r = try cli.billa("perplexity", dir + "/t.billa", "-f", Self.path("text.txt"), "-c", "128", "--chunks", "4", "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let running = try #require(json["running_ppl"] as? [Double])
+        #expect(running.count == 4 && json["scored"] as? Int == 4 * 63 && json["n_ctx"] as? Int == 128)
+        for (a, b) in zip(running, Self.golden.perplexity.running) { #expect(Self.rel(a, b) <= 1e-3, "pack: \(a), llama-perplexity \(b)") }
+    }
+
     @Test("usage errors exit 64, a bad base file 2, and nothing is written when the run fails")
     func exitCodes() throws {
         let cli = CLITests()
