@@ -115,7 +115,7 @@ struct Perplexity: ParsableCommand {
         if !report.json { print(PerplexityText.kldTableHeader) }
         let r = try PerplexityRun.klDivergence(m, base: base, plan: plan) { i, sums in
             progress.add(1)
-            if !report.json { print(PerplexityText.kldChunk(i, sums.statistics)) }
+            if !report.json { print(PerplexityText.kldChunk(i, sums.running)) }
         }
         progress.finish()
         if report.json {

@@ -129,8 +129,17 @@ struct PerplexityTests {
     func klDivergence() throws {
         let base = try KLDBaseReader(path: Self.path("base-f16.kld"))
         let m = try Verifier.Loaded(Self.path("trained-q4_0.gguf"))
-        let r = try PerplexityRun.klDivergence(m, base: base, plan: PerplexityPlan(base: base.layout))
+        var rows = [KLDStatistics]()
+        let r = try PerplexityRun.klDivergence(m, base: base, plan: PerplexityPlan(base: base.layout)) { _, sums in rows.append(sums.running) }
         try Self.compare(r.statistics, Self.golden.kl_divergence, what: "llama's base")
+        // the per-chunk table: the running PPL(Q) and mean KLD after each chunk
+        let table = Self.golden.kl_divergence.rows
+        #expect(rows.count == table.count)
+        for (mine, theirs) in zip(rows, table) {
+            #expect(Self.rel(mine.ppl.value, theirs.ppl[0]) <= 1e-3, "chunk \(theirs.chunk): PPL \(mine.ppl.value) vs \(theirs.ppl[0])")
+            #expect(Self.rel(mine.kld.mean, theirs.kld[0]) <= 0.05, "chunk \(theirs.chunk): KLD \(mine.kld.mean) vs \(theirs.kld[0])")
+            #expect(abs(100 * mine.sameTop.value - theirs.same_top_percent[0]) <= 2, "chunk \(theirs.chunk): same top \(100 * mine.sameTop.value) vs \(theirs.same_top_percent[0])")
+        }
     }
 
     /// Either side can be any format: a base from the Hugging Face directory, the GGUF converted from it (the same

@@ -104,7 +104,12 @@ public struct KLDSums: Sendable {
 
     /// The statistics llama-perplexity prints, from the sums so far. Where its formulas divide by zero (fewer than 11
     /// positions: no uncertainties, so no correlation; a Δp of exactly 0 everywhere) the value is 0, not NaN.
-    public var statistics: KLDStatistics {
+    public var statistics: KLDStatistics { statistics(percentiles: true) }
+
+    /// The same without the percentiles (empty), which sort every value so far: what a per-chunk row needs.
+    public var running: KLDStatistics { statistics(percentiles: false) }
+
+    func statistics(percentiles: Bool) -> KLDStatistics {
         let logPPL = Self.meanAndUncertainty(sumNLL, sumNLL2, count)
         let logBase = Self.meanAndUncertainty(sumNLLBase, sumNLLBase2, count)
         let cov = Self.covariance(sumNLL, sumNLLBase, sumNLLNLLBase, count)
@@ -117,7 +122,7 @@ public struct KLDSums: Sendable {
         let rms = mse.0.squareRoot()
         let pd = Self.meanAndUncertainty(sumPDiff, sumPDiff2, count)
         let top = Double(sameTop) / Double(count)
-        let sortedKLD = kld.sorted(), sortedP = pDiff.sorted()
+        let sortedKLD = percentiles ? kld.sorted() : [], sortedP = percentiles ? pDiff.sorted() : []
         func pct(_ v: [Float], _ f: Float) -> Double { Double(Self.percentile(v, f)) }
         return KLDStatistics(
             positions: count,
@@ -128,9 +133,9 @@ public struct KLDSums: Sendable {
             pplRatio: .init(value: Foundation.exp(ratio), uncertainty: Foundation.exp(ratio) * ratioUnc),
             pplDiff: .init(value: ppl - pplBase, uncertainty: max(0, pplUnc * pplUnc + baseUnc * baseUnc - 2 * ppl * pplBase * cov).squareRoot()),
             kld: .init(mean: kl.0, uncertainty: kl.1,
-                       percentiles: KLDStatistics.kldPercentiles.map { .init(percent: $0, value: $0 == 50 ? Double(Self.median(sortedKLD)) : pct(sortedKLD, Float($0 / 100))) }),
+                       percentiles: !percentiles ? [] : KLDStatistics.kldPercentiles.map { .init(percent: $0, value: $0 == 50 ? Double(Self.median(sortedKLD)) : pct(sortedKLD, Float($0 / 100))) }),
             deltaP: .init(mean: pd.0, uncertainty: pd.1,
-                          percentiles: KLDStatistics.deltaPPercentiles.map { .init(percent: $0, value: $0 == 50 ? Double(Self.median(sortedP)) : pct(sortedP, Float($0 / 100))) }),
+                          percentiles: !percentiles ? [] : KLDStatistics.deltaPPercentiles.map { .init(percent: $0, value: $0 == 50 ? Double(Self.median(sortedP)) : pct(sortedP, Float($0 / 100))) }),
             rmsDeltaP: .init(value: rms, uncertainty: rms > 0 ? 0.5 / rms * mse.1 : 0),
             sameTop: .init(value: top, uncertainty: count > 1 ? (top * (1 - top) / Double(count - 1)).squareRoot() : 0))
     }
