@@ -8,7 +8,7 @@ struct Billa: ParsableCommand {
         commandName: "billa",
         abstract: "Read, check and convert LLaMA-family weights, streaming and verifiable.",
         version: BillaVersion.description,
-        subcommands: [Inspect.self, Doctor.self, Checksum.self, Tokenize.self, Vocab.self, Convert.self, Recover.self, Reshard.self, Quantize.self, Pack.self, Unpack.self, Verify.self, Generate.self, Imatrix.self, PackBench.self]
+        subcommands: [Inspect.self, Doctor.self, Checksum.self, Tokenize.self, Vocab.self, Convert.self, Recover.self, Reshard.self, Quantize.self, Pack.self, Unpack.self, Verify.self, Generate.self, Perplexity.self, Imatrix.self, PackBench.self]
     )
 
     static func main() {

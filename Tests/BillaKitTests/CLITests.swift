@@ -317,7 +317,7 @@ struct CLITests {
     }
 
     static let subcommands = ["inspect", "checksum", "tokenize", "vocab merge", "vocab resize", "vocab audit", "convert", "reshard", "quantize",
-                              "pack", "unpack", "verify", "generate", "recover billa", "recover delta", "recover xor", "recover weight-diff", "recover lora"]
+                              "pack", "unpack", "verify", "generate", "perplexity", "recover billa", "recover delta", "recover xor", "recover weight-diff", "recover lora"]
 
     /// The argument parser wraps prose to the terminal; a line break inside a paragraph of the source shows up, at a
     /// width no paragraph reaches, as two consecutive unindented lines. Indented lines (examples) are kept as written.

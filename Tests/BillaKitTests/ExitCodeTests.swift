@@ -23,6 +23,7 @@ struct ExitCodeTests {
         ("unpack", ["unpack", missing, "-o", "/tmp/billa-exit-never", "--to", "hf"], ["unpack", missing, "--no-such-option"]),
         ("verify", ["verify", missing], ["verify", missing, "--no-such-option"]),
         ("generate", ["generate", missing, "--prompt", "hi"], ["generate", missing, "--no-such-option"]),
+        ("perplexity", ["perplexity", missing, "-f", missing], ["perplexity", missing, "--no-such-option"]),
     ]
 
     @Test("2: every command on a missing input names it and exits 2", arguments: families.map(\.name))

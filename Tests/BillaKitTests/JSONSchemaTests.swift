@@ -26,6 +26,7 @@ struct JSONSchemaTests {
     }
 
     static let meta = Fixtures.path("tiny-meta"), hf = Fixtures.path("tiny-hf-st"), llamaTok = Fixtures.path("tokenizers/llama-tokenizer.model")
+    static let ppl = Fixtures.path("perplexity")
     static let rb = Fixtures.path("recover/billa"), xor = Fixtures.path("recover/xor"), lora = Fixtures.path("lora")
 
     static let cases: [Case] = [
@@ -84,6 +85,10 @@ struct JSONSchemaTests {
         Case(name: "generate", schema: "generate", args: ["generate", meta, "--prompt", "Hello", "-n", "3", "--json"]),
         Case(name: "imatrix", schema: "imatrix", args: ["imatrix", Fixtures.path("verify/trained"), "-f", Fixtures.path("imatrix/text.txt"), "-c", "64",
                                                       "--chunks", "2", "-o", "OUT/i.gguf", "--json"]),
+        Case(name: "perplexity (saving a base)", schema: "perplexity", args: ["perplexity", ppl + "/trained-f16.gguf", "-f", ppl + "/text.txt", "-c", "128",
+                                                                              "--chunks", "2", "--kl-divergence-base", "OUT/b.kld", "--json"]),
+        Case(name: "perplexity --kl-divergence", schema: "perplexity_kld", args: ["perplexity", ppl + "/trained-q4_0.gguf", "--kl-divergence-base",
+                                                                                  ppl + "/base-f16.kld", "--kl-divergence", "--json"]),
         Case(name: "doctor (Meta original)", schema: "doctor", args: ["doctor", meta, "--json"]),
         Case(name: "doctor (LoRA adapter, a published tokenizer)", schema: "doctor", args: ["doctor", lora + "/adapter-zh", "--json"]),
         Case(name: "doctor (split GGUF)", schema: "doctor", args: ["doctor", Fixtures.path("gguf-split/q8_0-00002-of-00003.gguf"), "--json"]),

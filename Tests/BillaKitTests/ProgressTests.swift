@@ -371,6 +371,8 @@ struct ProgressTerminalTests {
               setup: ["pack", Fixtures.path("verify/trained"), "-o", "OUT.billa", "--quiet"]),
         .init(name: "generate --json", args: ["generate", meta, "--prompt", "Hello", "-n", "4", "--ignore-eos", "--json"], stage: "generate", unit: "tokens/s", item: nil),
         .init(name: "generate, stdout not a terminal", args: ["generate", meta, "--prompt", "Hello", "-n", "4", "--ignore-eos"], stage: "generate", unit: "tokens/s", item: nil),
+        .init(name: "perplexity, stdout not a terminal", args: ["perplexity", Fixtures.path("verify/trained"), "-f", Fixtures.path("perplexity/text.txt"), "-c", "128", "--chunks", "3"],
+              stage: "perplexity", unit: "chunks/s", item: nil),
         .init(name: "vocab audit --corpus", args: ["vocab", "audit", hf, "--corpus", Fixtures.path("tokenizer/corpus-zh.jsonl"), "--against", Fixtures.path("tokenizers/llama-tokenizer.model")],
               stage: "audit", unit: bytes, item: "corpus-zh.jsonl"),
         .init(name: "vocab audit --corpus (reading it)", args: ["vocab", "audit", hf, "--corpus", Fixtures.path("tokenizer/corpus-zh.jsonl")],
