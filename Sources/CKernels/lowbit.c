@@ -78,9 +78,10 @@ static void bk_lb_pack2(const uint8_t *L, uint8_t *qs) {
 #include <immintrin.h>
 #define BK_LB_AVX2 __attribute__((target("avx2")))
 
-/* Q2_K's 16 searches (make_qkx2_quants, 16 values, levels 0..3, weights |x|, absolute error, rmin -0.5, rdelta 0.1,
- * 15 steps) for 8 groups at a time, one group per AVX2 lane, each lane in bk_qkx2_group's order: bit for bit the
- * scalar result. The groups are independent, so only the lanes' latency chains remain. */
+/* Q2_K's 16 searches (make_qkx2_quants, 16 values, levels 0..3) for 8 groups at a time, one group per AVX2 lane,
+ * each lane in bk_qkx2_group's order: bit for bit the scalar result. The groups are independent, so only the lanes'
+ * latency chains remain. The reference quantizer: weights |x| (given NULL), absolute error, rmin -0.5, rdelta 0.1,
+ * 15 steps; the importance-weighted one: the given weights, squared error, -0.9, 0.05, 36. */
 BK_LB_AVX2 static inline __m256i bk_lb_levels8(__m256 iscale, __m256 x, __m256 min) {
     const __m256 v = _mm256_add_ps(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), _mm256_set1_ps(12582912.f));
     const __m256i i = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x007fffff)),
@@ -88,13 +89,18 @@ BK_LB_AVX2 static inline __m256i bk_lb_levels8(__m256 iscale, __m256 x, __m256 m
     return _mm256_min_epi32(_mm256_max_epi32(i, _mm256_setzero_si256()), _mm256_set1_epi32(3));
 }
 
-BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, uint8_t *L, float *scales, float *mins) {
+BK_LB_AVX2 static inline __m256 bk_lb_err8(__m256 d, int use_mad) {
+    return use_mad ? _mm256_andnot_ps(_mm256_set1_ps(-0.0f), d) : _mm256_mul_ps(d, d);
+}
+
+BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, const float *given, int use_mad, float rmin, float rdelta,
+                                        int nstep, uint8_t *L, float *scales, float *mins) {
     const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
     const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
     __m256 xt[16], w[16];
     for (int i = 0; i < 16; i++) {
         xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
-        w[i] = _mm256_andnot_ps(sign, xt[i]);
+        w[i] = given ? _mm256_i32gather_ps(given + i, idx, 4) : _mm256_andnot_ps(sign, xt[i]);
     }
     __m256 min = xt[0], max = xt[0], sum_w = w[0], sum_x = _mm256_mul_ps(w[0], xt[0]);
     for (int i = 1; i < 16; i++) {
@@ -112,10 +118,10 @@ BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, uint8_t *L, float *scale
     for (int i = 0; i < 16; i++) {
         Lt[i] = bk_lb_levels8(iscale, xt[i], min);
         const __m256 d = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(Lt[i])), min), xt[i]);
-        best = _mm256_add_ps(best, _mm256_mul_ps(w[i], _mm256_andnot_ps(sign, d)));
+        best = _mm256_add_ps(best, _mm256_mul_ps(w[i], bk_lb_err8(d, use_mad)));
     }
-    for (int step = 0; step <= 15; step++) {
-        iscale = _mm256_div_ps(_mm256_set1_ps(-0.5f + 0.1f * (float)step + 3.f), _mm256_sub_ps(max, min));
+    for (int step = 0; step <= nstep; step++) {
+        iscale = _mm256_div_ps(_mm256_set1_ps(rmin + rdelta * (float)step + 3.f), _mm256_sub_ps(max, min));
         __m256i la[16];
         __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
         for (int i = 0; i < 16; i++) {
@@ -136,7 +142,7 @@ BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, uint8_t *L, float *scale
         __m256 cur = zero;
         for (int i = 0; i < 16; i++) {
             const __m256 d = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, _mm256_cvtepi32_ps(la[i])), this_min), xt[i]);
-            cur = _mm256_add_ps(cur, _mm256_mul_ps(w[i], _mm256_andnot_ps(sign, d)));
+            cur = _mm256_add_ps(cur, _mm256_mul_ps(w[i], bk_lb_err8(d, use_mad)));
         }
         const __m256 better = _mm256_and_ps(pos, _mm256_cmp_ps(cur, best, _CMP_LT_OQ));
         if (_mm256_movemask_ps(better) == 0) continue;
@@ -222,12 +228,14 @@ BK_LB_AVX2 static void bk_lb_q3_search8(const float *x, int8_t *L, float *scales
 }
 #endif
 
+static int bk_lb_body(int body);
+
 /* The 16 scale searches of one Q2_K block: lanes (avx2 != 0) or one group after another. */
 static void bk_lb_q2_search(int avx2, const float *x, uint8_t *L, float *scales, float *mins) {
 #if defined(__x86_64__) || defined(__i386__)
     if (avx2) {
-        bk_lb_q2_search8(x, L, scales, mins);
-        bk_lb_q2_search8(x + 128, L + 128, scales + 8, mins + 8);
+        bk_lb_q2_search8(x, NULL, 1, -0.5f, 0.1f, 15, L, scales, mins);
+        bk_lb_q2_search8(x + 128, NULL, 1, -0.5f, 0.1f, 15, L + 128, scales + 8, mins + 8);
         return;
     }
 #endif
@@ -236,6 +244,22 @@ static void bk_lb_q2_search(int avx2, const float *x, uint8_t *L, float *scales,
         for (int l = 0; l < 16; l++) weights[l] = __builtin_fabsf(x[16 * j + l]);
         scales[j] = bk_qkx2_group(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, 1);
     }
+}
+
+int bk_q2_K_weighted_searches_using(int body, const float *x, const float *weights, uint8_t *L, float *scales,
+                                    float *mins) {
+    const int b = bk_lb_body(body);
+    if (b < 0) return 0;
+#if defined(__x86_64__) || defined(__i386__)
+    if (b) {
+        bk_lb_q2_search8(x, weights, 0, -0.9f, 0.05f, 36, L, scales, mins);
+        bk_lb_q2_search8(x + 128, weights + 128, 0, -0.9f, 0.05f, 36, L + 128, scales + 8, mins + 8);
+        return 1;
+    }
+#endif
+    for (int j = 0; j < 16; j++)
+        scales[j] = bk_qkx2_group(16, 3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.9f, 0.05f, 36, 0);
+    return 1;
 }
 
 /* Q2_K block (84 bytes): scales[16] (low nibble scale, high nibble min), qs[64], f16 d, f16 dmin. */
@@ -276,8 +300,6 @@ static void bk_lb_quantize_q2_K(int avx2, const float *x, void *vy, int64_t n) {
         bk_lb_pack2(L, qs);
     }
 }
-
-static int bk_lb_body(int body);
 
 int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n) {
     const int b = bk_lb_body(body);

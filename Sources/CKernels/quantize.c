@@ -130,8 +130,9 @@ float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8
 
 /* ggml's make_qkx2_quants for one group of n, with Q4_K/Q5_K's weights (rms of the group + |x|). Returns the scale;
  * *the_min gets the negated minimum. */
-static float bk_make_qkx2_one(int n, int nmax, const float *x, float rmin, float rdelta, int nstep,
+static float bk_make_qkx2_one(int n, int nmax, const float *x, const float *given, float rmin, float rdelta, int nstep,
                               uint8_t *L, float *the_min) {
+    if (given) return bk_qkx2_group(n, nmax, x, given, L, the_min, rmin, rdelta, nstep, 0);
     float weights[32];
     float sum_x2 = 0;
     for (int l = 0; l < n; l++) sum_x2 += x[l] * x[l];
@@ -217,17 +218,22 @@ BK_Q256 static inline __m256i bk_levels256(__m256 v, __m256i lo, __m256i hi) {
     return _mm256_min_epi32(_mm256_max_epi32(i, lo), hi);
 }
 
-/* Lane j is group j of a Q4_K/Q5_K block (8 groups of 32); every lane follows bk_make_qkx2_one's order. */
-BK_Q256 static void bk_make_qkx2_8x32_256(int nmax, const float *x, float rmin, float rdelta, int nstep,
-                                          uint8_t *L, float *scales, float *mins) {
+/* Lane j is group j of a Q4_K/Q5_K block (8 groups of 32); every lane follows bk_make_qkx2_one's order. `given`:
+ * the 256 weights, or NULL for Q4_K/Q5_K's rms + |x|. */
+BK_Q256 static void bk_make_qkx2_8x32_256(int nmax, const float *x, const float *given, float rmin, float rdelta,
+                                          int nstep, uint8_t *L, float *scales, float *mins) {
     __m256 xt[32], w[32];
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(32));
     for (int i = 0; i < 32; i++) xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
-    __m256 sum_x2 = _mm256_setzero_ps();
-    for (int i = 0; i < 32; i++) sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(xt[i], xt[i]));
-    const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32)));
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int i = 0; i < 32; i++) w[i] = _mm256_add_ps(av_x, _mm256_andnot_ps(sign, xt[i]));
+    if (given) {
+        for (int i = 0; i < 32; i++) w[i] = _mm256_i32gather_ps(given + i, idx, 4);
+    } else {
+        __m256 sum_x2 = _mm256_setzero_ps();
+        for (int i = 0; i < 32; i++) sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(xt[i], xt[i]));
+        const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32)));
+        for (int i = 0; i < 32; i++) w[i] = _mm256_add_ps(av_x, _mm256_andnot_ps(sign, xt[i]));
+    }
     __m256 min = xt[0], max = xt[0], sum_w = w[0], sum_x = _mm256_mul_ps(w[0], xt[0]);
     for (int i = 1; i < 32; i++) {
         min = _mm256_mask_mov_ps(min, _mm256_cmp_ps_mask(xt[i], min, _CMP_LT_OQ), xt[i]);
@@ -317,15 +323,22 @@ int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float 
 
 void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales) { bk_make_qx_16x16_using(BK_BODY_AUTO, nmax, x, L, scales); }
 
-int bk_make_qkx2_8x32_using(int body, int nmax, const float *x, float rmin, float rdelta, int nstep,
-                            uint8_t *L, float *scales, float *mins) {
+int bk_make_qkx2_8x32_weighted_using(int body, int nmax, const float *x, const float *weights, float rmin,
+                                     float rdelta, int nstep, uint8_t *L, float *scales, float *mins) {
     const int b = bk_q_body(body);
 #if BK_Q_X86
-    if (b == 2) { bk_make_qkx2_8x32_256(nmax, x, rmin, rdelta, nstep, L, scales, mins); return 1; }
+    if (b == 2) { bk_make_qkx2_8x32_256(nmax, x, weights, rmin, rdelta, nstep, L, scales, mins); return 1; }
 #endif
     if (b != 1) return 0;
-    for (int j = 0; j < 8; j++) scales[j] = bk_make_qkx2_one(32, nmax, x + 32 * j, rmin, rdelta, nstep, L + 32 * j, mins + j);
+    for (int j = 0; j < 8; j++)
+        scales[j] = bk_make_qkx2_one(32, nmax, x + 32 * j, weights ? weights + 32 * j : NULL, rmin, rdelta, nstep,
+                                     L + 32 * j, mins + j);
     return 1;
+}
+
+int bk_make_qkx2_8x32_using(int body, int nmax, const float *x, float rmin, float rdelta, int nstep,
+                            uint8_t *L, float *scales, float *mins) {
+    return bk_make_qkx2_8x32_weighted_using(body, nmax, x, NULL, rmin, rdelta, nstep, L, scales, mins);
 }
 
 void bk_make_qkx2_8x32(int nmax, const float *x, float rmin, float rdelta, int nstep, uint8_t *L, float *scales, float *mins) {

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import BillaKit
@@ -9,9 +10,11 @@ enum ImportanceFixtures {
 
     struct Golden: Decodable {
         let edge: Edge
+        let narrow: Narrow
         let wide: Wide
     }
     struct Edge: Decodable { let rows: Int; let cols: Int; let importance: [String] }
+    struct Narrow: Decodable { let rows: Int; let cols: Int; let types: [String] }
     struct Wide: Decodable {
         let rows: Int, cols: Int, head_rows: Int
         let seed: String, importance_seed: String
@@ -89,6 +92,19 @@ struct ImportanceQuantTests {
         #expect(diff == nil, "edge rows, \(importance) importance: \(diff ?? "")")
     }
 
+    @Test("16 rows of 288 (nine 32-blocks: eight in the lanes, one after them)", arguments: ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl"])
+    func narrowRows(_ name: String) throws {
+        let type = try #require(QuantType(name: name))
+        let g = try ImportanceFixtures.golden.get().narrow
+        try #require(g.types.contains(name))
+        let x = ImportanceFixtures.floats(try QuantFixtures.bytes("importance/narrow.f32"))
+        let w = ImportanceFixtures.floats(try QuantFixtures.bytes("importance/narrow-importance.f32"))
+        try #require(x.count == g.rows * g.cols && w.count == g.cols)
+        let got = Quantizer.quantize(x, cols: g.cols, to: type, importance: w)
+        let diff = ImportanceFixtures.firstDifferingBlock(got, try QuantFixtures.bytes("importance/narrow.\(name).bin"), type, cols: g.cols)
+        #expect(diff == nil, "narrow rows: \(diff ?? "")")
+    }
+
     @Test("256 rows of 4096 (1 Mi values), two threads", arguments: types)
     func wideRows(_ name: String) throws {
         let type = try #require(QuantType(name: name))
@@ -110,6 +126,40 @@ struct ImportanceQuantTests {
         }
         #expect(firstBadRow == nil, "wide rows, \(name): row \(firstBadRow ?? -1) is the first whose sha256 differs from ggml's")
         #expect(got.withUnsafeBytes { sha256Hex($0) } == want.sha256)
+    }
+
+    /// The goldens test the body this CPU runs; this holds the other one to the same bytes.
+    @Test("the scalar searches and the AVX-512 / AVX2 lanes write the same weighted bytes",
+          .enabled(if: KernelBodies.hasAVX512 && KernelBodies.hasAVX2, KernelBodies.noAVX512))
+    func bodiesAgree() throws {
+        let cols = 4096, rows = 24
+        let (wide, w) = try ImportanceFixtures.wide.get()
+        var x = Array(wide.prefix(rows * cols))
+        for c in stride(from: 0, to: cols, by: 3) { x[5 * cols + c] = 0 }              // zero groups
+        for c in 0..<cols { x[7 * cols + c] = abs(x[7 * cols + c]) + 1e-3 }            // all positive: min clamps to 0
+        for c in 0..<cols { x[9 * cols + c] = 0.25 }                                    // flat
+        for name in Self.types {
+            let type = try #require(QuantType(name: name))
+            let k = try #require(KernelType.of(type.dtype))
+            let rowBytes = try #require(type.rowBytes(cols))
+            var a = [UInt8](repeating: 0, count: rows * rowBytes), b = a
+            let ran = x.withUnsafeBufferPointer { xp in
+                w.withUnsafeBufferPointer { wp in
+                    a.withUnsafeMutableBytes { ap in
+                        b.withUnsafeMutableBytes { bp in
+                            (0..<rows).allSatisfy { r in
+                                let src = xp.baseAddress! + r * cols
+                                return bk_quantize_row_importance_using(KernelBodies.portable, k, src, ap.baseAddress! + r * rowBytes, Int64(cols), wp.baseAddress) == 1
+                                    && bk_quantize_row_importance_using(KernelBodies.avx512, k, src, bp.baseAddress! + r * rowBytes, Int64(cols), wp.baseAddress) == 1
+                            }
+                        }
+                    }
+                }
+            }
+            try #require(ran, "\(name): a body did not run")
+            let diff = ImportanceFixtures.firstDifferingBlock(b, a, type, cols: cols)
+            #expect(diff == nil, "lanes vs scalar: \(diff ?? "")")
+        }
     }
 
     @Test("threads do not change the weighted bytes")

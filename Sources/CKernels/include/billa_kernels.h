@@ -118,6 +118,11 @@ float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8
 void bk_make_qkx2_8x32(int nmax, const float *x, float rmin, float rdelta, int nstep, uint8_t *L, float *scales, float *mins);
 int bk_make_qkx2_8x32_using(int body, int nmax, const float *x, float rmin, float rdelta, int nstep,
                             uint8_t *L, float *scales, float *mins);
+/* The same search with the caller's 256 weights (NULL: Q4_K/Q5_K's, as above): the importance-weighted Q4_K/Q5_K
+ * (and Q4_1/Q5_1, eight 32-blocks at a time) run it with rmin -0.9, rdelta 0.05, nstep 36 (ggml's make_qkx3_quants,
+ * which with weights given performs make_qkx2's operations). */
+int bk_make_qkx2_8x32_weighted_using(int body, int nmax, const float *x, const float *weights, float rmin,
+                                     float rdelta, int nstep, uint8_t *L, float *scales, float *mins);
 
 /* ggml's quantize_row_q8_0_ref over n values (whole blocks): bit-identical output. Bodies as above. */
 void bk_quantize_q8_0(const float *x, void *y, int64_t n);
@@ -193,6 +198,11 @@ void bk_quantize_q2_K(const float *x, void *y, int64_t n);
 /* Q2_K with its 16 scale searches one after another (BK_BODY_PORTABLE) or eight per AVX2 step (BK_BODY_AVX2; each
  * lane in the scalar order, so the same bytes); 1 when the body ran. */
 int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n);
+/* The 16 scale searches of an importance-weighted Q2_K block (make_qkx3_quants: the 256 given weights, levels
+ * 0..3, squared error, rmin -0.9, rdelta 0.05, 36 steps): L[256], scales[16], mins[16] (negated minima). Bodies as
+ * bk_quantize_q2_K_using. */
+int bk_q2_K_weighted_searches_using(int body, const float *x, const float *weights, uint8_t *L, float *scales,
+                                    float *mins);
 /* Q3_K likewise: its 16 make_q3_quants searches one after another or eight per AVX2 step. */
 int bk_quantize_q3_K_using(int body, const float *x, void *y, int64_t n);
 void bk_quantize_q3_K(const float *x, void *y, int64_t n);
@@ -207,6 +217,10 @@ void bk_quantize_iq4_xs_weighted(const float *x, void *y, int64_t n, const float
  * importance matrix: qw holds n weights, one per column (importance.c). `type` is billa's kernel numbering (BK_Q4_0
  * ... BK_IQ4_XS); BK_Q8_0 ignores qw, as ggml does. Returns 1, or 0 (nothing written) for any other type. */
 int bk_quantize_row_importance(int type, const float *x, void *y, int64_t n, const float *qw);
+/* The same with the searches' body chosen: BK_BODY_PORTABLE (every search scalar), BK_BODY_AVX512 (the lanes: AVX-512
+ * for the 8 x 32 searches of Q4_1/Q5_1/Q4_K/Q5_K and Q8_0, AVX2 for Q2_K's 16 x 16; 0 when the CPU lacks either) or
+ * BK_BODY_AUTO; 0 for any other body. */
+int bk_quantize_row_importance_using(int body, int type, const float *x, void *y, int64_t n, const float *qw);
 /* Elements and bytes per block of a low-bit type (0 bytes for any other type). */
 int bk_lowbit_block_elems(int type);
 int bk_lowbit_block_bytes(int type);
