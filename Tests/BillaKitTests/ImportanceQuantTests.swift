@@ -92,7 +92,7 @@ struct ImportanceQuantTests {
         #expect(diff == nil, "edge rows, \(importance) importance: \(diff ?? "")")
     }
 
-    @Test("16 rows of 288 (nine 32-blocks: eight in the lanes, one after them)", arguments: ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl"])
+    @Test("16 rows of 544 (17 32-blocks: one after the lanes' 16- and 8-block groups)", arguments: ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl"])
     func narrowRows(_ name: String) throws {
         let type = try #require(QuantType(name: name))
         let g = try ImportanceFixtures.golden.get().narrow

@@ -101,6 +101,11 @@ double bk_sum_f64(const float *a, int64_t n);
  * body runs the groups in parallel lanes. `_using(body)`: BK_BODY_PORTABLE (scalar) or BK_BODY_AVX512; 1 when it ran. */
 void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales);
 int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float *scales);
+/* make_qx_quants (rmse_type 1) for 16 consecutive groups of n <= 32 values with the caller's weights (16 n values;
+ * NULL: x^2, as above), L[16 n], scales[16]: the importance-weighted Q6_K and Q3_K (n 16) and Q4_0/Q5_0 (n 32, sixteen
+ * blocks at a time). Bodies as above; 0 also for n outside 1...32. */
+int bk_make_qx_16xn_weighted_using(int body, int n, int nmax, const float *x, const float *weights, int8_t *L,
+                                   float *scales);
 
 /* ggml's make_qx_quants (rmse_type 1) for one group of n values, levels -nmax..nmax-1 stored offset by nmax in L[n]:
  * weights qw[n], or x^2 when qw is NULL (the reference quantizers). Returns the scale. The one scalar copy, used by
@@ -218,8 +223,8 @@ void bk_quantize_iq4_xs_weighted(const float *x, void *y, int64_t n, const float
  * ... BK_IQ4_XS); BK_Q8_0 ignores qw, as ggml does. Returns 1, or 0 (nothing written) for any other type. */
 int bk_quantize_row_importance(int type, const float *x, void *y, int64_t n, const float *qw);
 /* The same with the searches' body chosen: BK_BODY_PORTABLE (every search scalar), BK_BODY_AVX512 (the lanes: AVX-512
- * for the 8 x 32 searches of Q4_1/Q5_1/Q4_K/Q5_K and Q8_0, AVX2 for Q2_K's 16 x 16; 0 when the CPU lacks either) or
- * BK_BODY_AUTO; 0 for any other body. */
+ * for the group searches of Q4_0/Q5_0/Q4_1/Q5_1/Q3_K/Q4_K/Q5_K/Q6_K and Q8_0, AVX2 for Q2_K's; 0 when the CPU lacks
+ * either) or BK_BODY_AUTO; 0 for any other body. IQ4_NL/IQ4_XS are scalar in every body. */
 int bk_quantize_row_importance_using(int body, int type, const float *x, void *y, int64_t n, const float *qw);
 /* Elements and bytes per block of a low-bit type (0 bytes for any other type). */
 int bk_lowbit_block_elems(int type);
