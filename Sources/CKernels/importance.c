@@ -395,8 +395,8 @@ int bk_quantize_row_importance_using(int body, int type, const float *x, void *v
     case BK_Q4_K: bk_iw_q4_K_q5_K(b8, 0, x, y, n, qw); return 1;
     case BK_Q5_K: bk_iw_q4_K_q5_K(b8, 1, x, y, n, qw); return 1;
     case BK_Q6_K: bk_iw_q6_K(b8, x, y, n, qw); return 1;
-    case BK_IQ4_NL: bk_quantize_iq4_nl_weighted(x, y, n, qw); return 1;
-    case BK_IQ4_XS: bk_quantize_iq4_xs_weighted(x, y, n, qw); return 1;
+    case BK_IQ4_NL:
+    case BK_IQ4_XS: return bk_quantize_iq4_using(b8, type, x, y, n, qw);
     default: return 0;
     }
 }

@@ -213,18 +213,19 @@ int bk_quantize_q3_K_using(int body, const float *x, void *y, int64_t n);
 void bk_quantize_q3_K(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_nl(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_xs(const float *x, void *y, int64_t n);
-/* The same with an importance matrix: qw holds n weights (one per value, i.e. the row's column weights); NULL is the
- * unweighted quantizer above. */
-void bk_quantize_iq4_nl_weighted(const float *x, void *y, int64_t n, const float *qw);
-void bk_quantize_iq4_xs_weighted(const float *x, void *y, int64_t n, const float *qw);
+/* IQ4_NL or IQ4_XS (type) over n values, with an importance matrix (qw: n weights, the row's column weights) or
+ * without (qw NULL: the two functions above). Body: BK_BODY_PORTABLE (each group's scale search in turn),
+ * BK_BODY_AVX512 (eight groups per AVX-512VL step, each lane in the scalar order; 0 when the CPU lacks it) or
+ * BK_BODY_AUTO. 0 (nothing written) for another type or body. */
+int bk_quantize_iq4_using(int body, int type, const float *x, void *y, int64_t n, const float *qw);
 
 /* One row of n values (whole blocks) quantized as ggml_quantize_chunk(type, x, y, 0, 1, n, qw) writes it with an
  * importance matrix: qw holds n weights, one per column (importance.c). `type` is billa's kernel numbering (BK_Q4_0
  * ... BK_IQ4_XS); BK_Q8_0 ignores qw, as ggml does. Returns 1, or 0 (nothing written) for any other type. */
 int bk_quantize_row_importance(int type, const float *x, void *y, int64_t n, const float *qw);
 /* The same with the searches' body chosen: BK_BODY_PORTABLE (every search scalar), BK_BODY_AVX512 (the lanes: AVX-512
- * for the group searches of Q4_0/Q5_0/Q4_1/Q5_1/Q3_K/Q4_K/Q5_K/Q6_K and Q8_0, AVX2 for Q2_K's; 0 when the CPU lacks
- * either) or BK_BODY_AUTO; 0 for any other body. IQ4_NL/IQ4_XS are scalar in every body. */
+ * for the group searches of Q4_0/Q5_0/Q4_1/Q5_1/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_NL/IQ4_XS and Q8_0, AVX2 for Q2_K's; 0 when the CPU lacks
+ * either) or BK_BODY_AUTO; 0 for any other body. */
 int bk_quantize_row_importance_using(int body, int type, const float *x, void *y, int64_t n, const float *qw);
 /* Elements and bytes per block of a low-bit type (0 bytes for any other type). */
 int bk_lowbit_block_elems(int type);
