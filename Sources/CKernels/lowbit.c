@@ -6,8 +6,9 @@
  * error sums pick the levels), so every search below performs the same operations in the same order as
  * ggml-quants.c's quantize_row_q2_K_ref / quantize_row_q3_K_ref / quantize_row_iq4_nl_impl (written from that
  * description, not copied), each product rounded before it is added (ggml-base is built without FMA). Q2_K's and
- * Q3_K's sixteen independent group searches run eight at a time in AVX2 lanes where the CPU has AVX2, each lane in
- * the scalar order (bk_quantize_*_using compares the bodies). */
+ * Q3_K's sixteen independent group searches run eight at a time in AVX2 lanes where the CPU has AVX2, IQ4's eight
+ * groups of 32 in AVX-512VL lanes, each lane in the scalar order (bk_quantize_*_using compares the bodies). The
+ * importance-weighted Q2_K searches and IQ4 (importance.c) run through the same code with the imatrix's weights. */
 #include "billa_kernels.h"
 #include "quant_common.h"
 #include <string.h>

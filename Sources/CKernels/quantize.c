@@ -1,9 +1,12 @@
-/* ggml's make_qx_quants (rmse_type 1, no importance weights) for the sixteen 16-element groups of a Q6_K block.
+/* ggml's group scale searches: make_qx_quants (rmse_type 1) for sixteen groups at a time — a Q6_K block's 16 x 16
+ * with x^2 weights, and with an importance matrix's weights Q6_K/Q3_K's 16 x 16 and sixteen Q4_0/Q5_0 blocks of 32 —
+ * and make_qkx2_quants for the 8 x 32 of a Q4_K/Q5_K block (importance.c runs it as make_qkx3 for Q4_1/Q5_1/Q4_K/
+ * Q5_K), plus Q8_0.
  *
- * The search over 19 candidate scales is a chain of dependent float additions per group, which no compiler may
- * reorder: llama-quantize's bytes depend on that order. Sixteen groups are independent, though, so the fast body
- * puts one group in each AVX-512 lane and runs all sixteen chains side by side, each in its own sequential order:
- * bit for bit the scalar result, at a sixteenth of the latency. */
+ * Each search over its candidate scales is a chain of dependent float additions per group, which no compiler may
+ * reorder: llama-quantize's bytes depend on that order. The groups are independent, though, so the fast bodies put
+ * one group in each AVX-512 lane and run the chains side by side, each in its own sequential order: bit for bit the
+ * scalar result, at a fraction of the latency. */
 #include "billa_kernels.h"
 #include "quant_common.h"
 #include <string.h>

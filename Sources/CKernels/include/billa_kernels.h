@@ -108,12 +108,13 @@ int bk_make_qx_16xn_weighted_using(int body, int n, int nmax, const float *x, co
                                    float *scales);
 
 /* ggml's make_qx_quants (rmse_type 1) for one group of n values, levels -nmax..nmax-1 stored offset by nmax in L[n]:
- * weights qw[n], or x^2 when qw is NULL (the reference quantizers). Returns the scale. The one scalar copy, used by
- * Q6_K and by the importance-weighted Q4_0/Q5_0/Q3_K/Q6_K. */
+ * weights qw[n], or x^2 when qw is NULL (the reference quantizers). Returns the scale. The one scalar copy: the
+ * portable body of the 16-group searches below, and the importance-weighted Q3_K's scale of scales. */
 float bk_qx_group(int n, int nmax, const float *x, const float *qw, int8_t *L);
 
 /* ggml's make_qkx2_quants for one group of n <= 32 values with the caller's weights, squared or (use_mad) absolute
- * errors: the one scalar copy, used by the Q4_K/Q5_K and Q2_K quantizers. Returns the scale; *the_min gets the
+ * errors: the one scalar copy, used by the Q4_K/Q5_K and Q2_K quantizers with and without importance weights (and
+ * Q4_1/Q5_1 with them). Returns the scale; *the_min gets the
  * negated minimum; L[n] the levels 0..nmax. */
 float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
                     float rmin, float rdelta, int nstep, int use_mad);
