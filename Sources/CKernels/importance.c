@@ -190,13 +190,6 @@ static void bk_iw_q4_1_q5_1(int body, int five, const float *x, uint8_t *y, int6
 
 /* ---- 256-element K types: sigma2 per super-block ---- */
 
-/* Byte l of each 32-byte half of qs holds the 2-bit levels l, l+32, l+64, l+96 of that half's 128 (Q2_K, Q3_K). */
-static void bk_iw_pack2(const uint8_t *L, uint8_t *qs) {
-    for (int j = 0; j < 256; j += 128)
-        for (int l = 0; l < 32; l++)
-            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
-}
-
 /* Q2_K (84 bytes: scales[16] (scale | min << 4), qs[64], f16 d, f16 dmin). sigma2 = mean square (no factor 2). */
 static void bk_iw_q2_K(int body, const float *x, uint8_t *y, int64_t n, const float *qw) {
     uint8_t L[256], Ls[16], Lm[16];
@@ -220,7 +213,7 @@ static void bk_iw_q2_K(int body, const float *x, uint8_t *y, int64_t n, const fl
             const float m = mm * (float)(sc[j] >> 4);
             for (int ii = 0; ii < 16; ii++) L[16 * j + ii] = (uint8_t)bk_qc_clamp(bk_qc_nearest((x[16 * j + ii] + m) / d), 0, 3);
         }
-        bk_iw_pack2(L, y + 16);
+        bk_qc_pack2(L, y + 16);
     }
 }
 
@@ -259,7 +252,7 @@ static void bk_iw_q3_K(int body, const float *x, uint8_t *y, int64_t n, const fl
                 L[j] = (int8_t)(L[j] - 4);
             }
         }
-        bk_iw_pack2((const uint8_t *)L, qs);
+        bk_qc_pack2((const uint8_t *)L, qs);
     }
 }
 

@@ -67,14 +67,6 @@ static float bk_lb_q3(int n, int nmax, const float *x, int8_t *L) {
     return suml2 > 0 ? sumlx / suml2 : 0;
 }
 
-/* Packs 256 two-bit levels as Q2_K and Q3_K store them: byte l of each 32-byte half holds elements l, l+32, l+64,
- * l+96 of that half's 128. */
-static void bk_lb_pack2(const uint8_t *L, uint8_t *qs) {
-    for (int j = 0; j < 256; j += 128)
-        for (int l = 0; l < 32; l++)
-            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
-}
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define BK_LB_AVX2 __attribute__((target("avx2")))
@@ -298,7 +290,7 @@ static void bk_lb_quantize_q2_K(int avx2, const float *x, void *vy, int64_t n) {
             const float dm = dmall * (float)(sc[j] >> 4);
             for (int i = 0; i < 16; i++) L[16 * j + i] = (uint8_t)bk_qc_clamp(bk_qc_nearest((x[16 * j + i] + dm) / d), 0, 3);
         }
-        bk_lb_pack2(L, qs);
+        bk_qc_pack2(L, qs);
     }
 }
 
@@ -364,7 +356,7 @@ static void bk_lb_quantize_q3_K(int avx2, const float *x, void *vy, int64_t n) {
                 L[j] = (int8_t)(L[j] - 4);
             }
         }
-        bk_lb_pack2((const uint8_t *)L, qs);
+        bk_qc_pack2((const uint8_t *)L, qs);
     }
 }
 
