@@ -6,7 +6,10 @@
  * Written from that description, not copied. The searches compare float error sums, so each follows ggml's
  * operations in ggml's order, every product rounded before it is added (ggml-base is built without FMA); the
  * weights are qw[j] * sqrt(sigma2 + x[j]^2), sigma2 the row's or super-block's mean square as each type defines it.
- * Scalar: with an imatrix, quantizing is one pass per tensor, and ggml's own code is scalar too. */
+ * The group searches are most of the work (make_qkx3: Q4_1/Q5_1/Q4_K/Q5_K 8 groups of 32 at a time, Q2_K 16 of 16,
+ * 37 candidate scales each; make_qx: Q4_0/Q5_0 16 groups of 32, Q3_K/Q6_K 16 of 16, 19 scales); they run in
+ * quantize.c's / lowbit.c's lanes (one group per lane, each lane in the scalar order) when the CPU has them, and
+ * bk_quantize_row_importance_using compares those bodies with the scalar ones. */
 #include "billa_kernels.h"
 #include "quant_common.h"
 
@@ -108,81 +111,94 @@ static inline float bk_iw_weights(int n, const float *x, const float *qw, float 
 
 /* ---- 32-element types: sigma2 is the mean square of the whole row ---- */
 
-/* Q4_0 (18 bytes: f16 d, qs[16]) and Q5_0 (22: f16 d, u32 qh, qs[16]): make_qx_quants, levels -nmax..nmax-1. */
-static void bk_iw_q4_0_q5_0(int five, const float *x, uint8_t *y, int64_t n, const float *qw) {
+/* One Q4_0 (18 bytes: f16 d, qs[16]) or Q5_0 (22: f16 d, u32 qh, qs[16]) block from its levels. */
+static void bk_iw_put_q4_0_q5_0(int five, uint8_t *b, float d, const int8_t *L) {
+    bk_qc_put_half(b, d);
+    if (!five) {
+        for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        return;
+    }
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        const uint8_t l0 = (uint8_t)L[j], l1 = (uint8_t)L[j + 16];
+        b[6 + j] = (uint8_t)((l0 & 0x0F) | ((l1 & 0x0F) << 4));
+        qh |= ((l0 & 0x10u) >> 4) << j;
+        qh |= ((l1 & 0x10u) >> 4) << (j + 16);
+    }
+    for (int k = 0; k < 4; k++) b[2 + k] = (uint8_t)(qh >> (8 * k));
+}
+
+/* Q4_0 and Q5_0: make_qx_quants per 32-block, levels -nmax..nmax-1; sixteen blocks per lane call. */
+static void bk_iw_q4_0_q5_0(int body, int five, const float *x, uint8_t *y, int64_t n, const float *qw) {
     const float sigma2 = bk_iw_sumsq(x, n) / (float)n;
-    float weight[32];
-    int8_t L[32];
-    for (int64_t ib = 0; ib < n / 32; ib++) {
+    const int nmax = five ? 16 : 8, bytes = five ? 22 : 18;
+    float weight[512], scales[16];
+    int8_t L[512];
+    const int64_t nb = n / 32;
+    int64_t ib = 0;
+    for (; ib + 16 <= nb; ib += 16) {
+        for (int k = 0; k < 16; k++) bk_iw_weights(32, x + 32 * (ib + k), qw + 32 * (ib + k), sigma2, weight + 32 * k);
+        bk_make_qx_16xn_weighted_using(body, 32, nmax, x + 32 * ib, weight, L, scales);
+        for (int k = 0; k < 16; k++) bk_iw_put_q4_0_q5_0(five, y + bytes * (ib + k), scales[k], L + 32 * k);
+    }
+    for (; ib < nb; ib++) {
         const float *xb = x + 32 * ib;
         bk_iw_weights(32, xb, qw + 32 * ib, sigma2, weight);
-        const float d = bk_qx_group(32, five ? 16 : 8, xb, weight, L);
-        uint8_t *b = y + (five ? 22 : 18) * ib;
-        bk_qc_put_half(b, d);
-        if (!five) {
-            for (int j = 0; j < 16; j++) b[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
-            continue;
-        }
-        uint32_t qh = 0;
-        for (int j = 0; j < 16; j++) {
-            const uint8_t l0 = (uint8_t)L[j], l1 = (uint8_t)L[j + 16];
-            b[6 + j] = (uint8_t)((l0 & 0x0F) | ((l1 & 0x0F) << 4));
-            qh |= ((l0 & 0x10u) >> 4) << j;
-            qh |= ((l1 & 0x10u) >> 4) << (j + 16);
-        }
-        for (int k = 0; k < 4; k++) b[2 + k] = (uint8_t)(qh >> (8 * k));
+        bk_iw_put_q4_0_q5_0(five, y + bytes * ib, bk_qx_group(32, nmax, xb, weight, L), L);
     }
 }
 
-/* Q4_1 (20 bytes: f16 d, f16 m, qs[16]) and Q5_1 (24: f16 d, f16 m, u32 qh, qs[16]): make_qkx3_quants, levels
- * 0..nmax above a minimum. */
-static void bk_iw_q4_1_q5_1(int five, const float *x, uint8_t *y, int64_t n, const float *qw) {
+/* One Q4_1 (20 bytes: f16 d, f16 m, qs[16]) or Q5_1 (24: f16 d, f16 m, u32 qh, qs[16]) block from its levels. */
+static void bk_iw_put_q4_1_q5_1(int five, uint8_t *b, float d, float min, const uint8_t *L) {
+    bk_qc_put_half(b, d);
+    bk_qc_put_half(b + 2, -min);
+    if (!five) {
+        for (int j = 0; j < 16; j++) b[4 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        return;
+    }
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        const uint8_t l0 = L[j], l1 = L[j + 16];
+        b[8 + j] = (uint8_t)((l0 & 0x0F) | ((l1 & 0x0F) << 4));
+        qh |= ((l0 & 0x10u) >> 4) << j;
+        qh |= ((l1 & 0x10u) >> 4) << (j + 16);
+    }
+    for (int k = 0; k < 4; k++) b[4 + k] = (uint8_t)(qh >> (8 * k));
+}
+
+/* Q4_1 and Q5_1: make_qkx3_quants per 32-block, levels 0..nmax above a minimum; eight blocks per lane call. */
+static void bk_iw_q4_1_q5_1(int body, int five, const float *x, uint8_t *y, int64_t n, const float *qw) {
     const float sigma2 = bk_iw_sumsq(x, n) / (float)n;
-    float weight[32];
-    uint8_t L[32];
-    for (int64_t ib = 0; ib < n / 32; ib++) {
+    const int nmax = five ? 31 : 15, bytes = five ? 24 : 20;
+    float weight[256], scales[8], mins[8];
+    uint8_t L[256];
+    const int64_t nb = n / 32;
+    int64_t ib = 0;
+    for (; ib + 8 <= nb; ib += 8) {
+        for (int k = 0; k < 8; k++) bk_iw_weights(32, x + 32 * (ib + k), qw + 32 * (ib + k), sigma2, weight + 32 * k);
+        bk_make_qkx2_8x32_weighted_using(body, nmax, x + 32 * ib, weight, -0.9f, 0.05f, 36, L, scales, mins);
+        for (int k = 0; k < 8; k++) bk_iw_put_q4_1_q5_1(five, y + bytes * (ib + k), scales[k], mins[k], L + 32 * k);
+    }
+    for (; ib < nb; ib++) {
         const float *xb = x + 32 * ib;
         bk_iw_weights(32, xb, qw + 32 * ib, sigma2, weight);
         float min;
-        const float d = bk_iw_qkx3(32, five ? 31 : 15, xb, weight, L, &min);
-        uint8_t *b = y + (five ? 24 : 20) * ib;
-        bk_qc_put_half(b, d);
-        bk_qc_put_half(b + 2, -min);
-        if (!five) {
-            for (int j = 0; j < 16; j++) b[4 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
-            continue;
-        }
-        uint32_t qh = 0;
-        for (int j = 0; j < 16; j++) {
-            const uint8_t l0 = L[j], l1 = L[j + 16];
-            b[8 + j] = (uint8_t)((l0 & 0x0F) | ((l1 & 0x0F) << 4));
-            qh |= ((l0 & 0x10u) >> 4) << j;
-            qh |= ((l1 & 0x10u) >> 4) << (j + 16);
-        }
-        for (int k = 0; k < 4; k++) b[4 + k] = (uint8_t)(qh >> (8 * k));
+        const float d = bk_iw_qkx3(32, nmax, xb, weight, L, &min);
+        bk_iw_put_q4_1_q5_1(five, y + bytes * ib, d, min, L);
     }
 }
 
 /* ---- 256-element K types: sigma2 per super-block ---- */
 
-/* Byte l of each 32-byte half of qs holds the 2-bit levels l, l+32, l+64, l+96 of that half's 128 (Q2_K, Q3_K). */
-static void bk_iw_pack2(const uint8_t *L, uint8_t *qs) {
-    for (int j = 0; j < 256; j += 128)
-        for (int l = 0; l < 32; l++)
-            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
-}
-
 /* Q2_K (84 bytes: scales[16] (scale | min << 4), qs[64], f16 d, f16 dmin). sigma2 = mean square (no factor 2). */
-static void bk_iw_q2_K(const float *x, uint8_t *y, int64_t n, const float *qw) {
+static void bk_iw_q2_K(int body, const float *x, uint8_t *y, int64_t n, const float *qw) {
     uint8_t L[256], Ls[16], Lm[16];
-    float mins[16], scales[16], sw[16], weight[16];
+    float mins[16], scales[16], sw[16], weight[256];
     for (int64_t i = 0; i < n / 256; i++, x += 256, y += 84) {
         const float *q = qw + 256 * i;
         const float sigma2 = bk_iw_sumsq(x, 256) / 256;
-        for (int j = 0; j < 16; j++) {
-            sw[j] = bk_iw_weights(16, x + 16 * j, q + 16 * j, sigma2, weight);
-            scales[j] = bk_iw_qkx3(16, 3, x + 16 * j, weight, L + 16 * j, &mins[j]);
-        }
+        for (int j = 0; j < 16; j++) sw[j] = bk_iw_weights(16, x + 16 * j, q + 16 * j, sigma2, weight + 16 * j);
+        bk_q2_K_weighted_searches_using(body, x, weight, L, scales, mins);
         float dm = bk_iw_qp(16, 15, scales, Ls, sw);
         float mm = bk_iw_qp(16, 15, mins, Lm, sw);
         bk_qc_put_half(y + 80, dm);
@@ -197,21 +213,19 @@ static void bk_iw_q2_K(const float *x, uint8_t *y, int64_t n, const float *qw) {
             const float m = mm * (float)(sc[j] >> 4);
             for (int ii = 0; ii < 16; ii++) L[16 * j + ii] = (uint8_t)bk_qc_clamp(bk_qc_nearest((x[16 * j + ii] + m) / d), 0, 3);
         }
-        bk_iw_pack2(L, y + 16);
+        bk_qc_pack2(L, y + 16);
     }
 }
 
 /* Q3_K (110 bytes: hmask[32], qs[64], scales[12], f16 d). sigma2 = twice the mean square. */
-static void bk_iw_q3_K(const float *x, uint8_t *y, int64_t n, const float *qw) {
+static void bk_iw_q3_K(int body, const float *x, uint8_t *y, int64_t n, const float *qw) {
     int8_t L[256], Ls[16];
-    float scales[16], sw[16], weight[16];
+    float scales[16], sw[16], weight[256];
     for (int64_t i = 0; i < n / 256; i++, x += 256, y += 110) {
         const float *q = qw + 256 * i;
         const float sigma2 = 2 * bk_iw_sumsq(x, 256) / 256;
-        for (int j = 0; j < 16; j++) {
-            sw[j] = bk_iw_weights(16, x + 16 * j, q + 16 * j, sigma2, weight);
-            scales[j] = bk_qx_group(16, 4, x + 16 * j, weight, L + 16 * j);
-        }
+        for (int j = 0; j < 16; j++) sw[j] = bk_iw_weights(16, x + 16 * j, q + 16 * j, sigma2, weight + 16 * j);
+        bk_make_qx_16xn_weighted_using(body, 16, 4, x, weight, L, scales);
         uint8_t *hmask = y, *qs = y + 32, *sc = y + 96;
         memset(sc, 0, 12);
         const float d_block = bk_qx_group(16, 32, scales, sw, Ls);
@@ -238,24 +252,22 @@ static void bk_iw_q3_K(const float *x, uint8_t *y, int64_t n, const float *qw) {
                 L[j] = (int8_t)(L[j] - 4);
             }
         }
-        bk_iw_pack2((const uint8_t *)L, qs);
+        bk_qc_pack2((const uint8_t *)L, qs);
     }
 }
 
 /* Q4_K (144 bytes: f16 d, f16 dmin, scales[12], qs[128]) and Q5_K (176: ..., qh[32], qs[128]): make_qkx3_quants per
  * group of 32, make_qp_quants for the 6-bit scales and mins. sigma2 = twice the mean square. Q5_K clamps the 6-bit
  * values to 63, Q4_K does not (as in ggml). */
-static void bk_iw_q4_K_q5_K(int five, const float *x, uint8_t *y, int64_t n, const float *qw) {
+static void bk_iw_q4_K_q5_K(int body, int five, const float *x, uint8_t *y, int64_t n, const float *qw) {
     uint8_t L[256], Ls[8], Lm[8];
-    float mins[8], scales[8], sw[8], weight[32];
+    float mins[8], scales[8], sw[8], weight[256];
     const int nmax = five ? 31 : 15, bytes = five ? 176 : 144;
     for (int64_t i = 0; i < n / 256; i++, x += 256, y += bytes) {
         const float *q = qw + 256 * i;
         const float sigma2 = 2 * bk_iw_sumsq(x, 256) / 256;
-        for (int j = 0; j < 8; j++) {
-            sw[j] = bk_iw_weights(32, x + 32 * j, q + 32 * j, sigma2, weight);
-            scales[j] = bk_iw_qkx3(32, nmax, x + 32 * j, weight, L + 32 * j, &mins[j]);
-        }
+        for (int j = 0; j < 8; j++) sw[j] = bk_iw_weights(32, x + 32 * j, q + 32 * j, sigma2, weight + 32 * j);
+        bk_make_qkx2_8x32_weighted_using(body, nmax, x, weight, -0.9f, 0.05f, 36, L, scales, mins);
         const float d_block = bk_iw_qp(8, 63, scales, Ls, sw);
         const float m_block = bk_iw_qp(8, 63, mins, Lm, sw);
         uint8_t *sc = y + 4;
@@ -315,14 +327,13 @@ static void bk_iw_q4_K_q5_K(int five, const float *x, uint8_t *y, int64_t n, con
 
 /* Q6_K (210 bytes: ql[128], qh[64], scales[16] (int8), f16 d): make_qx_quants per group of 16 with the imatrix
  * itself as the weights (ggml's sigma2 weighting is commented out for this type). */
-static void bk_iw_q6_K(const float *x, uint8_t *y, int64_t n, const float *qw) {
+static void bk_iw_q6_K(int body, const float *x, uint8_t *y, int64_t n, const float *qw) {
     int8_t L[256];
     float scales[16];
     for (int64_t i = 0; i < n / 256; i++, x += 256, y += 210) {
-        const float *q = qw + 256 * i;
         float max_scale = 0, max_abs_scale = 0;
+        bk_make_qx_16xn_weighted_using(body, 16, 32, x, qw + 256 * i, L, scales);
         for (int ib = 0; ib < 16; ib++) {
-            scales[ib] = bk_qx_group(16, 32, x + 16 * ib, q + 16 * ib, L + 16 * ib);
             const float a = __builtin_fabsf(scales[ib]);
             if (a > max_abs_scale) { max_abs_scale = a; max_scale = scales[ib]; }
         }
@@ -356,21 +367,33 @@ static void bk_iw_q6_K(const float *x, uint8_t *y, int64_t n, const float *qw) {
     }
 }
 
-int bk_quantize_row_importance(int type, const float *x, void *vy, int64_t n, const float *qw) {
+int bk_quantize_row_importance_using(int body, int type, const float *x, void *vy, int64_t n, const float *qw) {
+    /* the bodies of the 8 x 32 searches (and Q8_0) and of Q2_K's 16 x 16 */
+    int b8 = body, b2 = body;
+    if (body == BK_BODY_AVX512) {
+        if (!bk_cpu_has_body(BK_BODY_AVX512) || !bk_cpu_has_body(BK_BODY_AVX2)) return 0;
+        b2 = BK_BODY_AVX2;
+    } else if (body != BK_BODY_AUTO && body != BK_BODY_PORTABLE) {
+        return 0;
+    }
     uint8_t *y = (uint8_t *)vy;
     switch (type) {
-    case BK_Q4_0: bk_iw_q4_0_q5_0(0, x, y, n, qw); return 1;
-    case BK_Q5_0: bk_iw_q4_0_q5_0(1, x, y, n, qw); return 1;
-    case BK_Q4_1: bk_iw_q4_1_q5_1(0, x, y, n, qw); return 1;
-    case BK_Q5_1: bk_iw_q4_1_q5_1(1, x, y, n, qw); return 1;
-    case BK_Q8_0: bk_quantize_q8_0(x, y, n); return 1;   /* ggml's quantize_q8_0 ignores quant_weights */
-    case BK_Q2_K: bk_iw_q2_K(x, y, n, qw); return 1;
-    case BK_Q3_K: bk_iw_q3_K(x, y, n, qw); return 1;
-    case BK_Q4_K: bk_iw_q4_K_q5_K(0, x, y, n, qw); return 1;
-    case BK_Q5_K: bk_iw_q4_K_q5_K(1, x, y, n, qw); return 1;
-    case BK_Q6_K: bk_iw_q6_K(x, y, n, qw); return 1;
-    case BK_IQ4_NL: bk_quantize_iq4_nl_weighted(x, y, n, qw); return 1;
-    case BK_IQ4_XS: bk_quantize_iq4_xs_weighted(x, y, n, qw); return 1;
+    case BK_Q4_0: bk_iw_q4_0_q5_0(b8, 0, x, y, n, qw); return 1;
+    case BK_Q5_0: bk_iw_q4_0_q5_0(b8, 1, x, y, n, qw); return 1;
+    case BK_Q4_1: bk_iw_q4_1_q5_1(b8, 0, x, y, n, qw); return 1;
+    case BK_Q5_1: bk_iw_q4_1_q5_1(b8, 1, x, y, n, qw); return 1;
+    case BK_Q8_0: return bk_quantize_q8_0_using(b8, x, y, n);   /* ggml's quantize_q8_0 ignores quant_weights */
+    case BK_Q2_K: bk_iw_q2_K(b2, x, y, n, qw); return 1;
+    case BK_Q3_K: bk_iw_q3_K(b8, x, y, n, qw); return 1;
+    case BK_Q4_K: bk_iw_q4_K_q5_K(b8, 0, x, y, n, qw); return 1;
+    case BK_Q5_K: bk_iw_q4_K_q5_K(b8, 1, x, y, n, qw); return 1;
+    case BK_Q6_K: bk_iw_q6_K(b8, x, y, n, qw); return 1;
+    case BK_IQ4_NL:
+    case BK_IQ4_XS: return bk_quantize_iq4_using(b8, type, x, y, n, qw);
     default: return 0;
     }
+}
+
+int bk_quantize_row_importance(int type, const float *x, void *y, int64_t n, const float *qw) {
+    return bk_quantize_row_importance_using(BK_BODY_AUTO, type, x, y, n, qw);
 }

@@ -6,8 +6,9 @@
  * error sums pick the levels), so every search below performs the same operations in the same order as
  * ggml-quants.c's quantize_row_q2_K_ref / quantize_row_q3_K_ref / quantize_row_iq4_nl_impl (written from that
  * description, not copied), each product rounded before it is added (ggml-base is built without FMA). Q2_K's and
- * Q3_K's sixteen independent group searches run eight at a time in AVX2 lanes where the CPU has AVX2, each lane in
- * the scalar order (bk_quantize_*_using compares the bodies). */
+ * Q3_K's sixteen independent group searches run eight at a time in AVX2 lanes where the CPU has AVX2, IQ4's eight
+ * groups of 32 in AVX-512VL lanes, each lane in the scalar order (bk_quantize_*_using compares the bodies). The
+ * importance-weighted Q2_K searches and IQ4 (importance.c) run through the same code with the imatrix's weights. */
 #include "billa_kernels.h"
 #include "quant_common.h"
 #include <string.h>
@@ -66,21 +67,14 @@ static float bk_lb_q3(int n, int nmax, const float *x, int8_t *L) {
     return suml2 > 0 ? sumlx / suml2 : 0;
 }
 
-/* Packs 256 two-bit levels as Q2_K and Q3_K store them: byte l of each 32-byte half holds elements l, l+32, l+64,
- * l+96 of that half's 128. */
-static void bk_lb_pack2(const uint8_t *L, uint8_t *qs) {
-    for (int j = 0; j < 256; j += 128)
-        for (int l = 0; l < 32; l++)
-            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
-}
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define BK_LB_AVX2 __attribute__((target("avx2")))
 
-/* Q2_K's 16 searches (make_qkx2_quants, 16 values, levels 0..3, weights |x|, absolute error, rmin -0.5, rdelta 0.1,
- * 15 steps) for 8 groups at a time, one group per AVX2 lane, each lane in bk_qkx2_group's order: bit for bit the
- * scalar result. The groups are independent, so only the lanes' latency chains remain. */
+/* Q2_K's 16 searches (make_qkx2_quants, 16 values, levels 0..3) for 8 groups at a time, one group per AVX2 lane,
+ * each lane in bk_qkx2_group's order: bit for bit the scalar result. The groups are independent, so only the lanes'
+ * latency chains remain. The reference quantizer: weights |x| (given NULL), absolute error, rmin -0.5, rdelta 0.1,
+ * 15 steps; the importance-weighted one: the given weights, squared error, -0.9, 0.05, 36. */
 BK_LB_AVX2 static inline __m256i bk_lb_levels8(__m256 iscale, __m256 x, __m256 min) {
     const __m256 v = _mm256_add_ps(_mm256_mul_ps(iscale, _mm256_sub_ps(x, min)), _mm256_set1_ps(12582912.f));
     const __m256i i = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(v), _mm256_set1_epi32(0x007fffff)),
@@ -88,13 +82,18 @@ BK_LB_AVX2 static inline __m256i bk_lb_levels8(__m256 iscale, __m256 x, __m256 m
     return _mm256_min_epi32(_mm256_max_epi32(i, _mm256_setzero_si256()), _mm256_set1_epi32(3));
 }
 
-BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, uint8_t *L, float *scales, float *mins) {
+BK_LB_AVX2 static inline __m256 bk_lb_err8(__m256 d, int use_mad) {
+    return use_mad ? _mm256_andnot_ps(_mm256_set1_ps(-0.0f), d) : _mm256_mul_ps(d, d);
+}
+
+BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, const float *given, int use_mad, float rmin, float rdelta,
+                                        int nstep, uint8_t *L, float *scales, float *mins) {
     const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
     const __m256i idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
     __m256 xt[16], w[16];
     for (int i = 0; i < 16; i++) {
         xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
-        w[i] = _mm256_andnot_ps(sign, xt[i]);
+        w[i] = given ? _mm256_i32gather_ps(given + i, idx, 4) : _mm256_andnot_ps(sign, xt[i]);
     }
     __m256 min = xt[0], max = xt[0], sum_w = w[0], sum_x = _mm256_mul_ps(w[0], xt[0]);
     for (int i = 1; i < 16; i++) {
@@ -112,10 +111,10 @@ BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, uint8_t *L, float *scale
     for (int i = 0; i < 16; i++) {
         Lt[i] = bk_lb_levels8(iscale, xt[i], min);
         const __m256 d = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(Lt[i])), min), xt[i]);
-        best = _mm256_add_ps(best, _mm256_mul_ps(w[i], _mm256_andnot_ps(sign, d)));
+        best = _mm256_add_ps(best, _mm256_mul_ps(w[i], bk_lb_err8(d, use_mad)));
     }
-    for (int step = 0; step <= 15; step++) {
-        iscale = _mm256_div_ps(_mm256_set1_ps(-0.5f + 0.1f * (float)step + 3.f), _mm256_sub_ps(max, min));
+    for (int step = 0; step <= nstep; step++) {
+        iscale = _mm256_div_ps(_mm256_set1_ps(rmin + rdelta * (float)step + 3.f), _mm256_sub_ps(max, min));
         __m256i la[16];
         __m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
         for (int i = 0; i < 16; i++) {
@@ -136,7 +135,7 @@ BK_LB_AVX2 static void bk_lb_q2_search8(const float *x, uint8_t *L, float *scale
         __m256 cur = zero;
         for (int i = 0; i < 16; i++) {
             const __m256 d = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, _mm256_cvtepi32_ps(la[i])), this_min), xt[i]);
-            cur = _mm256_add_ps(cur, _mm256_mul_ps(w[i], _mm256_andnot_ps(sign, d)));
+            cur = _mm256_add_ps(cur, _mm256_mul_ps(w[i], bk_lb_err8(d, use_mad)));
         }
         const __m256 better = _mm256_and_ps(pos, _mm256_cmp_ps(cur, best, _CMP_LT_OQ));
         if (_mm256_movemask_ps(better) == 0) continue;
@@ -222,12 +221,14 @@ BK_LB_AVX2 static void bk_lb_q3_search8(const float *x, int8_t *L, float *scales
 }
 #endif
 
+static int bk_lb_body(int body);
+
 /* The 16 scale searches of one Q2_K block: lanes (avx2 != 0) or one group after another. */
 static void bk_lb_q2_search(int avx2, const float *x, uint8_t *L, float *scales, float *mins) {
 #if defined(__x86_64__) || defined(__i386__)
     if (avx2) {
-        bk_lb_q2_search8(x, L, scales, mins);
-        bk_lb_q2_search8(x + 128, L + 128, scales + 8, mins + 8);
+        bk_lb_q2_search8(x, NULL, 1, -0.5f, 0.1f, 15, L, scales, mins);
+        bk_lb_q2_search8(x + 128, NULL, 1, -0.5f, 0.1f, 15, L + 128, scales + 8, mins + 8);
         return;
     }
 #endif
@@ -236,6 +237,22 @@ static void bk_lb_q2_search(int avx2, const float *x, uint8_t *L, float *scales,
         for (int l = 0; l < 16; l++) weights[l] = __builtin_fabsf(x[16 * j + l]);
         scales[j] = bk_qkx2_group(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, 1);
     }
+}
+
+int bk_q2_K_weighted_searches_using(int body, const float *x, const float *weights, uint8_t *L, float *scales,
+                                    float *mins) {
+    const int b = bk_lb_body(body);
+    if (b < 0) return 0;
+#if defined(__x86_64__) || defined(__i386__)
+    if (b) {
+        bk_lb_q2_search8(x, weights, 0, -0.9f, 0.05f, 36, L, scales, mins);
+        bk_lb_q2_search8(x + 128, weights + 128, 0, -0.9f, 0.05f, 36, L + 128, scales + 8, mins + 8);
+        return 1;
+    }
+#endif
+    for (int j = 0; j < 16; j++)
+        scales[j] = bk_qkx2_group(16, 3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.9f, 0.05f, 36, 0);
+    return 1;
 }
 
 /* Q2_K block (84 bytes): scales[16] (low nibble scale, high nibble min), qs[64], f16 d, f16 dmin. */
@@ -273,11 +290,9 @@ static void bk_lb_quantize_q2_K(int avx2, const float *x, void *vy, int64_t n) {
             const float dm = dmall * (float)(sc[j] >> 4);
             for (int i = 0; i < 16; i++) L[16 * j + i] = (uint8_t)bk_qc_clamp(bk_qc_nearest((x[16 * j + i] + dm) / d), 0, 3);
         }
-        bk_lb_pack2(L, qs);
+        bk_qc_pack2(L, qs);
     }
 }
-
-static int bk_lb_body(int body);
 
 int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n) {
     const int b = bk_lb_body(body);
@@ -341,7 +356,7 @@ static void bk_lb_quantize_q3_K(int avx2, const float *x, void *vy, int64_t n) {
                 L[j] = (int8_t)(L[j] - 4);
             }
         }
-        bk_lb_pack2((const uint8_t *)L, qs);
+        bk_qc_pack2((const uint8_t *)L, qs);
     }
 }
 
@@ -374,69 +389,136 @@ static inline int bk_lb_best_index(const int8_t *val, float x) {
     return x - (float)val[mu - 1] < (float)val[mu] - x ? mu - 1 : mu;
 }
 
-/* ggml's quantize_row_iq4_nl_impl (ntry 7) for one super-block of `super` values in groups of 32: IQ4_NL is
- * super = 32 (one f16 scale), IQ4_XS super = 256 (f16 d, 6-bit group scales). Weights x^2 without an importance
- * matrix; with one (qw: the super-block's `super` weights) qw[j] * sqrt(sigma2 + x^2), sigma2 twice the
- * super-block's mean square. */
-static void bk_lb_iq4(int super, const float *x, const float *qw, uint8_t *dh, uint8_t *q4, uint8_t *scales_h,
-                      uint8_t *scales_l) {
-    const int8_t *values = bk_iq4nl_values;
-    const int ntry = 7;
-    uint8_t L[256];
-    float scales[8];
-    float sigma2 = 0;
-    if (qw) {
-        for (int j = 0; j < super; j++) sigma2 += x[j] * x[j];
-        sigma2 *= 2.f / (float)super;
+/* ggml's quantize_row_iq4_nl_impl (ntry 7), split in its two halves: the scale search of each group of 32
+ * (bk_lb_iq4_group, or eight groups in AVX-512VL lanes), then the super-block's scale quantization and final levels
+ * (bk_lb_iq4_finish). IQ4_NL is a super-block of 32 (one f16 scale), IQ4_XS of 256 (f16 d, 6-bit group scales). */
+
+/* The weights of a super-block of `super` values: without an importance matrix x^2; with one (qw: the super-block's
+ * `super` weights) qw[j] * sqrt(sigma2 + x^2), sigma2 twice the super-block's mean square. */
+static void bk_lb_iq4_weights(int super, const float *x, const float *qw, float *w) {
+    if (!qw) {
+        for (int j = 0; j < super; j++) w[j] = x[j] * x[j];
+        return;
     }
-    memset(q4, 0, (size_t)super / 2);
-    bk_qc_put_half(dh, 0.f);
-    float max_scale = 0, amax_scale = 0;
-    const int nb = super / 32;
-    for (int ib = 0; ib < nb; ib++) {
-        const float *xb = x + 32 * ib;
-        uint8_t *Lb = L + 32 * ib;
-        float weight[32];
-        if (qw) {
-            for (int j = 0; j < 32; j++) weight[j] = qw[32 * ib + j] * __builtin_sqrtf(sigma2 + xb[j] * xb[j]);
-        } else {
-            for (int j = 0; j < 32; j++) weight[j] = xb[j] * xb[j];
-        }
-        float amax = 0, max = 0;
+    float sigma2 = 0;
+    for (int j = 0; j < super; j++) sigma2 += x[j] * x[j];
+    sigma2 *= 2.f / (float)super;
+    for (int j = 0; j < super; j++) w[j] = qw[j] * __builtin_sqrtf(sigma2 + x[j] * x[j]);
+}
+
+/* The scale of one group of 32: 15 candidate scales, the weighted best fit of the nearest levels (0 for a group
+ * whose largest |x| is below 1e-15). */
+static float bk_lb_iq4_group(const float *xb, const float *weight) {
+    const int8_t *values = bk_iq4nl_values;
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++) {
+        float ax = __builtin_fabsf(xb[j]);
+        if (ax > amax) { amax = ax; max = xb[j]; }
+    }
+    if (amax < 1e-15f) return 0;
+    float d = -max / (float)values[0];
+    float id = 1 / d;
+    float sumqx = 0, sumq2 = 0;
+    for (int j = 0; j < 32; j++) {
+        float q = (float)values[bk_lb_best_index(values, id * xb[j])], w = weight[j];
+        sumqx += w * q * xb[j];
+        sumq2 += w * q * q;
+    }
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int itry = -7; itry <= 7; itry++) {
+        id = (float)(itry + values[0]) / max;
+        sumqx = sumq2 = 0;
         for (int j = 0; j < 32; j++) {
-            float ax = __builtin_fabsf(xb[j]);
-            if (ax > amax) { amax = ax; max = xb[j]; }
-        }
-        if (amax < 1e-15f) {
-            scales[ib] = 0;
-            continue;
-        }
-        float d = -max / (float)values[0];
-        float id = 1 / d;
-        float sumqx = 0, sumq2 = 0;
-        for (int j = 0; j < 32; j++) {
-            int l = bk_lb_best_index(values, id * xb[j]);
-            Lb[j] = (uint8_t)l;
-            float q = (float)values[l], w = weight[j];
+            float q = (float)values[bk_lb_best_index(values, id * xb[j])], w = weight[j];
             sumqx += w * q * xb[j];
             sumq2 += w * q * q;
         }
-        d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
-        float best = d * sumqx;
-        for (int itry = -ntry; itry <= ntry; itry++) {
-            id = (float)(itry + values[0]) / max;
-            sumqx = sumq2 = 0;
-            for (int j = 0; j < 32; j++) {
-                int l = bk_lb_best_index(values, id * xb[j]);
-                float q = (float)values[l], w = weight[j];
-                sumqx += w * q * xb[j];
-                sumq2 += w * q * q;
-            }
-            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) { d = sumqx / sumq2; best = d * sumqx; }
-        }
-        scales[ib] = d;
-        float ad = __builtin_fabsf(d);
-        if (ad > amax_scale) { amax_scale = ad; max_scale = d; }
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) { d = sumqx / sumq2; best = d * sumqx; }
+    }
+    return d;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#define BK_LB_512 __attribute__((target("avx512f,avx512vl,avx2")))
+
+/* best_index_int8 in 8 lanes: for val[0] < x < val[15] the binary search ends at ml = #{1 <= i <= 14: val[i] <= x}
+ * (the values ascend strictly), then takes the nearer of val[ml], val[ml + 1] (the upper on a tie), as ggml does;
+ * x <= val[0] gives 0, x >= val[15] (or NaN, where every comparison fails) 15. */
+BK_LB_512 static inline __m256i bk_lb_best8(__m256 x, __m256 tlo, __m256 thi, const __m256 *vf) {
+    __m256i cnt = _mm256_setzero_si256();
+    for (int i = 1; i <= 14; i++) cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(_mm256_cmp_ps(vf[i], x, _CMP_LE_OQ)));
+    const __m256i up = _mm256_add_epi32(cnt, _mm256_set1_epi32(1));
+    const __m256 lo = _mm256_permutex2var_ps(tlo, cnt, thi), hi = _mm256_permutex2var_ps(tlo, up, thi);
+    const __m256 nearer_lo = _mm256_cmp_ps(_mm256_sub_ps(x, lo), _mm256_sub_ps(hi, x), _CMP_LT_OQ);
+    __m256i r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(up), _mm256_castsi256_ps(cnt), nearer_lo));
+    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_setzero_ps(), _mm256_cmp_ps(x, vf[0], _CMP_LE_OQ)));
+    const __m256 top = _mm256_or_ps(_mm256_cmp_ps(x, vf[15], _CMP_GE_OQ), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(_mm256_set1_epi32(15)), top));
+}
+
+/* One candidate scale for the 8 groups: the weighted sums of the nearest levels, in ggml's order per lane. */
+BK_LB_512 static inline void bk_lb_iq4_pass8(__m256 id, const __m256 *xt, const __m256 *wt, __m256 tlo, __m256 thi,
+                                             const __m256 *vf, __m256 *sumqx, __m256 *sumq2) {
+    __m256 qx = _mm256_setzero_ps(), q2 = _mm256_setzero_ps();
+    for (int j = 0; j < 32; j++) {
+        const __m256 q = _mm256_permutex2var_ps(tlo, bk_lb_best8(_mm256_mul_ps(id, xt[j]), tlo, thi, vf), thi);
+        const __m256 wq = _mm256_mul_ps(wt[j], q);
+        qx = _mm256_add_ps(qx, _mm256_mul_ps(wq, xt[j]));
+        q2 = _mm256_add_ps(q2, _mm256_mul_ps(wq, q));
+    }
+    *sumqx = qx;
+    *sumq2 = q2;
+}
+
+/* bk_lb_iq4_group for 8 consecutive groups of 32 (x and w: 256 values), one group per lane: bit for bit the scalar
+ * scales. */
+BK_LB_512 static void bk_lb_iq4_search8(const float *x, const float *w, float *scales) {
+    const __m256i idx = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
+    const __m256 sign = _mm256_set1_ps(-0.0f), zero = _mm256_setzero_ps();
+    __m256 xt[32], wt[32], vf[16];
+    for (int i = 0; i < 16; i++) vf[i] = _mm256_set1_ps((float)bk_iq4nl_values[i]);
+    const __m256 tlo = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10);
+    const __m256 thi = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
+    __m256 amax = zero, max = zero;
+    for (int j = 0; j < 32; j++) {
+        xt[j] = _mm256_i32gather_ps(x + j, idx, 4);
+        wt[j] = _mm256_i32gather_ps(w + j, idx, 4);
+        const __m256 ax = _mm256_andnot_ps(sign, xt[j]);
+        const __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+        amax = _mm256_blendv_ps(amax, ax, gt);
+        max = _mm256_blendv_ps(max, xt[j], gt);
+    }
+    const __m256 small = _mm256_cmp_ps(amax, _mm256_set1_ps(1e-15f), _CMP_LT_OQ);
+    __m256 d = _mm256_div_ps(_mm256_xor_ps(max, sign), vf[0]);
+    __m256 sumqx, sumq2;
+    bk_lb_iq4_pass8(_mm256_div_ps(_mm256_set1_ps(1.f), d), xt, wt, tlo, thi, vf, &sumqx, &sumq2);
+    d = _mm256_blendv_ps(zero, _mm256_div_ps(sumqx, sumq2), _mm256_cmp_ps(sumq2, zero, _CMP_GT_OQ));
+    __m256 best = _mm256_mul_ps(d, sumqx);
+    for (int itry = -7; itry <= 7; itry++) {
+        const __m256 id = _mm256_div_ps(_mm256_set1_ps((float)(itry + bk_iq4nl_values[0])), max);
+        bk_lb_iq4_pass8(id, xt, wt, tlo, thi, vf, &sumqx, &sumq2);
+        const __m256 better = _mm256_and_ps(_mm256_cmp_ps(sumq2, zero, _CMP_GT_OQ),
+                                            _mm256_cmp_ps(_mm256_mul_ps(sumqx, sumqx), _mm256_mul_ps(best, sumq2), _CMP_GT_OQ));
+        if (_mm256_movemask_ps(better) == 0) continue;
+        d = _mm256_blendv_ps(d, _mm256_div_ps(sumqx, sumq2), better);
+        best = _mm256_blendv_ps(best, _mm256_mul_ps(d, sumqx), better);
+    }
+    _mm256_storeu_ps(scales, _mm256_blendv_ps(d, zero, small));
+}
+#endif
+
+/* The second half for one super-block: the group scales quantized (IQ4_XS) or stored (IQ4_NL), the final levels,
+ * and the packed codes. */
+static void bk_lb_iq4_finish(int super, const float *x, const float *scales, uint8_t *dh, uint8_t *q4,
+                             uint8_t *scales_h, uint8_t *scales_l) {
+    const int8_t *values = bk_iq4nl_values;
+    uint8_t L[256];
+    const int nb = super / 32;
+    float max_scale = 0, amax_scale = 0;
+    for (int ib = 0; ib < nb; ib++) {
+        const float ad = __builtin_fabsf(scales[ib]);
+        if (ad > amax_scale) { amax_scale = ad; max_scale = scales[ib]; }
     }
     if (nb > 1) {
         scales_h[0] = scales_h[1] = 0;
@@ -464,24 +546,58 @@ static void bk_lb_iq4(int super, const float *x, const float *qw, uint8_t *dh, u
         for (int j = 0; j < 16; j++) q4[16 * i + j] = (uint8_t)(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
 }
 
-/* IQ4_NL block (18 bytes): f16 d, qs[16] (element j low nibble, j + 16 high nibble, of byte j). */
-void bk_quantize_iq4_nl_weighted(const float *x, void *vy, int64_t n, const float *qw) {
-    uint8_t *y = (uint8_t *)vy;
-    for (int64_t b = 0; b < n / 32; b++) bk_lb_iq4(32, x + 32 * b, qw ? qw + 32 * b : NULL, y + 18 * b, y + 18 * b + 2, NULL, NULL);
+/* The scales of 8 consecutive groups of 32: lanes or one after another. */
+static void bk_lb_iq4_search(int lanes, const float *x, const float *w, float *scales) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (lanes) { bk_lb_iq4_search8(x, w, scales); return; }
+#endif
+    for (int ib = 0; ib < 8; ib++) scales[ib] = bk_lb_iq4_group(x + 32 * ib, w + 32 * ib);
 }
 
-void bk_quantize_iq4_nl(const float *x, void *y, int64_t n) { bk_quantize_iq4_nl_weighted(x, y, n, NULL); }
-
-/* IQ4_XS block (136 bytes): f16 d, u16 scales_h, scales_l[4], qs[128]. */
-void bk_quantize_iq4_xs_weighted(const float *x, void *vy, int64_t n, const float *qw) {
-    uint8_t *y = (uint8_t *)vy;
-    for (int64_t b = 0; b < n / 256; b++) {
-        uint8_t *yb = y + 136 * b;
-        bk_lb_iq4(256, x + 256 * b, qw ? qw + 256 * b : NULL, yb, yb + 8, yb + 2, yb + 4);
+int bk_quantize_iq4_using(int body, int type, const float *x, void *vy, int64_t n, const float *qw) {
+    int lanes = 0;
+    if (body == BK_BODY_AUTO || body == BK_BODY_AVX512) {
+#if defined(__x86_64__) || defined(__i386__)
+        lanes = bk_cpu_has_avx512();
+#endif
+        if (body == BK_BODY_AVX512 && !lanes) return 0;
+    } else if (body != BK_BODY_PORTABLE) {
+        return 0;
     }
+    uint8_t *y = (uint8_t *)vy;
+    float w[256], scales[8];
+    if (type == BK_IQ4_XS) {
+        /* block (136 bytes): f16 d, u16 scales_h, scales_l[4], qs[128] */
+        for (int64_t b = 0; b < n / 256; b++) {
+            const float *xb = x + 256 * b;
+            uint8_t *yb = y + 136 * b;
+            bk_lb_iq4_weights(256, xb, qw ? qw + 256 * b : NULL, w);
+            bk_lb_iq4_search(lanes, xb, w, scales);
+            bk_lb_iq4_finish(256, xb, scales, yb, yb + 8, yb + 2, yb + 4);
+        }
+        return 1;
+    }
+    if (type != BK_IQ4_NL) return 0;
+    /* block (18 bytes): f16 d, qs[16] (element j low nibble, j + 16 high nibble, of byte j); eight blocks per search
+     * call, the rest one by one */
+    const int64_t nb = n / 32;
+    int64_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        for (int k = 0; k < 8; k++) bk_lb_iq4_weights(32, x + 32 * (b + k), qw ? qw + 32 * (b + k) : NULL, w + 32 * k);
+        bk_lb_iq4_search(lanes, x + 32 * b, w, scales);
+        for (int k = 0; k < 8; k++) bk_lb_iq4_finish(32, x + 32 * (b + k), scales + k, y + 18 * (b + k), y + 18 * (b + k) + 2, NULL, NULL);
+    }
+    for (; b < nb; b++) {
+        bk_lb_iq4_weights(32, x + 32 * b, qw ? qw + 32 * b : NULL, w);
+        scales[0] = bk_lb_iq4_group(x + 32 * b, w);
+        bk_lb_iq4_finish(32, x + 32 * b, scales, y + 18 * b, y + 18 * b + 2, NULL, NULL);
+    }
+    return 1;
 }
 
-void bk_quantize_iq4_xs(const float *x, void *y, int64_t n) { bk_quantize_iq4_xs_weighted(x, y, n, NULL); }
+void bk_quantize_iq4_nl(const float *x, void *y, int64_t n) { bk_quantize_iq4_using(BK_BODY_AUTO, BK_IQ4_NL, x, y, n, NULL); }
+
+void bk_quantize_iq4_xs(const float *x, void *y, int64_t n) { bk_quantize_iq4_using(BK_BODY_AUTO, BK_IQ4_XS, x, y, n, NULL); }
 
 /* ---- dequantization (ggml's dequantize_row_*) ---- */
 

@@ -1,5 +1,5 @@
 /* Helpers every ggml-exact quantizer in CKernels shares (quantize.c, lowbit.c, importance.c): ggml's nearest_int,
- * its MIN/MAX clamps and the f16 conversions. One copy, so the three files cannot round differently. */
+ * its MIN/MAX clamps, the f16 conversions and the 2-bit packing. One copy, so the three files cannot differ. */
 #ifndef BK_QUANT_COMMON_H
 #define BK_QUANT_COMMON_H
 #include <stdint.h>
@@ -39,6 +39,14 @@ static inline float bk_qc_half(const uint8_t *p) {
     _Float16 h;
     memcpy(&h, &u, 2);
     return (float)h;
+}
+
+/* Packs 256 two-bit levels as Q2_K and Q3_K store them: byte l of each 32-byte half of qs holds elements l, l+32,
+ * l+64, l+96 of that half's 128. */
+static inline void bk_qc_pack2(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < 256; j += 128)
+        for (int l = 0; l < 32; l++)
+            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
 #endif

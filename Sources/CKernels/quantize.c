@@ -1,9 +1,12 @@
-/* ggml's make_qx_quants (rmse_type 1, no importance weights) for the sixteen 16-element groups of a Q6_K block.
+/* ggml's group scale searches: make_qx_quants (rmse_type 1) for sixteen groups at a time — a Q6_K block's 16 x 16
+ * with x^2 weights, and with an importance matrix's weights Q6_K/Q3_K's 16 x 16 and sixteen Q4_0/Q5_0 blocks of 32 —
+ * and make_qkx2_quants for the 8 x 32 of a Q4_K/Q5_K block (importance.c runs it as make_qkx3 for Q4_1/Q5_1/Q4_K/
+ * Q5_K), plus Q8_0.
  *
- * The search over 19 candidate scales is a chain of dependent float additions per group, which no compiler may
- * reorder: llama-quantize's bytes depend on that order. Sixteen groups are independent, though, so the fast body
- * puts one group in each AVX-512 lane and runs all sixteen chains side by side, each in its own sequential order:
- * bit for bit the scalar result, at a sixteenth of the latency. */
+ * Each search over its candidate scales is a chain of dependent float additions per group, which no compiler may
+ * reorder: llama-quantize's bytes depend on that order. The groups are independent, though, so the fast bodies put
+ * one group in each AVX-512 lane and run the chains side by side, each in its own sequential order: bit for bit the
+ * scalar result, at a fraction of the latency. */
 #include "billa_kernels.h"
 #include "quant_common.h"
 #include <string.h>
@@ -130,8 +133,9 @@ float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8
 
 /* ggml's make_qkx2_quants for one group of n, with Q4_K/Q5_K's weights (rms of the group + |x|). Returns the scale;
  * *the_min gets the negated minimum. */
-static float bk_make_qkx2_one(int n, int nmax, const float *x, float rmin, float rdelta, int nstep,
+static float bk_make_qkx2_one(int n, int nmax, const float *x, const float *given, float rmin, float rdelta, int nstep,
                               uint8_t *L, float *the_min) {
+    if (given) return bk_qkx2_group(n, nmax, x, given, L, the_min, rmin, rdelta, nstep, 0);
     float weights[32];
     float sum_x2 = 0;
     for (int l = 0; l < n; l++) sum_x2 += x[l] * x[l];
@@ -148,28 +152,32 @@ BK_Q512 static inline __m512i bk_levels512(__m512 iscale, __m512 x, __m512i lo, 
     return _mm512_min_epi32(_mm512_max_epi32(i, lo), hi);
 }
 
-/* One candidate scale for all sixteen groups: levels into L, and per lane the sums in ggml's order. */
-BK_Q512 static inline void bk_qx_pass512(__m512 iscale, const __m512 *xt, __m512i lo, __m512i hi, __m512i *L,
-                                         __m512 *sumlx, __m512 *suml2) {
+/* One candidate scale for all sixteen groups of n: levels into L, and per lane the sums in ggml's order. */
+BK_Q512 static inline void bk_qx_pass512(int n, __m512 iscale, const __m512 *xt, const __m512 *wt, __m512i lo,
+                                         __m512i hi, __m512i *L, __m512 *sumlx, __m512 *suml2) {
     __m512 lx = _mm512_setzero_ps(), l2 = _mm512_setzero_ps();
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < n; i++) {
         L[i] = bk_levels512(iscale, xt[i], lo, hi);
-        const __m512 w = _mm512_mul_ps(xt[i], xt[i]), fl = _mm512_cvtepi32_ps(L[i]);
-        lx = _mm512_add_ps(lx, _mm512_mul_ps(_mm512_mul_ps(w, xt[i]), fl));
-        l2 = _mm512_add_ps(l2, _mm512_mul_ps(_mm512_mul_ps(w, fl), fl));
+        const __m512 fl = _mm512_cvtepi32_ps(L[i]);
+        lx = _mm512_add_ps(lx, _mm512_mul_ps(_mm512_mul_ps(wt[i], xt[i]), fl));
+        l2 = _mm512_add_ps(l2, _mm512_mul_ps(_mm512_mul_ps(wt[i], fl), fl));
     }
     *sumlx = lx;
     *suml2 = l2;
 }
 
-/* Lane j is group j: xt[i] holds element i of every group. */
-BK_Q512 static void bk_make_qx_16x16_512(int nmax, const float *x, int8_t *L, float *scales) {
-    __m512 xt[16];
-    for (int i = 0; i < 16; i++)
-        xt[i] = _mm512_i32gather_ps(_mm512_add_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                                        _mm512_set1_epi32(16)), _mm512_set1_epi32(i)), x, 4);
+/* Sixteen consecutive groups of n <= 32 values; lane j is group j: xt[i] holds element i of every group. Weights:
+ * `given` (16 n values), or x^2 as the reference's make_qx_quants computes them. */
+BK_Q512 static void bk_make_qx_16xn_512(int n, int nmax, const float *x, const float *given, int8_t *L, float *scales) {
+    __m512 xt[32], wt[32];
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(n));
+    for (int i = 0; i < n; i++) {
+        xt[i] = _mm512_i32gather_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(i)), x, 4);
+        wt[i] = given ? _mm512_i32gather_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(i)), given, 4) : _mm512_mul_ps(xt[i], xt[i]);
+    }
     __m512 max = _mm512_setzero_ps(), amax = _mm512_setzero_ps();
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < n; i++) {
         const __m512 ax = _mm512_abs_ps(xt[i]);
         const __mmask16 gt = _mm512_cmp_ps_mask(ax, amax, _CMP_GT_OQ);
         amax = _mm512_mask_mov_ps(amax, gt, ax);
@@ -179,32 +187,32 @@ BK_Q512 static void bk_make_qx_16x16_512(int nmax, const float *x, int8_t *L, fl
     const __mmask16 small = _mm512_cmp_ps_mask(amax, _mm512_set1_ps(1e-15f), _CMP_LT_OQ);
     const __m512i lo = _mm512_set1_epi32(-nmax), hi = _mm512_set1_epi32(nmax - 1);
     const float fnmax = (float)nmax;
-    __m512i Lt[16];
+    __m512i Lt[32];
     __m512 iscale = _mm512_div_ps(_mm512_set1_ps((float)(-nmax)), max);
     __m512 sumlx, suml2;
-    bk_qx_pass512(iscale, xt, lo, hi, Lt, &sumlx, &suml2);
+    bk_qx_pass512(n, iscale, xt, wt, lo, hi, Lt, &sumlx, &suml2);
     const __mmask16 nz = _mm512_cmp_ps_mask(suml2, _mm512_setzero_ps(), _CMP_NEQ_UQ);
     __m512 scale = _mm512_maskz_div_ps(nz, sumlx, suml2);
     __m512 best = _mm512_mul_ps(scale, sumlx);
     for (int step = -9; step <= 9; step++) {
         if (step == 0) continue;
         iscale = _mm512_div_ps(_mm512_set1_ps(-(fnmax + 0.1f * (float)step)), max);
-        __m512i ls[16];
-        bk_qx_pass512(iscale, xt, lo, hi, ls, &sumlx, &suml2);
+        __m512i ls[32];
+        bk_qx_pass512(n, iscale, xt, wt, lo, hi, ls, &sumlx, &suml2);
         const __mmask16 better = _mm512_cmp_ps_mask(suml2, _mm512_setzero_ps(), _CMP_GT_OQ) &
                                  _mm512_cmp_ps_mask(_mm512_mul_ps(sumlx, sumlx), _mm512_mul_ps(best, suml2), _CMP_GT_OQ);
         if (better) {
-            for (int i = 0; i < 16; i++) Lt[i] = _mm512_mask_mov_epi32(Lt[i], better, ls[i]);
+            for (int i = 0; i < n; i++) Lt[i] = _mm512_mask_mov_epi32(Lt[i], better, ls[i]);
             scale = _mm512_mask_div_ps(scale, better, sumlx, suml2);
             best = _mm512_mask_mul_ps(best, better, scale, sumlx);
         }
     }
     scale = _mm512_mask_mov_ps(scale, small, _mm512_setzero_ps());
     _mm512_storeu_ps(scales, scale);
-    int32_t lv[16][16];
-    for (int i = 0; i < 16; i++) _mm512_storeu_si512((void *)lv[i], _mm512_add_epi32(Lt[i], _mm512_set1_epi32(nmax)));
+    int32_t lv[32][16];
+    for (int i = 0; i < n; i++) _mm512_storeu_si512((void *)lv[i], _mm512_add_epi32(Lt[i], _mm512_set1_epi32(nmax)));
     for (int j = 0; j < 16; j++)
-        for (int i = 0; i < 16; i++) L[16 * j + i] = (small >> j) & 1 ? 0 : (int8_t)lv[i][j];
+        for (int i = 0; i < n; i++) L[n * j + i] = (small >> j) & 1 ? 0 : (int8_t)lv[i][j];
 }
 
 
@@ -217,17 +225,22 @@ BK_Q256 static inline __m256i bk_levels256(__m256 v, __m256i lo, __m256i hi) {
     return _mm256_min_epi32(_mm256_max_epi32(i, lo), hi);
 }
 
-/* Lane j is group j of a Q4_K/Q5_K block (8 groups of 32); every lane follows bk_make_qkx2_one's order. */
-BK_Q256 static void bk_make_qkx2_8x32_256(int nmax, const float *x, float rmin, float rdelta, int nstep,
-                                          uint8_t *L, float *scales, float *mins) {
+/* Lane j is group j of a Q4_K/Q5_K block (8 groups of 32); every lane follows bk_make_qkx2_one's order. `given`:
+ * the 256 weights, or NULL for Q4_K/Q5_K's rms + |x|. */
+BK_Q256 static void bk_make_qkx2_8x32_256(int nmax, const float *x, const float *given, float rmin, float rdelta,
+                                          int nstep, uint8_t *L, float *scales, float *mins) {
     __m256 xt[32], w[32];
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(32));
     for (int i = 0; i < 32; i++) xt[i] = _mm256_i32gather_ps(x + i, idx, 4);
-    __m256 sum_x2 = _mm256_setzero_ps();
-    for (int i = 0; i < 32; i++) sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(xt[i], xt[i]));
-    const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32)));
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int i = 0; i < 32; i++) w[i] = _mm256_add_ps(av_x, _mm256_andnot_ps(sign, xt[i]));
+    if (given) {
+        for (int i = 0; i < 32; i++) w[i] = _mm256_i32gather_ps(given + i, idx, 4);
+    } else {
+        __m256 sum_x2 = _mm256_setzero_ps();
+        for (int i = 0; i < 32; i++) sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(xt[i], xt[i]));
+        const __m256 av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32)));
+        for (int i = 0; i < 32; i++) w[i] = _mm256_add_ps(av_x, _mm256_andnot_ps(sign, xt[i]));
+    }
     __m256 min = xt[0], max = xt[0], sum_w = w[0], sum_x = _mm256_mul_ps(w[0], xt[0]);
     for (int i = 1; i < 32; i++) {
         min = _mm256_mask_mov_ps(min, _mm256_cmp_ps_mask(xt[i], min, _CMP_LT_OQ), xt[i]);
@@ -305,27 +318,40 @@ static int bk_q_body(int body) {
     return body == BK_BODY_AUTO ? 1 : 0;
 }
 
-int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float *scales) {
+int bk_make_qx_16xn_weighted_using(int body, int n, int nmax, const float *x, const float *weights, int8_t *L,
+                                   float *scales) {
+    if (n < 1 || n > 32) return 0;
     const int b = bk_q_body(body);
 #if BK_Q_X86
-    if (b == 2) { bk_make_qx_16x16_512(nmax, x, L, scales); return 1; }
+    if (b == 2) { bk_make_qx_16xn_512(n, nmax, x, weights, L, scales); return 1; }
 #endif
     if (b != 1) return 0;
-    for (int j = 0; j < 16; j++) scales[j] = bk_qx_group(16, nmax, x + 16 * j, NULL, L + 16 * j);
+    for (int j = 0; j < 16; j++) scales[j] = bk_qx_group(n, nmax, x + n * j, weights ? weights + n * j : NULL, L + n * j);
     return 1;
+}
+
+int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float *scales) {
+    return bk_make_qx_16xn_weighted_using(body, 16, nmax, x, NULL, L, scales);
 }
 
 void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales) { bk_make_qx_16x16_using(BK_BODY_AUTO, nmax, x, L, scales); }
 
-int bk_make_qkx2_8x32_using(int body, int nmax, const float *x, float rmin, float rdelta, int nstep,
-                            uint8_t *L, float *scales, float *mins) {
+int bk_make_qkx2_8x32_weighted_using(int body, int nmax, const float *x, const float *weights, float rmin,
+                                     float rdelta, int nstep, uint8_t *L, float *scales, float *mins) {
     const int b = bk_q_body(body);
 #if BK_Q_X86
-    if (b == 2) { bk_make_qkx2_8x32_256(nmax, x, rmin, rdelta, nstep, L, scales, mins); return 1; }
+    if (b == 2) { bk_make_qkx2_8x32_256(nmax, x, weights, rmin, rdelta, nstep, L, scales, mins); return 1; }
 #endif
     if (b != 1) return 0;
-    for (int j = 0; j < 8; j++) scales[j] = bk_make_qkx2_one(32, nmax, x + 32 * j, rmin, rdelta, nstep, L + 32 * j, mins + j);
+    for (int j = 0; j < 8; j++)
+        scales[j] = bk_make_qkx2_one(32, nmax, x + 32 * j, weights ? weights + 32 * j : NULL, rmin, rdelta, nstep,
+                                     L + 32 * j, mins + j);
     return 1;
+}
+
+int bk_make_qkx2_8x32_using(int body, int nmax, const float *x, float rmin, float rdelta, int nstep,
+                            uint8_t *L, float *scales, float *mins) {
+    return bk_make_qkx2_8x32_weighted_using(body, nmax, x, NULL, rmin, rdelta, nstep, L, scales, mins);
 }
 
 void bk_make_qkx2_8x32(int nmax, const float *x, float rmin, float rdelta, int nstep, uint8_t *L, float *scales, float *mins) {

@@ -145,6 +145,25 @@ struct LowBitQuantTests {
         compareBlocks(run(body, x), run(KernelBodies.portable, x), type, "\(type) body \(body) vs the portable body on noise")
     }
 
+    @Test("IQ4_NL's and IQ4_XS's portable and AVX-512 bodies write llama-quantize's bytes",
+          arguments: [("iq4_nl", KernelBodies.portable), ("iq4_nl", KernelBodies.avx512), ("iq4_xs", KernelBodies.portable), ("iq4_xs", KernelBodies.avx512)])
+    func iq4Bodies(_ ftype: String, _ body: Int32) throws {
+        if body == KernelBodies.avx512 && !KernelBodies.hasAVX512 { return }   // KernelBodies.noAVX512: nothing to test
+        let type: QuantType = ftype == "iq4_nl" ? .iq4_nl : .iq4_xs
+        let k = Int32(type == .iq4_nl ? BK_IQ4_NL : BK_IQ4_XS)
+        func run(_ b: Int32, _ x: [Float]) -> [UInt8] {
+            var y = [UInt8](repeating: 0, count: x.count / type.blockSize * type.bytesPerBlock)
+            #expect(bk_quantize_iq4_using(b, k, x, &y, Int64(x.count), nil) == 1, "\(type) body \(b) did not run")
+            return y
+        }
+        let edge = Array(try QuantFixtures.edge().prefix(64 * 256))
+        compareBlocks(run(body, edge), Array(try Data(contentsOf: URL(fileURLWithPath: LowBitFixtures.path("tiny-\(ftype).attn_q.bin")))), type,
+                      "\(type) body \(body) on the edge rows vs llama-quantize")
+        var x = QuantTests.noise(rows: 16, cols: 4096, seed: 6)
+        for i in stride(from: 0, to: x.count, by: 1000) { for k in i..<min(x.count, i + 40) { x[k] = k % 3 == 0 ? 0.25 : 0 } }
+        compareBlocks(run(body, x), run(KernelBodies.portable, x), type, "\(type) body \(body) vs the portable body on noise")
+    }
+
     /// The whole file: per-tensor types (the recipe, the options, the fallbacks for ffn_down's 288-wide rows), every
     /// tensor's bytes, then header and padding.
     @Test("billa quantize writes llama-quantize's tiny file byte for byte", arguments: cases)

@@ -101,14 +101,20 @@ double bk_sum_f64(const float *a, int64_t n);
  * body runs the groups in parallel lanes. `_using(body)`: BK_BODY_PORTABLE (scalar) or BK_BODY_AVX512; 1 when it ran. */
 void bk_make_qx_16x16(int nmax, const float *x, int8_t *L, float *scales);
 int bk_make_qx_16x16_using(int body, int nmax, const float *x, int8_t *L, float *scales);
+/* make_qx_quants (rmse_type 1) for 16 consecutive groups of n <= 32 values with the caller's weights (16 n values;
+ * NULL: x^2, as above), L[16 n], scales[16]: the importance-weighted Q6_K and Q3_K (n 16) and Q4_0/Q5_0 (n 32, sixteen
+ * blocks at a time). Bodies as above; 0 also for n outside 1...32. */
+int bk_make_qx_16xn_weighted_using(int body, int n, int nmax, const float *x, const float *weights, int8_t *L,
+                                   float *scales);
 
 /* ggml's make_qx_quants (rmse_type 1) for one group of n values, levels -nmax..nmax-1 stored offset by nmax in L[n]:
- * weights qw[n], or x^2 when qw is NULL (the reference quantizers). Returns the scale. The one scalar copy, used by
- * Q6_K and by the importance-weighted Q4_0/Q5_0/Q3_K/Q6_K. */
+ * weights qw[n], or x^2 when qw is NULL (the reference quantizers). Returns the scale. The one scalar copy: the
+ * portable body of the 16-group searches below, and the importance-weighted Q3_K's scale of scales. */
 float bk_qx_group(int n, int nmax, const float *x, const float *qw, int8_t *L);
 
 /* ggml's make_qkx2_quants for one group of n <= 32 values with the caller's weights, squared or (use_mad) absolute
- * errors: the one scalar copy, used by the Q4_K/Q5_K and Q2_K quantizers. Returns the scale; *the_min gets the
+ * errors: the one scalar copy, used by the Q4_K/Q5_K and Q2_K quantizers with and without importance weights (and
+ * Q4_1/Q5_1 with them). Returns the scale; *the_min gets the
  * negated minimum; L[n] the levels 0..nmax. */
 float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
                     float rmin, float rdelta, int nstep, int use_mad);
@@ -118,6 +124,11 @@ float bk_qkx2_group(int n, int nmax, const float *x, const float *weights, uint8
 void bk_make_qkx2_8x32(int nmax, const float *x, float rmin, float rdelta, int nstep, uint8_t *L, float *scales, float *mins);
 int bk_make_qkx2_8x32_using(int body, int nmax, const float *x, float rmin, float rdelta, int nstep,
                             uint8_t *L, float *scales, float *mins);
+/* The same search with the caller's 256 weights (NULL: Q4_K/Q5_K's, as above): the importance-weighted Q4_K/Q5_K
+ * (and Q4_1/Q5_1, eight 32-blocks at a time) run it with rmin -0.9, rdelta 0.05, nstep 36 (ggml's make_qkx3_quants,
+ * which with weights given performs make_qkx2's operations). */
+int bk_make_qkx2_8x32_weighted_using(int body, int nmax, const float *x, const float *weights, float rmin,
+                                     float rdelta, int nstep, uint8_t *L, float *scales, float *mins);
 
 /* ggml's quantize_row_q8_0_ref over n values (whole blocks): bit-identical output. Bodies as above. */
 void bk_quantize_q8_0(const float *x, void *y, int64_t n);
@@ -193,20 +204,30 @@ void bk_quantize_q2_K(const float *x, void *y, int64_t n);
 /* Q2_K with its 16 scale searches one after another (BK_BODY_PORTABLE) or eight per AVX2 step (BK_BODY_AVX2; each
  * lane in the scalar order, so the same bytes); 1 when the body ran. */
 int bk_quantize_q2_K_using(int body, const float *x, void *y, int64_t n);
+/* The 16 scale searches of an importance-weighted Q2_K block (make_qkx3_quants: the 256 given weights, levels
+ * 0..3, squared error, rmin -0.9, rdelta 0.05, 36 steps): L[256], scales[16], mins[16] (negated minima). Bodies as
+ * bk_quantize_q2_K_using. */
+int bk_q2_K_weighted_searches_using(int body, const float *x, const float *weights, uint8_t *L, float *scales,
+                                    float *mins);
 /* Q3_K likewise: its 16 make_q3_quants searches one after another or eight per AVX2 step. */
 int bk_quantize_q3_K_using(int body, const float *x, void *y, int64_t n);
 void bk_quantize_q3_K(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_nl(const float *x, void *y, int64_t n);
 void bk_quantize_iq4_xs(const float *x, void *y, int64_t n);
-/* The same with an importance matrix: qw holds n weights (one per value, i.e. the row's column weights); NULL is the
- * unweighted quantizer above. */
-void bk_quantize_iq4_nl_weighted(const float *x, void *y, int64_t n, const float *qw);
-void bk_quantize_iq4_xs_weighted(const float *x, void *y, int64_t n, const float *qw);
+/* IQ4_NL or IQ4_XS (type) over n values, with an importance matrix (qw: n weights, the row's column weights) or
+ * without (qw NULL: the two functions above). Body: BK_BODY_PORTABLE (each group's scale search in turn),
+ * BK_BODY_AVX512 (eight groups per AVX-512VL step, each lane in the scalar order; 0 when the CPU lacks it) or
+ * BK_BODY_AUTO. 0 (nothing written) for another type or body. */
+int bk_quantize_iq4_using(int body, int type, const float *x, void *y, int64_t n, const float *qw);
 
 /* One row of n values (whole blocks) quantized as ggml_quantize_chunk(type, x, y, 0, 1, n, qw) writes it with an
  * importance matrix: qw holds n weights, one per column (importance.c). `type` is billa's kernel numbering (BK_Q4_0
  * ... BK_IQ4_XS); BK_Q8_0 ignores qw, as ggml does. Returns 1, or 0 (nothing written) for any other type. */
 int bk_quantize_row_importance(int type, const float *x, void *y, int64_t n, const float *qw);
+/* The same with the searches' body chosen: BK_BODY_PORTABLE (every search scalar), BK_BODY_AVX512 (the lanes: AVX-512
+ * for the group searches of Q4_0/Q5_0/Q4_1/Q5_1/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_NL/IQ4_XS and Q8_0, AVX2 for Q2_K's; 0 when the CPU lacks
+ * either) or BK_BODY_AUTO; 0 for any other body. */
+int bk_quantize_row_importance_using(int body, int type, const float *x, void *y, int64_t n, const float *qw);
 /* Elements and bytes per block of a low-bit type (0 bytes for any other type). */
 int bk_lowbit_block_elems(int type);
 int bk_lowbit_block_bytes(int type);
