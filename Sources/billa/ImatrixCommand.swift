@@ -6,7 +6,7 @@ struct Imatrix: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compute an importance matrix over a text with billa's forward pass, in the files llama-quantize --imatrix reads.",
         discussion: """
-            As llama-imatrix does: the text is tokenized once (BOS first) and cut into -c-token chunks, each starting with BOS and run from an empty cache; for every matrix of every block, the squared inputs are summed per column in f32, token after token, with the token count. The output head is included only with --process-output. Products over fewer than 16 tokens are skipped (so -c must be 16 or more) and the text must hold at least two chunks.
+            As llama-imatrix does: the text (read as llama.cpp's -f reads it: UTF-8, one trailing newline dropped) is tokenized once (BOS first) and cut into -c-token chunks, each starting with BOS and run from an empty cache; for every matrix of every block, the squared inputs are summed per column in f32, token after token, with the token count. The output head is included only with --process-output. Products over fewer than 16 tokens are skipped (so -c must be 16 or more) and the text must hold at least two chunks.
 
             The file is llama-imatrix's GGUF imatrix (--output-format gguf, the default: NAME.in_sum2 and NAME.counts, imatrix.datasets, imatrix.chunk_count, imatrix.chunk_size) or its legacy .dat (--output-format dat), byte for byte in layout; llama-quantize --imatrix and billa quantize --imatrix read either. Entries are keyed by GGUF tensor name whatever the model's layout. --in-file FILE (repeatable) starts from matrices computed before, as llama-imatrix --in-file does: their sums and token counts are added up in order (a legacy .dat counts -c tokens per call), the new text's tokens are added on top, and the datasets are kept; without -f the matrices are only combined. Unlike llama-imatrix, billa does not print a perplexity estimate (billa perplexity does) and writes the file once, when complete.
 
@@ -75,10 +75,7 @@ struct Imatrix: ParsableCommand {
             report.say("wrote \(output): \(m.entries.count) matrices combined from \(inFiles.count) files (\(m.chunkCount) chunks of \(ctxSize) tokens), \(outputFormat.rawValue) format")
             return
         }
-        let text: String
-        do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
-            throw BillaError(.io, file: file, "cannot read the calibration text as UTF-8", remedy: "pass a UTF-8 text file with -f")
-        }
+        let text = try PerplexityRun.readText(file)
         let loaded = try Verifier.Loaded(model, tokenizer: tokenizer, unused: drops.policy)
         stateLosses(loaded.model.weights.ignored)
         var o = ImatrixOptions()

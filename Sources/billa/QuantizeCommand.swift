@@ -122,7 +122,11 @@ struct Quantize: ParsableCommand {
         o.typeChoices.outputTensorType = try outputTensorType.map { try tensorType($0, "--output-tensor-type") }
         o.typeChoices.tokenEmbeddingType = try tokenEmbeddingType.map { try tensorType($0, "--token-embedding-type") }
         if let imatrix {
-            o.importance = (try ImportanceMatrix.forQuantize(imatrix, include: includeWeights, exclude: excludeWeights), imatrix)
+            let m = try ImportanceMatrix.forQuantize(imatrix, include: includeWeights, exclude: excludeWeights)
+            if m.entries.isEmpty {
+                warn("--include-weights / --exclude-weights left no entry of \(imatrix): quantizing without an importance matrix, as llama-quantize does")
+            }
+            o.importance = (m, imatrix)
         }
         o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
         o.name = name

@@ -54,16 +54,8 @@ enum ImatrixQuantFixtures {
             #expect(t.name == w.name && t.dtype.rawValue == w.type, "\(model) \(name): \(t.name) is \(t.dtype.rawValue), llama-quantize: \(w.name) \(w.type ?? "")")
             let bytes = try g.file.bytes(at: g.dataOffset + t.offset, count: t.byteCount, what: t.name)
             guard sha256Hex(bytes) != w.sha256 else { continue }
-            var detail = ""
-            if let rows = w.rows, let slab = w.slab_rows, let slabs = w.slabs?.split(separator: " ").map(String.init) {
-                let rowBytes = bytes.count / rows
-                let first = slabs.indices.first { i in
-                    let lo = i * slab * rowBytes, hi = min(bytes.count, (i + 1) * slab * rowBytes)
-                    return !sha256Hex(UnsafeRawBufferPointer(rebasing: bytes[lo..<hi])).hasPrefix(slabs[i])
-                }
-                detail = ", first in rows \((first ?? 0) * slab)..<\(min(rows, ((first ?? 0) + 1) * slab))"
-            }
-            Issue.record("\(model) \(name): tensor \(t.name) (\(t.dtype.rawValue)) differs from llama-quantize's\(detail)")
+            let slab = LowBitFixtures.firstDifferingSlab(bytes, w).map { ", " + $0 } ?? ""
+            Issue.record("\(model) \(name): tensor \(t.name) (\(t.dtype.rawValue)) differs from llama-quantize's\(slab)")
         }
         #expect(try sha256Hex(file: out) == c.sha256, "\(model) \(name): the file differs from llama-quantize's (header, metadata or padding)")
     }
@@ -91,14 +83,7 @@ struct ImatrixQuantizeTests {
     func policy() throws {
         let p = try ImatrixQuantFixtures.golden.get().policy
         let names = p.matrices.split(separator: " ").map(String.init)
-        let hd = p.dim / p.heads
-        func shape(_ n: String) -> [Int] {
-            if n == "token_embd.weight" || n == "output.weight" { return [32, p.dim] }
-            if n.hasSuffix("attn_k.weight") || n.hasSuffix("attn_v.weight") { return [p.kv_heads * hd, p.dim] }
-            if n.hasSuffix("ffn_gate.weight") || n.hasSuffix("ffn_up.weight") { return [p.ffn, p.dim] }
-            if n.hasSuffix("ffn_down.weight") { return [p.dim, p.ffn] }
-            return [p.dim, p.dim]
-        }
+        let shape = p.shape
         let ordered = names.sorted(by: QuantPolicy.order)
         #expect(p.cases.count == 17)
         var changed = 0

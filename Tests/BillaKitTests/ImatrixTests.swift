@@ -75,7 +75,7 @@ struct ImatrixTests {
         o.maxChunks = 3
         o.dataset = "text.txt"
         o.start = try ImportanceMatrix.combine([("imatrix-output.gguf", try ImportanceMatrix.read(Self.dir + "/imatrix-output.gguf"))], chunkSize: 64)
-        let text = try String(contentsOfFile: Self.dir + "/text.txt", encoding: .utf8)
+        let text = try PerplexityRun.readText(Self.dir + "/text.txt")
         let (mine, _) = try ImatrixRun.compute(try Verifier.Loaded(Self.model), text: text, options: o)
         let ref = try ImportanceMatrix.read(Self.dir + "/continued.gguf")
         #expect(mine.datasets == ref.datasets && mine.chunkCount == ref.chunkCount && Set(mine.entries.keys) == Set(ref.entries.keys))
@@ -86,6 +86,21 @@ struct ImatrixTests {
             let worst = zip(m.sums, r.sums).map { abs($0 - $1) / scale }.max() ?? 0
             #expect(worst < 1e-5, "\(name): \(worst)")
         }
+    }
+
+    /// Found by trying the command: `-o a` trapped in Foundation's deletingLastPathComponent after the whole run,
+    /// and a missing output directory was found only when the temporary file could not be created.
+    @Test func outputPathsAreCheckedBeforeTheWork() throws {
+        for (path, parent) in [("a", ""), ("ab", ""), ("b/a", "b"), ("/a", "/"), ("a/", ""), ("x//y", "x"), ("/", "/"), ("./a", ".")] {
+            #expect(Temporaries.parentDirectory(path) == parent, "\(path)")
+        }
+        #expect(Temporaries.name(for: "a", kind: "tmp", pid: 1) == ".a.billa-tmp-1")
+        let tmp = try Fixtures.tempDir("imatrix-out")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        #expect(throws: BillaError.self) {
+            try OutputGuard.check(inputs: [], outputs: [OutputGuard.Output(tmp + "/missing/x.gguf", .file)], force: false)
+        }
+        try OutputGuard.check(inputs: [], outputs: [OutputGuard.Output(tmp + "/x.gguf", .file)], force: false)
     }
 
     @Test func aLegacyFileCannotBeRewritten() throws {
@@ -120,7 +135,7 @@ struct ImatrixTests {
     @Test(arguments: [("imatrix.gguf", false, nil, 0), ("imatrix-output.gguf", true, 5, 2)] as [(String, Bool, Int?, Int)])
     func computesLlamasSums(_ file: String, _ processOutput: Bool, _ maxChunks: Int?, _ skip: Int) throws {
         let ref = try ImportanceMatrix.read(Self.dir + "/" + file)
-        let text = try String(contentsOfFile: Self.dir + "/text.txt", encoding: .utf8)
+        let text = try PerplexityRun.readText(Self.dir + "/text.txt")
         var o = ImatrixOptions()
         o.contextSize = 64
         o.processOutput = processOutput
@@ -154,7 +169,7 @@ struct ImatrixTests {
     func quantizedModelsAgreeInKLDivergence(_ type: String) throws {
         let tmp = try Fixtures.tempDir("imatrix-kld")
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        let text = try String(contentsOfFile: Self.dir + "/text.txt", encoding: .utf8)
+        let text = try PerplexityRun.readText(Self.dir + "/text.txt")
         var o = ImatrixOptions()
         o.contextSize = 64
         o.dataset = "text.txt"

@@ -35,6 +35,28 @@ enum LowBitFixtures {
         let layers: Int, heads: Int, kv_heads: Int, dim: Int, ffn: Int
         let matrices: String
         let cases: [String: String]
+
+        /// The shape of a 2-D tensor of the zero-valued policy model (vocab 32), from its name.
+        func shape(_ n: String) -> [Int] {
+            let hd = dim / heads
+            if n == "token_embd.weight" || n == "output.weight" { return [32, dim] }
+            if n.hasSuffix("attn_k.weight") || n.hasSuffix("attn_v.weight") { return [kv_heads * hd, dim] }
+            if n.hasSuffix("ffn_gate.weight") || n.hasSuffix("ffn_up.weight") { return [ffn, dim] }
+            if n.hasSuffix("ffn_down.weight") { return [dim, ffn] }
+            return [dim, dim]
+        }
+    }
+
+    /// "first in rows a..<b": the first 64-row slab of `bytes` whose sha256 prefix is not the golden's, so a
+    /// whole-tensor mismatch names where it starts.
+    static func firstDifferingSlab(_ bytes: UnsafeRawBufferPointer, _ w: WideTensor) -> String? {
+        guard let rows = w.rows, let slab = w.slab_rows, let slabs = w.slabs?.split(separator: " ").map(String.init), rows > 0 else { return nil }
+        let rowBytes = bytes.count / rows
+        let first = slabs.indices.first { i in
+            let lo = i * slab * rowBytes, hi = min(bytes.count, (i + 1) * slab * rowBytes)
+            return !sha256Hex(UnsafeRawBufferPointer(rebasing: bytes[lo..<hi])).hasPrefix(slabs[i])
+        } ?? 0
+        return "first in rows \(first * slab)..<\(min(rows, (first + 1) * slab))"
     }
     struct Refusal: Decodable { let tensor: String; let reason: String }
 
@@ -205,14 +227,7 @@ struct LowBitQuantTests {
             #expect(t.name == w.name && t.dtype.rawValue == w.type, "\(ftype): \(t.name) is \(t.dtype.rawValue), llama-quantize: \(w.name) \(w.type ?? "")")
             let bytes = try g.file.bytes(at: g.dataOffset + t.offset, count: t.byteCount, what: t.name)
             guard sha256Hex(bytes) != w.sha256 else { continue }
-            let rows = try #require(w.rows), slab = try #require(w.slab_rows)
-            let slabs = (w.slabs ?? "").split(separator: " ").map(String.init)
-            let rowBytes = bytes.count / rows
-            let first = slabs.indices.first { i in
-                let lo = i * slab * rowBytes, hi = min(bytes.count, (i + 1) * slab * rowBytes)
-                return !sha256Hex(UnsafeRawBufferPointer(rebasing: bytes[lo..<hi])).hasPrefix(slabs[i])
-            }
-            Issue.record("\(ftype): \(t.name) (\(t.dtype.rawValue)) differs from llama-quantize's, first in rows \((first ?? 0) * slab)..<\(min(rows, ((first ?? 0) + 1) * slab))")
+            Issue.record("\(ftype): \(t.name) (\(t.dtype.rawValue)) differs from llama-quantize's, \(LowBitFixtures.firstDifferingSlab(bytes, w) ?? "")")
         }
         #expect(try sha256Hex(file: out) == want.sha256, "\(ftype): the wide file differs from llama-quantize's")
     }
@@ -223,14 +238,7 @@ struct LowBitQuantTests {
     func policy(_ model: String) throws {
         let p = try #require(try LowBitFixtures.golden.get().policy[model])
         let names = p.matrices.split(separator: " ").map(String.init)
-        let hd = p.dim / p.heads
-        func shape(_ n: String) -> [Int] {
-            if n == "token_embd.weight" || n == "output.weight" { return [32, p.dim] }
-            if n.hasSuffix("attn_k.weight") || n.hasSuffix("attn_v.weight") { return [p.kv_heads * hd, p.dim] }
-            if n.hasSuffix("ffn_gate.weight") || n.hasSuffix("ffn_up.weight") { return [p.ffn, p.dim] }
-            if n.hasSuffix("ffn_down.weight") { return [p.dim, p.ffn] }
-            return [p.dim, p.dim]
-        }
+        let shape = p.shape
         let ordered = names.sorted(by: QuantPolicy.order)
         #expect(!p.cases.isEmpty)
         for (name, types) in p.cases.sorted(by: { $0.key < $1.key }) {

@@ -41,7 +41,7 @@ public enum Manifest {
     /// Checks every entry against the files beside the manifest, hashing on both cores.
     public static func check(_ path: String, progress: ((Int) -> ProgressMeter?)? = nil) throws -> [CheckResult] {
         let entries = try parse(path)
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = Temporaries.parentDirectory(path)
         let resolved = entries.map { $0.name.hasPrefix("/") ? $0.name : (dir.isEmpty ? $0.name : dir + "/" + $0.name) }
         let present = resolved.map { FileManager.default.fileExists(atPath: $0) }
         let total = zip(resolved, present).filter(\.1).reduce(0) { sum, pair in

@@ -57,6 +57,7 @@ public enum ImatrixRun {
                              remedy: "use -c \(minimumTokens) or more (llama-imatrix's default is 512)")
         }
         var tokens = try model.tokenize(text)
+        let textTokens = tokens.count
         if options.skipChunks > 0 {
             guard (options.skipChunks + 2) * n < tokens.count else {
                 throw BillaError(.invalidArgument, "skipping \(options.skipChunks) chunks of \(n) tokens leaves too few of the text's \(tokens.count) tokens",
@@ -93,7 +94,7 @@ public enum ImatrixRun {
         // llama-imatrix's chunk count is the most tokens any entry saw over the chunk size (loaded ones included).
         let chunkCount = options.start == nil ? chunks : Int(entries.values.flatMap(\.counts).max() ?? 0) / n
         let matrix = ImportanceMatrix(entries: entries, datasets: datasets, chunkCount: chunkCount, chunkSize: n)
-        return (matrix, ImatrixSummary(tokens: tokens.count, chunks: chunks, contextSize: n, entries: matrix.entries.count,
+        return (matrix, ImatrixSummary(tokens: textTokens, chunks: chunks, contextSize: n, entries: matrix.entries.count,
                                        seconds: Date().timeIntervalSince(start)))
     }
 }

@@ -4,12 +4,18 @@ import Foundation
 /// `billa perplexity`'s two runs over a model: the perplexity of a text (optionally saving the base file), and a
 /// candidate against a base file (`--kl-divergence`). The command prints; this computes.
 public enum PerplexityRun {
-    /// The text as llama-perplexity's `-f` reads it: the file's bytes as UTF-8, one trailing newline removed.
+    /// The text as llama.cpp's `-f` reads it (llama-perplexity, llama-imatrix): the file's bytes as UTF-8, a
+    /// byte-order mark kept (llama tokenizes it), one trailing newline removed.
     public static func readText(_ path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw BillaError(.notFound, file: path, "cannot read the text", remedy: "check the path")
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw BillaError(.notFound, file: path, "no such file", remedy: "check the path of the text (-f)")
         }
-        guard var text = String(data: data, encoding: .utf8) else {
+        guard !isDir.boolValue, let data = FileManager.default.contents(atPath: path) else {
+            throw BillaError(.io, file: path, isDir.boolValue ? "is a directory, not a text file" : "cannot read the text",
+                             remedy: "pass a UTF-8 text file with -f")
+        }
+        guard var text = String(validating: data, as: UTF8.self) else {
             throw BillaError(.invalidArgument, file: path, "the text is not valid UTF-8", remedy: "convert it to UTF-8 (iconv -t UTF-8)")
         }
         if text.utf8.last == 0x0A { text = String(decoding: text.utf8.dropLast(), as: UTF8.self) }

@@ -73,7 +73,7 @@ public enum OutputGuard {
             free(r)
             while true {
                 if let (i, _) = id(dir), out[i] == nil { out[i] = p }
-                let up = (dir as NSString).deletingLastPathComponent
+                let up = Temporaries.parentDirectory(dir)
                 if up == dir || up.isEmpty { break }
                 dir = up
             }
@@ -117,6 +117,13 @@ public enum OutputGuard {
                 if let (lid, _) = id(path, follow: false) {
                     guard force else { throw existing(path) }
                     approve.append(lid)
+                } else if o.kind == .file {
+                    // Found now, not after an hour's work when the temporary file cannot be created.
+                    let parent = Temporaries.parentDirectory(path)
+                    if !parent.isEmpty, id(parent)?.isDirectory != true {
+                        throw BillaError(.notFound, file: path, "its directory \(parent) does not exist",
+                                         remedy: "create it first (mkdir -p \(parent)) or choose another output path")
+                    }
                 }
                 continue
             }

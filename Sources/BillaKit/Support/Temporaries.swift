@@ -116,8 +116,19 @@ public enum Temporaries {
 
     static func split(_ path: String) -> (parent: String, base: String) {
         let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-        let parent = (trimmed as NSString).deletingLastPathComponent
-        return (parent, (trimmed as NSString).lastPathComponent)
+        return (parentDirectory(trimmed), (trimmed as NSString).lastPathComponent)
+    }
+
+    /// NSString's deletingLastPathComponent without it: Foundation on Linux traps on a one-character relative
+    /// path ("a"), which made `-o a` kill every write command after its work was done. "" for a bare name, "/"
+    /// for a file at the root.
+    public static func parentDirectory(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        var parent = p[..<slash]
+        while parent.count > 1, parent.hasSuffix("/") { parent = parent.dropLast() }
+        return parent.isEmpty ? "/" : String(parent)
     }
 
     static func join(_ parent: String, _ name: String) -> String { parent.isEmpty ? name : parent + "/" + name }

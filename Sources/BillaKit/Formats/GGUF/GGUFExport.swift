@@ -280,7 +280,7 @@ public enum GGUFExport {
                                  imatrix == nil
                                     ? "\(recipe.rawValue) quantizes this tensor to \(target.rawValue), which needs an importance matrix; llama-quantize refuses it without one (\"this quantization requires an imatrix!\")"
                                     : "the importance matrix has no entry for this tensor, which \(recipe.rawValue) quantizes to \(target.rawValue): llama-quantize refuses it (\"Missing importance matrix for tensor ... in a very low-bit quantization\")",
-                                 remedy: imatrix == nil ? "pass --imatrix FILE (from billa imatrix or llama-imatrix), or use --type q2_k, which needs none"
+                                 remedy: imatrix == nil ? (options.importance != nil ? "--include-weights / --exclude-weights left no entry of the importance matrix; filter less" : "pass --imatrix FILE (from billa imatrix or llama-imatrix), or use --type q2_k, which needs none")
                                                         : "use an imatrix computed for this model, and do not --exclude-weights this tensor")
             }
             if target != s.dtype && s.dtype.isQuantized && !options.allowRequantize {
