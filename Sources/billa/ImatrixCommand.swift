@@ -59,6 +59,7 @@ struct Imatrix: ParsableCommand {
 
     func run() throws {
         try write.check([output], .file, inputs: [model, file, tokenizer] + inFiles)
+        try OutputGuard.requireDirectory(of: output)
         if outputFormat == .gguf, !output.hasSuffix(".gguf") {
             warn("writing the GGUF imatrix format to '\(output)', whose name does not end in .gguf; --output-format dat writes the legacy format")
         }

@@ -97,10 +97,9 @@ struct ImatrixTests {
         #expect(Temporaries.name(for: "a", kind: "tmp", pid: 1) == ".a.billa-tmp-1")
         let tmp = try Fixtures.tempDir("imatrix-out")
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        #expect(throws: BillaError.self) {
-            try OutputGuard.check(inputs: [], outputs: [OutputGuard.Output(tmp + "/missing/x.gguf", .file)], force: false)
-        }
-        try OutputGuard.check(inputs: [], outputs: [OutputGuard.Output(tmp + "/x.gguf", .file)], force: false)
+        #expect(throws: BillaError.self) { try OutputGuard.requireDirectory(of: tmp + "/missing/x.gguf") }
+        try OutputGuard.requireDirectory(of: tmp + "/x.gguf")
+        try OutputGuard.requireDirectory(of: "x.gguf")
     }
 
     @Test func aLegacyFileCannotBeRewritten() throws {

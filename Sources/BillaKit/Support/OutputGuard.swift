@@ -106,6 +106,17 @@ public enum OutputGuard {
 
     /// Checks every output against the inputs and the rule for existing outputs; approves, with `force`, the
     /// existing outputs it may replace. Throws the first conflict; nothing is written either way.
+    /// For a command that computes for long before it writes one file (imatrix, perplexity's base): the output's
+    /// directory must exist now, not be found missing when the temporary file cannot be created at the end.
+    /// (Commands that create their output's directories, such as recover xor, do not call this.)
+    public static func requireDirectory(of path: String) throws {
+        let parent = Temporaries.parentDirectory(path)
+        if !parent.isEmpty, id(parent)?.isDirectory != true {
+            throw BillaError(.notFound, file: path, "its directory \(parent) does not exist",
+                             remedy: "create it first (mkdir -p \(parent)) or choose another output path")
+        }
+    }
+
     public static func check(inputs: [String], outputs: [Output], force: Bool) throws {
         let read = readFiles(inputs)
         let above = containingDirectories(read)
@@ -117,13 +128,6 @@ public enum OutputGuard {
                 if let (lid, _) = id(path, follow: false) {
                     guard force else { throw existing(path) }
                     approve.append(lid)
-                } else if o.kind == .file {
-                    // Found now, not after an hour's work when the temporary file cannot be created.
-                    let parent = Temporaries.parentDirectory(path)
-                    if !parent.isEmpty, id(parent)?.isDirectory != true {
-                        throw BillaError(.notFound, file: path, "its directory \(parent) does not exist",
-                                         remedy: "create it first (mkdir -p \(parent)) or choose another output path")
-                    }
                 }
                 continue
             }
