@@ -72,7 +72,7 @@ public enum ImatrixRun {
         let all = tokens.count / n
         let chunks = min(all, options.maxChunks ?? all)
         let collector = ImatrixCollector(model.model.weights, processOutput: options.processOutput, start: options.start)
-        let bos = model.tokenizer?.bosID
+        let bos = model.bos
         let cache = KVCache(for: model.model.weights, capacity: n)
         for c in 0..<chunks {
             var chunk = Array(tokens[(c * n)..<((c + 1) * n)])

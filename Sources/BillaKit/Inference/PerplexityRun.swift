@@ -36,7 +36,7 @@ public enum PerplexityRun {
         let t0 = DispatchTime.now().uptimeNanoseconds
         for c in 0..<plan.nChunk {
             let start = c * plan.nCtx
-            let logits = try m.model.perplexityLogits(tokens[start..<(start + plan.nCtx)], bos: m.tokenizer?.bosID, plan: plan, cache: cache)
+            let logits = try m.model.perplexityLogits(tokens[start..<(start + plan.nCtx)], bos: m.bos, plan: plan, cache: cache)
             let next = tokens[(start + plan.first + 1)..<(start + plan.nCtx)]
             let nll = writer == nil ? PerplexityScoring.nll(logits, vocab: vocab, next: next)
                                     : PerplexityScoring.encode(logits, vocab: vocab, next: next, layout: layout, into: &rows)
@@ -68,11 +68,11 @@ public enum PerplexityRun {
         }
         // Each chunk's first token is replaced by the model's BOS, as the base was made: a model without a
         // tokenizer cannot say whether it has one, and a BOS other than the base's first token means another vocabulary.
-        guard let tokenizer = m.tokenizer else {
+        guard m.tokenizer != nil else {
             throw BillaError(.notFound, file: m.path, "the model carries no tokenizer, which says whether each chunk starts with BOS",
                              remedy: "pass --tokenizer path/to/tokenizer.model")
         }
-        if let bos = tokenizer.bosID, tokens[0] != bos {
+        if let bos = m.bos, tokens[0] != bos {
             throw BillaError(.shapeMismatch, file: base.path, "the base's first token is \(tokens[0]), but \(m.path)'s BOS is \(bos)",
                              remedy: "compare a model with a base written with the same tokenizer")
         }
@@ -81,7 +81,7 @@ public enum PerplexityRun {
         let t0 = DispatchTime.now().uptimeNanoseconds
         for c in 0..<plan.nChunk {
             let start = c * plan.nCtx
-            let logits = try m.model.perplexityLogits(tokens[start..<(start + plan.nCtx)], bos: tokenizer.bosID, plan: plan, cache: cache)
+            let logits = try m.model.perplexityLogits(tokens[start..<(start + plan.nCtx)], bos: m.bos, plan: plan, cache: cache)
             sums.add(logits, vocab: vocab, next: tokens[(start + plan.first + 1)..<(start + plan.nCtx)], base: base, chunk: c)
             chunkDone(c + 1, sums)
         }

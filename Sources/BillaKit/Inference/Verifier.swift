@@ -118,22 +118,34 @@ public enum Verifier {
         public let release: Release
         public let model: LlamaModel
         public let tokenizer: (any TextTokenizer)?
+        /// The id llama.cpp puts first (and at the start of every perplexity and imatrix chunk): the tokenizer's
+        /// BOS, unless a GGUF model says `tokenizer.ggml.add_bos_token = false`, which llama.cpp follows.
+        public let bos: Int?
 
         /// `unused` says which tensors the forward pass does not read may be ignored; by default none may.
         public init(_ path: String, tokenizer: String? = nil, unused: DropPolicy = DropPolicy()) throws {
             self.path = path
             release = try Release.open(path)
             model = LlamaModel(try LlamaWeights(release, unused: unused))
-            self.tokenizer = try tokenizer.map { try ModelTokenizer.open($0) } ?? ModelTokenizer.load(for: release)
+            let t = try tokenizer.map { try ModelTokenizer.open($0) } ?? ModelTokenizer.load(for: release)
+            self.tokenizer = t
+            bos = Self.addsBOS(release) ? t?.bosID : nil
         }
 
-        /// BOS (when the tokenizer has one) and the text's ids.
+        static func addsBOS(_ release: Release) -> Bool {
+            guard release.layout == .file || release.files.count == 1, let f = release.files.first, f.format == .gguf,
+                  let g = try? GGUFReader.open(f.path) else { return true }
+            if case .bool(false)? = g.metadata[GGUFKeys.addBOS] { return false }
+            return true
+        }
+
+        /// BOS (when the model adds one) and the text's ids.
         public func tokenize(_ text: String) throws -> [Int] {
             guard let tokenizer else {
                 throw BillaError(.notFound, file: path, "the model carries no tokenizer",
                                  remedy: "pass --tokenizer path/to/tokenizer.model")
             }
-            return (tokenizer.bosID.map { [$0] } ?? []) + tokenizer.encode(text)
+            return (bos.map { [$0] } ?? []) + tokenizer.encode(text)
         }
 
         func run(_ tokens: [Int]) throws -> PromptRun {
@@ -169,7 +181,7 @@ public enum Verifier {
         var failures = [String]()
         for (i, text) in prompts.enumerated() {
             let tokens = try ref.tokenize(text)
-            if let candTok = cand.tokenizer, (candTok.bosID.map { [$0] } ?? []) + candTok.encode(text) != tokens {
+            if let candTok = cand.tokenizer, (cand.bos.map { [$0] } ?? []) + candTok.encode(text) != tokens {
                 failures.append("prompt \(i + 1): the candidate's tokenizer gives other ids than the reference's")
             }
             let a = try ref.run(tokens), b = try cand.run(tokens)
