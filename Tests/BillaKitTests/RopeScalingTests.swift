@@ -87,14 +87,14 @@ struct RopeScalingTests {
         #expect(y.betaFast == 16 && y.betaSlow == 2 && y.truncate == false)
     }
 
-    /// Unknown rope types, longrope and model types other than llama are refused by name.
+    /// Unknown rope types, longrope and model types of no supported family are refused by name.
     @Test(arguments: [
         ("rope_parameters", #"{"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": [1], "long_factor": [1]}"#, "longrope"),
         ("rope_parameters", #"{"rope_type": "stretchy", "rope_theta": 10000.0, "factor": 2.0}"#, "stretchy"),
         ("rope_scaling", #"{"type": "su", "factor": 2.0}"#, "su"),
         ("rope_parameters", #"{"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0, "warp": 3}"#, "warp"),
-        ("model_type", #""mistral""#, "mistral"),
-        ("model_type", #""qwen2""#, "qwen2"),
+        ("model_type", #""gemma""#, "gemma"),
+        ("model_type", #""qwen3""#, "qwen3"),
     ])
     func refusedByName(key: String, value: String, name: String) throws {
         let tmp = try Fixtures.tempDir("rope-refuse")

@@ -6,7 +6,9 @@ import Foundation
 public enum ArchitectureCheck {
     /// One line per differing field: "field: reference X, candidate Y". Values stored as f32 by GGUF (theta, eps,
     /// factors) are compared at f32 precision, so a GGUF agrees with the config it was written from.
-    public static func differences(_ a: ModelParameters, _ b: ModelParameters) -> [String] {
+    /// `positions`: the longest sequence that will be run; a sliding window no sequence reaches changes nothing
+    /// (a Mistral GGUF, which llama.cpp runs without its window, agrees with its source up to the window).
+    public static func differences(_ a: ModelParameters, _ b: ModelParameters, positions: Int = .max) -> [String] {
         var out = [String]()
         func int(_ name: String, _ x: Int, _ y: Int) { if x != y { out.append("\(name): reference \(x), candidate \(y)") } }
         func real(_ name: String, _ x: Double, _ y: Double) {
@@ -19,6 +21,17 @@ public enum ArchitectureCheck {
         real("norm_eps", a.normEps, b.normEps)
         real("rope_theta", a.ropeTheta, b.ropeTheta)
         out += scalingDifferences(a, b)
+        let fa = a.modelFamily, fb = b.modelFamily
+        if fa.has(.attnQBias) != fb.has(.attnQBias) {
+            out.append("attention biases: reference \(fa.has(.attnQBias) ? "q/k/v" : "none") (\(fa.rawValue)), candidate \(fb.has(.attnQBias) ? "q/k/v" : "none") (\(fb.rawValue))")
+        }
+        func show(_ w: Int?) -> String { w.map(String.init) ?? "none" }
+        if let l = (0..<max(a.nLayers, b.nLayers)).first(where: { l in
+            let wa = a.window(layer: l), wb = b.window(layer: l)
+            return wa != wb && positions > min(wa ?? .max, wb ?? .max)
+        }) {
+            out.append("sliding_window (layer \(l)): reference \(show(a.window(layer: l))), candidate \(show(b.window(layer: l))), and a prompt has \(positions) tokens")
+        }
         return out
     }
 

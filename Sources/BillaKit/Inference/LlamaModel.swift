@@ -79,13 +79,16 @@ public final class LlamaModel: @unchecked Sendable {
             mul(layer.wq, xb, T, into: &q)
             mul(layer.wk, xb, T, into: &k)
             mul(layer.wv, xb, T, into: &v)
+            if let b = layer.bq { addBias(&q, b, tokens: T) }
+            if let b = layer.bk { addBias(&k, b, tokens: T) }
+            if let b = layer.bv { addBias(&v, b, tokens: T) }
             rotate(&q, heads: p.nHeads, tokens: T, pos0: pos0, rope: rope)
             rotate(&k, heads: p.nKVHeads, tokens: T, pos0: pos0, rope: rope)
             for t in 0..<T {
                 k.withUnsafeBufferPointer { cache.key(l, pos0 + t).update(from: $0.baseAddress! + t * kvDim, count: kvDim) }
                 v.withUnsafeBufferPointer { cache.value(l, pos0 + t).update(from: $0.baseAddress! + t * kvDim, count: kvDim) }
             }
-            attention(q, layer: l, cache: cache, tokens: T, pos0: pos0, into: &att)
+            attention(q, layer: l, cache: cache, tokens: T, pos0: pos0, window: p.window(layer: l), into: &att)
             if let observer { watch(observer, layer.wo, l, att, T) }
             mul(layer.wo, att, T, into: &xb)
             for i in 0..<(T * dim) { x[i] += xb[i] }
@@ -127,6 +130,12 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// nn.Linear's bias, added to every token's product in f32.
+    private func addBias(_ y: inout [Float], _ b: [Float], tokens: Int) {
+        let n = b.count
+        for t in 0..<tokens { for i in 0..<n { y[t * n + i] += b[i] } }
+    }
+
     private func rmsNorm(_ x: [Float], _ w: [Float], eps: Float, tokens: Int, dim: Int, into out: inout [Float]) {
         for t in 0..<tokens {
             var ss: Float = 0
@@ -157,7 +166,9 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// Causal grouped-query attention of the new tokens over every cached position, heads spread over the cores.
-    private func attention(_ q: [Float], layer: Int, cache: KVCache, tokens: Int, pos0: Int, into out: inout [Float]) {
+    /// With a sliding `window` a query at position i sees positions j with i - j < window (transformers'
+    /// sliding_window_overlay: kv_idx > q_idx - sliding_window), so it attends to `window` positions at most.
+    private func attention(_ q: [Float], layer: Int, cache: KVCache, tokens: Int, pos0: Int, window: Int?, into out: inout [Float]) {
         let p = weights.parameters
         let hd = p.headDim, heads = p.nHeads, group = p.nHeads / p.nKVHeads
         let scale = 1 / Float(hd).squareRoot()
@@ -176,17 +187,18 @@ public final class LlamaModel: @unchecked Sendable {
                         let kvh = h / group
                         let qv = qb + t * heads * hd + h * hd
                         let n = pos0 + t + 1
+                        let j0 = window.map { max(0, n - $0) } ?? 0
                         var mx = -Float.infinity
-                        for j in 0..<n {
+                        for j in j0..<n {
                             let s = bk_dot_f32(qv, cache.key(layer, j) + kvh * hd, Int64(hd)) * scale
                             scores[j] = s
                             mx = max(mx, s)
                         }
                         var sum: Float = 0
-                        for j in 0..<n { scores[j] = Foundation.exp(scores[j] - mx); sum += scores[j] }
+                        for j in j0..<n { scores[j] = Foundation.exp(scores[j] - mx); sum += scores[j] }
                         let o = ob + t * heads * hd + h * hd
                         o.update(repeating: 0, count: hd)
-                        for j in 0..<n {
+                        for j in j0..<n {
                             let w = scores[j] / sum
                             let vv = cache.value(layer, j) + kvh * hd
                             for d in 0..<hd { o[d] += w * vv[d] }

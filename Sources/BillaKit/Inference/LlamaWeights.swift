@@ -7,30 +7,21 @@ public enum RopeLayout: String, Sendable, Codable {
     case halves
 }
 
-/// The tensor names of one naming scheme, and the rotary layout that scheme implies.
-enum WeightNaming: String, Sendable {
+/// A layout's naming scheme (names from the one table, `TensorName.table`), and the rotary layout it implies.
+public enum WeightNaming: String, Sendable {
     case meta, hf, gguf
 
-    var rope: RopeLayout { self == .hf ? .halves : .interleaved }
-    var embedding: String { ["tok_embeddings.weight", "model.embed_tokens.weight", "token_embd.weight"][index] }
-    var finalNorm: String { ["norm.weight", "model.norm.weight", "output_norm.weight"][index] }
-    var output: String { ["output.weight", "lm_head.weight", "output.weight"][index] }
-    private var index: Int { self == .meta ? 0 : self == .hf ? 1 : 2 }
+    /// Meta's files rotate interleaved pairs; HF's halves; a GGUF as its architecture runs (llama: interleaved,
+    /// qwen2: NEOX, i.e. halves).
+    func rope(_ family: ModelFamily) -> RopeLayout { self == .hf ? .halves : self == .meta ? .interleaved : family.ggufRope }
+    func name(_ role: TensorRole, layer: Int = 0) -> String { TensorName.of(role).name(in: self, layer: layer) ?? "" }
+    var embedding: String { name(.tokenEmbedding) }
+    var finalNorm: String { name(.outputNorm) }
+    var output: String { name(.output) }
 
     /// Per-layer names: attention norm, q, k, v, o, ffn norm, gate (w1), down (w2), up (w3).
-    func layer(_ i: Int) -> [String] {
-        switch self {
-        case .meta:
-            return ["attention_norm", "attention.wq", "attention.wk", "attention.wv", "attention.wo", "ffn_norm",
-                    "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"].map { "layers.\(i).\($0).weight" }
-        case .hf:
-            return ["input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                    "post_attention_layernorm", "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj"].map { "model.layers.\(i).\($0).weight" }
-        case .gguf:
-            return ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"]
-                .map { "blk.\(i).\($0).weight" }
-        }
-    }
+    static let layerRoles: [TensorRole] = [.attnNorm, .attnQ, .attnK, .attnV, .attnOutput, .ffnNorm, .ffnGate, .ffnDown, .ffnUp]
+    func layer(_ i: Int) -> [String] { Self.layerRoles.map { name($0, layer: i) } }
 
     static func detect(_ names: Set<String>) -> WeightNaming? {
         if names.contains("token_embd.weight") { return .gguf }
@@ -44,6 +35,8 @@ public struct LlamaLayerWeights: Sendable {
     let attnNorm: [Float], ffnNorm: [Float]
     let wq: WeightMatrix, wk: WeightMatrix, wv: WeightMatrix, wo: WeightMatrix
     let w1: WeightMatrix, w2: WeightMatrix, w3: WeightMatrix
+    /// Qwen2's q/k/v biases, added after the products; nil for families without them.
+    var bq: [Float]? = nil, bk: [Float]? = nil, bv: [Float]? = nil
 }
 
 /// Every weight of a LLaMA model, found in a release of any layout billa reads and left in place (mmap), with the
@@ -91,9 +84,13 @@ public struct LlamaWeights: Sendable {
                              remedy: "point billa at a LLaMA-architecture model: a Meta or Hugging Face directory, a GGUF or a billa pack")
         }
         guard let p = release.parameters else {
+            if let w = release.warnings.first(where: { $0.hasPrefix("general.architecture") }) {
+                throw BillaError(.unsupported, file: release.path, w, remedy: "run the model with llama.cpp, or convert a model of a supported family")
+            }
             throw BillaError(.invalidArgument, file: release.path, "the model's architecture (heads, kv heads, norm eps) is unknown for a bare weights file",
                              remedy: "pass the model directory that holds params.json or config.json, or a GGUF or billa pack (they carry it)")
         }
+        let family = p.modelFamily
         guard p.nHeads > 0, p.dim % p.nHeads == 0, p.nKVHeads > 0, p.nHeads % p.nKVHeads == 0, p.headDim % 2 == 0 else {
             throw BillaError(.invalidHeader, file: release.path, "inconsistent architecture: dim \(p.dim), heads \(p.nHeads), kv heads \(p.nKVHeads)",
                              remedy: "fix params.json / config.json so dim is a multiple of heads and heads of kv heads")
@@ -127,18 +124,24 @@ public struct LlamaWeights: Sendable {
         params.ffnDim = ffnDim
         params.vocabSize = vocab
         self.parameters = params
-        self.rope = naming.rope
+        self.rope = naming.rope(family)
         self.vocabSize = vocab
         embedding = try matrix(naming.embedding, rows: vocab, cols: p.dim)
         var layers = [LlamaLayerWeights]()
         for i in 0..<p.nLayers {
             let n = naming.layer(i)
-            layers.append(LlamaLayerWeights(
+            var layer = LlamaLayerWeights(
                 attnNorm: try vector(n[0], p.dim), ffnNorm: try vector(n[5], p.dim),
                 wq: try matrix(n[1], rows: p.dim, cols: p.dim), wk: try matrix(n[2], rows: kvDim, cols: p.dim),
                 wv: try matrix(n[3], rows: kvDim, cols: p.dim), wo: try matrix(n[4], rows: p.dim, cols: p.dim),
                 w1: try matrix(n[6], rows: ffnDim, cols: p.dim), w2: try matrix(n[7], rows: p.dim, cols: ffnDim),
-                w3: try matrix(n[8], rows: ffnDim, cols: p.dim)))
+                w3: try matrix(n[8], rows: ffnDim, cols: p.dim))
+            if family.has(.attnQBias) {
+                layer.bq = try vector(naming.name(.attnQBias, layer: i), p.dim)
+                layer.bk = try vector(naming.name(.attnKBias, layer: i), kvDim)
+                layer.bv = try vector(naming.name(.attnVBias, layer: i), kvDim)
+            }
+            layers.append(layer)
         }
         self.layers = layers
         finalNorm = try vector(naming.finalNorm, p.dim)

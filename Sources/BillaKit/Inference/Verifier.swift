@@ -165,7 +165,9 @@ public enum Verifier {
         if let k = overrides.kld { t.maxKLD = k; t.maxRelativeLogitDiff = nil }
         if let m = overrides.top1 { t.minTop1 = m; t.maxRelativeLogitDiff = nil }
         // Settings that change outputs are compared first: no prompt runs when they differ.
-        let architecture = ArchitectureCheck.differences(ref.model.weights.parameters, cand.model.weights.parameters)
+        // A sliding window matters only when a prompt is longer than it.
+        let longest = try prompts.map { try ref.tokenize($0).count }.max() ?? 0
+        let architecture = ArchitectureCheck.differences(ref.model.weights.parameters, cand.model.weights.parameters, positions: longest)
         if !architecture.isEmpty {
             return VerifyReport(reference: ref.path, candidate: cand.path, pass: false, thresholds: t,
                                 failures: architecture.map { "architecture differs, \($0) (no prompt was run)" },

@@ -86,7 +86,9 @@ extension LlamaLayerWeights {
         case .ffnUp: w3 = ref.w3
         case .ffnDown: w2 = ref.w2
         }
-        return LlamaLayerWeights(attnNorm: an, ffnNorm: fn, wq: wq, wk: wk, wv: wv, wo: wo, w1: w1, w2: w2, w3: w3)
+        var out = LlamaLayerWeights(attnNorm: an, ffnNorm: fn, wq: wq, wk: wk, wv: wv, wo: wo, w1: w1, w2: w2, w3: w3)
+        (out.bq, out.bk, out.bv) = (bq, bk, bv)   // biases stay the candidate's: no rotary layout billa reads permutes them
+        return out
     }
 }
 

@@ -137,6 +137,10 @@ public enum Converter {
 
     static func hfToMeta(_ release: Release, _ destination: String, _ o: ConvertOptions) throws -> OutputPlan {
         let p = try requireParameters(release)
+        guard p.modelFamily.hasMetaLayout else {
+            throw BillaError(.unsupported, file: release.path, "\(p.modelFamily.rawValue) models have no Meta original layout (their q/k/v biases have no Meta name)",
+                             remedy: "keep the Hugging Face directory, or convert it to GGUF with billa convert --to gguf")
+        }
         guard o.shards >= 1 else {
             throw BillaError(.invalidArgument, "--shards must be at least 1", remedy: "pass --shards 1 for a single consolidated.00.pth")
         }
@@ -156,7 +160,9 @@ public enum Converter {
             wholes.append((metaName, src, file.path))
         }
         // LLaMA 1's buffer of plain frequencies; a scaled model's would be wrong, and Llama 3.1 originals carry none.
-        if p.ropeScaling == nil { wholes.append(("rope.freqs", MetaLayout.ropeFreqs(p), release.path)) }
+        // Mistral's originals carry none either.
+        let ropeBuffer = p.ropeScaling == nil && p.modelFamily == .llama
+        if ropeBuffer { wholes.append(("rope.freqs", MetaLayout.ropeFreqs(p), release.path)) }
         wholes.sort { LlamaNames.metaOrder($0.0) < LlamaNames.metaOrder($1.0) }
         var files = [PlannedFile]()
         for k in 0..<o.shards {
@@ -172,9 +178,9 @@ public enum Converter {
         files.append(PlannedFile(name: "params.json", content: .text(MetaLayout.params(p, ffn: release.parameters?.ffnDim))))
         if let tok = try tokenizerFile(release) { files.append(tok) }
         var notes = accounting.notes
-        if p.ropeScaling == nil {
+        if ropeBuffer {
             notes.append("rope.freqs is computed from params.json (theta \(p.ropeTheta)) as LLaMA 1's checkpoints carry it")
-        } else {
+        } else if p.ropeScaling != nil {
             notes.append("no rope.freqs: the model's rope is scaled (\(p.ropeScaling?.summary ?? "")), and Meta's code computes the frequencies from params.json")
         }
         notes += MetaLayout.ropeNotes(p)

@@ -66,17 +66,23 @@ public enum HFLayout {
     public static func config(_ p: ModelParameters, vocab: Int, ffn: Int, dtype: DType, maxPositions: Int) -> String {
         let scaled = p.ropeScaling?.hfPairs(theta: p.ropeTheta)
         let maxPositions = p.ropeScaling?.type == .dynamic ? p.ropeScaling?.originalContextLength ?? maxPositions : maxPositions
+        let family = p.modelFamily
         var o = PythonJSON.Object([
-            ("architectures", ["LlamaForCausalLM"] as [Any?]),
+            ("architectures", [family.hfArchitecture] as [Any?]),
             ("attention_bias", false), ("attention_dropout", 0.0), ("bos_token_id", 1),
             ("dtype", torchDTypeName(dtype)), ("eos_token_id", 2), ("head_dim", p.headDim), ("hidden_act", "silu"),
             ("hidden_size", p.dim), ("initializer_range", 0.02), ("intermediate_size", ffn),
-            ("max_position_embeddings", maxPositions), ("mlp_bias", false), ("model_type", "llama"),
+            ("max_position_embeddings", maxPositions), ("mlp_bias", false), ("model_type", family.modelType),
             ("num_attention_heads", p.nHeads), ("num_hidden_layers", p.nLayers), ("num_key_value_heads", p.nKVHeads),
             ("pad_token_id", nil), ("pretraining_tp", 1), ("rms_norm_eps", p.normEps),
             ("rope_parameters", PythonJSON.Object(scaled ?? [("rope_theta", p.ropeTheta), ("rope_type", "default")])),
             ("tie_word_embeddings", false), ("use_cache", true), ("vocab_size", vocab),
         ])
+        if family != .llama {
+            // LlamaConfig's own keys; MistralConfig has none of them.
+            o.pairs.removeAll { ["attention_bias", "mlp_bias", "pretraining_tp"].contains($0.0) }
+            o.pairs.append(("sliding_window", p.slidingWindow))   // indented() sorts the keys
+        }
         if let scaled { o.pairs.append(("rope_scaling", PythonJSON.Object(scaled.filter { $0.0 != "rope_theta" }))) }
         if p.ropeTheta != 10000 { o.pairs.append(("rope_theta", p.ropeTheta)) }
         return PythonJSON.indented(o) + "\n"
@@ -125,6 +131,8 @@ public enum MetaLayout {
         pairs.append(("n_layers", p.nLayers))
         pairs.append(("norm_eps", p.normEps))
         if p.ropeTheta != 10000 { pairs.append(("rope_theta", p.ropeTheta)) }
+        // Mistral's originals carry the key (null when the model has no window), which is how billa reads them back.
+        if p.modelFamily == .mistral { pairs.append(("sliding_window", p.slidingWindow)) }
         if let s = p.ropeScaling {
             // Meta's own key for Llama 3.1's scaling; anything else as config.json spells it (see ropeNotes).
             if s.type == .llama3 { pairs.append(("use_scaled_rope", true)) }

@@ -111,10 +111,11 @@ public enum GGUFExport {
             throw BillaError(.invalidArgument, file: g.path, "the GGUF has no general.architecture: it is not a model",
                              remedy: "pass a LLaMA model GGUF (llama-quantize reads the same key)")
         }
-        guard arch == "llama" else {
-            throw BillaError(.unsupported, file: g.path, "general.architecture is '\(arch)'; billa quantizes and converts LLaMA-architecture models",
-                             remedy: "use llama-quantize for \(arch) models, or convert a LLaMA model")
+        guard ModelFamily.fromGGUF(architecture: arch) != nil else {
+            throw BillaError(.unsupported, file: g.path, "general.architecture is '\(arch)'; billa quantizes and converts \(Set(ModelFamily.allCases.map(\.ggufArchitecture)).sorted().joined(separator: " and ")) models",
+                             remedy: "use llama-quantize for \(arch) models, or convert a model of a family billa supports")
         }
+        let keys = GGUFArchKeys(arch)
         let sources = set.flatMap { g in g.tensors.map { t in
             let base = g.dataOffset + t.offset
             let rowBytes = t.dtype.byteCount(elements: t.dims[0]) ?? 0
@@ -127,13 +128,11 @@ public enum GGUFExport {
         metadata.entries.removeAll { GGUFSplit.splitKeys.contains($0.key) }
         metadata[GGUFKeys.quantizationVersion] = nil
         metadata[GGUFKeys.fileType] = nil
-        if let c = options.contextLength {
-            metadata["\(g.architecture ?? "llama").context_length"] = .u32(UInt32(c))
-        }
+        if let c = options.contextLength { metadata[keys.contextLength] = .u32(UInt32(c)) }
         if let n = options.name { metadata[GGUFKeys.name] = .text(n) }
-        let layers = metadata[GGUFKeys.blockCount]?.intValue ?? 0
-        let heads = metadata[GGUFKeys.headCount]?.intValue ?? 0
-        let kvHeads = metadata[GGUFKeys.headCountKV]?.intValue ?? heads
+        let layers = metadata[keys.blockCount]?.intValue ?? 0
+        let heads = metadata[keys.headCount]?.intValue ?? 0
+        let kvHeads = metadata[keys.headCountKV]?.intValue ?? heads
         let notes = set.count > 1 ? ["read the \(set.count)-file gguf-split set of \(g.path) (\(sources.count) tensors)"] : []
         return try finish(source: g.path, sources: sources, metadata: metadata, layers: layers, heads: heads, kvHeads: kvHeads,
                           keepUnquantized: true, options: options, notes: notes, losses: [])
@@ -144,28 +143,36 @@ public enum GGUFExport {
             throw BillaError(.invalidArgument, file: release.path, "a single weights file carries no architecture",
                              remedy: "pass the model directory (params.json or config.json next to the weights)")
         }
-        var wholes: [(String, RowSource)]
+        let family = p.modelFamily
+        let arch = family.ggufArchitecture
+        // (GGUF name, source name, rows)
+        var wholes: [(String, String, RowSource)]
         var notes = [String]()
         let accounting: TensorAccounting.Outcome
+        func ggufName(_ name: String, _ layout: WeightNaming) -> String? {
+            guard let (gguf, e) = TensorName.convert(name, from: layout, to: .gguf), family.has(e.role) else { return nil }
+            return gguf
+        }
         switch release.layout {
         case .meta:
-            accounting = try TensorAccounting.account(release, consumed: { GGUFNames.gguf(fromMeta: $0) != nil }, policy: options.drops,
+            accounting = try TensorAccounting.account(release, consumed: { ggufName($0, .meta) != nil }, policy: options.drops,
                                                       what: "no llama.cpp name for it", bufferNote: "llama.cpp computes it from the metadata")
-            wholes = try MetaMerge.merged(release, skipping: accounting.skipped)
+            wholes = try MetaMerge.merged(release, skipping: accounting.skipped).compactMap { n, src in ggufName(n, .meta).map { ($0, n, src) } }
         case .huggingFace:
-            accounting = try TensorAccounting.account(release, consumed: { LlamaNames.meta(fromHF: $0).flatMap { GGUFNames.gguf(fromMeta: $0.name) } != nil },
-                                                      policy: options.drops, what: "no llama.cpp name for it",
+            accounting = try TensorAccounting.account(release, consumed: { ggufName($0, .hf) != nil },
+                                                      policy: options.drops, what: "no llama.cpp name for it in the \(arch) architecture",
                                                       bufferNote: "llama.cpp computes it from the metadata")
             wholes = []
             for (file, t) in release.tensors {
-                guard !accounting.skipped.contains(t.name), let (metaName, rotary) = LlamaNames.meta(fromHF: t.name) else { continue }
+                guard !accounting.skipped.contains(t.name), let (gguf, e) = TensorName.convert(t.name, from: .hf, to: .gguf),
+                      family.has(e.role) else { continue }
                 var src = RowSource(t)
-                // GGUF keeps Meta's interleaved rotary rows: undo HF's permute, as convert_hf_to_gguf does.
-                if let heads = Converter.rotaryHeads(rotary, p) {
+                // LLM_ARCH_LLAMA keeps Meta's interleaved rotary rows: undo HF's permute, as convert_hf_to_gguf does.
+                if family.ggufRope == .interleaved, let heads = Converter.rotaryHeads(e.rotary, p) {
                     try Converter.checkRotary(src, heads: heads, name: t.name, file: file.path)
                     src = src.permutingRows(LlamaNames.hfToMetaRows(heads: heads, rows: src.rows), note: "rotary-gguf")
                 }
-                wholes.append((metaName, src))
+                wholes.append((gguf, t.name, src))
             }
         case .file:
             throw BillaError(.invalidArgument, file: release.path, "a single weights file carries no architecture",
@@ -173,10 +180,9 @@ public enum GGUFExport {
         }
         notes += accounting.notes
         var sources = [Source]()
-        for (metaName, src) in wholes {
-            guard let name = GGUFNames.gguf(fromMeta: metaName) else { continue }
+        for (name, sourceName, src) in wholes {
             guard [.f32, .f16, .bf16].contains(src.dtype) else {
-                throw BillaError(.unsupported, file: release.path, tensor: metaName, "\(src.dtype.rawValue) weights cannot be converted",
+                throw BillaError(.unsupported, file: release.path, tensor: sourceName, "\(src.dtype.rawValue) weights cannot be converted",
                                  remedy: "convert from an f32, f16 or bf16 checkpoint")
             }
             let perRow = src.shape.count <= 1 ? src.rows : 1     // RowSource rows per GGUF row (1-D: one row)
@@ -212,21 +218,31 @@ public enum GGUFExport {
         let name = options.name ?? release.modelName
 
         var m = GGUFMetadata()
-        m[GGUFKeys.architecture] = .text("llama")
+        let keys = GGUFArchKeys(arch)
+        m[GGUFKeys.architecture] = .text(arch)
         m[GGUFKeys.name] = .text(name)
-        m[GGUFKeys.contextLength] = .u32(UInt32(context))
-        m[GGUFKeys.embeddingLength] = .u32(UInt32(p.dim))
-        m[GGUFKeys.blockCount] = .u32(UInt32(p.nLayers))
-        m[GGUFKeys.feedForwardLength] = .u32(UInt32(ffn))
-        m[GGUFKeys.ropeDimensionCount] = .u32(UInt32(p.headDim))
-        m[GGUFKeys.headCount] = .u32(UInt32(p.nHeads))
-        m[GGUFKeys.headCountKV] = .u32(UInt32(p.nKVHeads))
-        m[GGUFKeys.rmsEpsilon] = .f32(Float(p.normEps))
-        m[GGUFKeys.ropeFreqBase] = .f32(Float(p.ropeTheta))
-        m[GGUFKeys.vocabSize] = .u32(UInt32(vocabRows))
+        m[keys.contextLength] = .u32(UInt32(context))
+        m[keys.embeddingLength] = .u32(UInt32(p.dim))
+        m[keys.blockCount] = .u32(UInt32(p.nLayers))
+        m[keys.feedForwardLength] = .u32(UInt32(ffn))
+        // LlamaModel.set_gguf_parameters adds these two; TextModel's (Qwen2's) does not.
+        if arch == "llama" { m[keys.ropeDimensionCount] = .u32(UInt32(p.headDim)) }
+        m[keys.headCount] = .u32(UInt32(p.nHeads))
+        m[keys.headCountKV] = .u32(UInt32(p.nKVHeads))
+        m[keys.rmsEpsilon] = .f32(Float(p.normEps))
+        m[keys.ropeFreqBase] = .f32(Float(p.ropeTheta))
+        // TextModel writes key/value lengths when config.json names head_dim (transformers 5 always does).
+        if let hd = hfConfig.int("head_dim") {
+            m[keys.arch + ".attention.key_length"] = .u32(UInt32(hd))
+            m[keys.arch + ".attention.value_length"] = .u32(UInt32(hd))
+        }
+        if arch == "llama" { m[keys.vocabSize] = .u32(UInt32(vocabRows)) }
         vocab.write(into: &m)
+        if let w = p.slidingWindow {
+            notes.append("GGUF's \(arch) architecture has no sliding attention window (convert_hf_to_gguf.py writes none): llama.cpp attends over every position, so outputs differ from transformers' once a prompt passes \(w) tokens")
+        }
         // convert_hf_to_gguf.py: scaling keys for linear / yarn, rope_freqs.weight (F32) for llama3.
-        let rope = GGUFRope.export(p, into: &m)
+        let rope = GGUFRope.export(p, arch: arch, into: &m)
         notes += rope.notes
         if let freqs = rope.freqs {
             sources.append(Source(name: GGUFRope.freqsTensor, shape: [freqs.count], dtype: .f32,
@@ -299,9 +315,8 @@ public enum GGUFExport {
             input += s.rows * s.rowBytes
         }
         var m = metadata
-        if recipe.defaultType.isQuantized || m[GGUFKeys.quantizationVersion] != nil {
-            m[GGUFKeys.quantizationVersion] = .u32(GGUFLayout.quantizationVersion)
-        }
+        // Both convert_hf_to_gguf.py and llama-quantize write it for every file type, f32/f16 included.
+        m[GGUFKeys.quantizationVersion] = .u32(GGUFLayout.quantizationVersion)
         m[GGUFKeys.fileType] = .u32(recipe.fileType)
         if let imatrix { ImatrixKeys.record(imatrix.matrix, file: imatrix.file, into: &m) }
         return GGUFExportPlan(source: source, metadata: m, tensors: plans, choices: choices,

@@ -190,7 +190,12 @@ extension GGUFFile {
         func tensor(_ n: String) -> Tensor? { tfs.lazy.compactMap { $0.tensor(named: n) }.first }
         func int(_ k: String) -> Int? { metadata[k]?.intValue }
         var params: ModelParameters? = nil
-        if let arch = architecture, let dim = int("\(arch).embedding_length"), let layers = int("\(arch).block_count"),
+        var warnings = [String]()
+        let family = architecture.flatMap { ModelFamily.fromGGUF(architecture: $0) }
+        if let arch = architecture, family == nil {
+            warnings.append("general.architecture is '\(arch)', which billa does not run or convert (it runs \(Set(ModelFamily.allCases.map(\.ggufArchitecture)).sorted().joined(separator: ", ")))")
+        }
+        if let arch = architecture, family != nil, let dim = int("\(arch).embedding_length"), let layers = int("\(arch).block_count"),
            let heads = int("\(arch).attention.head_count") {
             params = ModelParameters(dim: dim, nLayers: layers, nHeads: heads, nKVHeads: int("\(arch).attention.head_count_kv") ?? heads,
                                      ffnDim: int("\(arch).feed_forward_length"),
@@ -199,12 +204,13 @@ extension GGUFFile {
                                      ropeTheta: metadata["\(arch).rope.freq_base"]?.doubleValue ?? 10000,
                                      ropeScaling: try GGUFRope.scaling(metadata, arch: arch, freqs: tensor(GGUFRope.freqsTensor),
                                                                        headDim: heads > 0 ? dim / heads : 0, file: first.path))
+            params?.family = family == .llama ? nil : family
         }
         let vocab = VocabCheck(embedding: tensor("token_embd.weight")?.shape.first,
                                lmHead: tensor("output.weight")?.shape.first,
                                config: int("\(architecture ?? "llama").vocab_size"),
                                tokenizer: metadata["tokenizer.ggml.tokens"]?.arrayCount)
         return Release(path: first.path, layout: .file, files: tfs, parameters: params, tokenizerPath: nil, vocab: vocab,
-                       warnings: vocab.warning.map { [$0] } ?? [])
+                       warnings: warnings + (vocab.warning.map { [$0] } ?? []))
     }
 }

@@ -68,10 +68,10 @@ enum GGUFRope {
 
     /// The metadata keys convert_hf_to_gguf.py writes for the scaling, the rope_freqs.weight values (llama3), and
     /// a note for each field GGUF cannot hold.
-    static func export(_ p: ModelParameters, into m: inout GGUFMetadata) -> (freqs: [Float]?, notes: [String]) {
+    static func export(_ p: ModelParameters, arch: String, into m: inout GGUFMetadata) -> (freqs: [Float]?, notes: [String]) {
         guard let s = p.ropeScaling else { return (nil, []) }
         var notes = [String]()
-        let prefix = "llama.\(scalingPrefix)"
+        let prefix = "\(arch).\(scalingPrefix)"
         switch s.type {
         case .linear:
             m[prefix + "type"] = .text("linear")

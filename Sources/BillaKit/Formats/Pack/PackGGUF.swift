@@ -81,9 +81,9 @@ public enum PackGGUF {
                 try t.readBytes((r * rowBytes)..<((r + n) * rowBytes), into: dst)
             }
         }
-        return try GGUFExport.finish(source: path, sources: sources, metadata: m, layers: m[GGUFKeys.blockCount]?.intValue ?? 0,
-                                     heads: m[GGUFKeys.headCount]?.intValue ?? 0,
-                                     kvHeads: m[GGUFKeys.headCountKV]?.intValue ?? m[GGUFKeys.headCount]?.intValue ?? 0,
+        return try GGUFExport.finish(source: path, sources: sources, metadata: m, layers: m[GGUFArchKeys(arch).blockCount]?.intValue ?? 0,
+                                     heads: m[GGUFArchKeys(arch).headCount]?.intValue ?? 0,
+                                     kvHeads: m[GGUFArchKeys(arch).headCountKV]?.intValue ?? m[GGUFArchKeys(arch).headCount]?.intValue ?? 0,
                                      keepUnquantized: true, options: options, notes: [], losses: [])
     }
 }

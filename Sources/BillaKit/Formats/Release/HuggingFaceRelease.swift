@@ -8,7 +8,7 @@ enum HuggingFaceRelease {
 
     static func open(_ dir: String, names: [String]) throws -> Release {
         let config = try Release.readJSON(dir + "/config.json")
-        try RopeScaling.checkModelType(config, file: dir + "/config.json")
+        let family = try FamilyConfig.fromHF(config, file: dir + "/config.json")
         let rope = try RopeScaling.fromHFConfig(config, file: dir + "/config.json")
         var warnings = [String]()
         let files: [TensorFile]
@@ -34,13 +34,14 @@ enum HuggingFaceRelease {
             throw BillaError(.invalidHeader, file: dir + "/config.json", "hidden_size, num_hidden_layers or num_attention_heads is missing",
                              remedy: "restore config.json from the release")
         }
-        let parameters = ModelParameters(
+        var parameters = ModelParameters(
             dim: dim, nLayers: layers, nHeads: heads, nKVHeads: config.int("num_key_value_heads") ?? heads,
             ffnDim: config.int("intermediate_size") ?? tensor("model.layers.0.mlp.gate_proj.weight")?.shape.first,
             vocabSize: embeddingRows,
             normEps: config.double("rms_norm_eps") ?? 1e-6,
             // transformers >= 5 nests it under rope_parameters; earlier versions put it at the top level.
             ropeTheta: rope.theta, ropeScaling: rope.scaling)
+        parameters.apply(family)
 
         let tokenizer = ["tokenizer.model", "tokenizer.json"].first(where: names.contains).map { dir + "/" + $0 }
         // Encoding uses tokenizer.model when both are there; the rows a model must have are transformers' count.

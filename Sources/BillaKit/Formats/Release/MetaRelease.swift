@@ -29,11 +29,12 @@ enum MetaRelease {
                              remedy: "restore params.json from the original release")
         }
         let declaredVocab = params.int("vocab_size").flatMap { $0 > 0 ? $0 : nil }
-        let parameters = ModelParameters(
+        var parameters = ModelParameters(
             dim: dim, nLayers: layers, nHeads: heads, nKVHeads: params.int("n_kv_heads") ?? heads,
             ffnDim: ffn, vocabSize: embeddingRows,
             normEps: params.double("norm_eps") ?? 1e-5, ropeTheta: params.double("rope_theta") ?? 10000,
             ropeScaling: try RopeScaling.fromMetaParams(params, file: dir + "/params.json"))
+        parameters.apply(try FamilyConfig.fromMeta(params, file: dir + "/params.json"))
 
         let tokenizer = names.contains("tokenizer.model") ? dir + "/tokenizer.model" : nil
         let pieces = Release.tokenizerPieces(tokenizer, warnings: &warnings)

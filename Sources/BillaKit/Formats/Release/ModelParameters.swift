@@ -11,13 +11,34 @@ public struct ModelParameters: Codable, Sendable, Equatable {
     public var ropeTheta: Double
     /// nil: the plain rotary embedding. Carried by every conversion and pack, compared by `billa verify`.
     public var ropeScaling: RopeScaling? = nil
+    /// nil: LLaMA (and every file written before families existed).
+    public var family: ModelFamily? = nil
+    /// Attention sees at most this many positions (the query's own included), as transformers' sliding-window
+    /// mask has it; nil: all of them.
+    public var slidingWindow: Int? = nil
+    /// Layers before this one attend to everything (Qwen2's max_window_layers); nil: every layer slides.
+    public var slidingWindowFirstLayer: Int? = nil
 
     public var headDim: Int { nHeads > 0 ? dim / nHeads : 0 }
+    public var modelFamily: ModelFamily { family ?? .llama }
+
+    /// The window layer `l` attends through, or nil for full attention.
+    public func window(layer l: Int) -> Int? {
+        guard let w = slidingWindow else { return nil }
+        return l >= (slidingWindowFirstLayer ?? 0) ? w : nil
+    }
 
     enum CodingKeys: String, CodingKey {
         case dim, nLayers = "n_layers", nHeads = "n_heads", nKVHeads = "n_kv_heads", ffnDim = "ffn_dim"
         case vocabSize = "vocab_size", normEps = "norm_eps", ropeTheta = "rope_theta"
-        case ropeScaling = "rope_scaling"
+        case ropeScaling = "rope_scaling", family, slidingWindow = "sliding_window"
+        case slidingWindowFirstLayer = "sliding_window_first_layer"
+    }
+
+    mutating func apply(_ c: FamilyConfig) {
+        family = c.family == .llama ? nil : c.family
+        slidingWindow = c.slidingWindow
+        slidingWindowFirstLayer = c.slidingWindowFirstLayer
     }
 }
 

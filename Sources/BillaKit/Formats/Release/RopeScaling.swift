@@ -193,15 +193,4 @@ extension RopeScaling {
         if let f = params.double("rope_scaling_factor") { s.factor = f }
         return s
     }
-
-    /// The model_type of config.json: only llama is run and converted (mistral and qwen2 differ in ways the LLaMA
-    /// code would silently get wrong: sliding windows, q/k/v biases). A config without it is taken as LLaMA, as
-    /// the first LLaMA conversions wrote none.
-    static func checkModelType(_ config: [String: Any], file: String) throws {
-        guard let type = config["model_type"] else { return }
-        guard let name = type as? String, name == "llama" else {
-            throw BillaError(.unsupported, file: file, "model_type '\(type)' is not supported: billa runs and converts LLaMA (model_type llama) only",
-                             remedy: "use a LLaMA-family checkpoint; mistral and qwen2 are not implemented yet, and loading them as LLaMA would give wrong outputs")
-        }
-    }
 }
