@@ -91,9 +91,14 @@ enum InspectText {
         if pack, r.format != ContainerFormat.billaPack.rawValue { kind += " in a billa pack" }
         out += "\(r.path): \(kind), \(r.files.count) \(pack ? "group(s)" : "file(s)"), \(ByteFormat.human(r.totalBytes))\n"
         if let p = r.parameters {
-            out += "architecture: dim \(p.dim), layers \(p.nLayers), heads \(p.nHeads) (kv \(p.nKVHeads)), ffn \(p.ffnDim.map(String.init) ?? "?"), "
+            out += "architecture: \(p.modelFamily.rawValue), dim \(p.dim), layers \(p.nLayers), heads \(p.nHeads) (kv \(p.nKVHeads)), ffn \(p.ffnDim.map(String.init) ?? "?"), "
             out += "vocab \(p.vocabSize.map(String.init) ?? "?"), norm eps \(p.normEps), rope theta \(RopeScaling.show(p.ropeTheta))"
-            out += ", rope scaling \(p.ropeScaling.map(scalingText) ?? "none")\n"
+            out += ", rope scaling \(p.ropeScaling.map(scalingText) ?? "none")"
+            if p.modelFamily.has(.attnQBias) { out += ", q/k/v biases" }
+            if let w = p.slidingWindow {
+                out += ", sliding window \(w)" + ((p.slidingWindowFirstLayer ?? 0) > 0 ? " from layer \(p.slidingWindowFirstLayer!)" : "")
+            }
+            out += "\n"
         }
         out += "parameters: \(grouped(r.parameterCount))\n"
         let mix = r.dtypes.sorted { $0.value.parameters > $1.value.parameters }

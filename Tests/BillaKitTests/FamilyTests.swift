@@ -46,6 +46,7 @@ enum FamilyGolden {
         let base = bases[name] ?? name
         if name == base { return Fixtures.path("families/" + name) }
         let d = dir + "/" + name
+        if FileManager.default.fileExists(atPath: d) { return d }
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         for f in try FileManager.default.contentsOfDirectory(atPath: Fixtures.path("families/" + base)) where f != "config.json" {
             try FileManager.default.copyItem(atPath: Fixtures.path("families/\(base)/\(f)"), toPath: d + "/" + f)
@@ -147,6 +148,19 @@ struct FamilyTests {
         try expectSameTensors(tmp + "/meta", meta)
     }
 
+    @Test("inspect names the family, its biases and its window; a pack keeps them")
+    func inspectAndPack() throws {
+        let tmp = try Fixtures.tempDir("family-inspect")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let r = try CLITests().billa("inspect", try FamilyGolden.model("qwen2-sliding", in: tmp))
+        #expect(r.status == 0 && r.stdout.contains("architecture: qwen2, dim 64") && r.stdout.contains("q/k/v biases, sliding window 8 from layer 1"), "\(r.stdout)\(r.stderr)")
+        let m = try CLITests().billa("inspect", Fixtures.path("families/mistral-meta"))
+        #expect(m.stdout.contains("architecture: mistral,") && m.stdout.contains("sliding window 8\n"), "\(m.stdout)")
+        _ = try Packer.pack(Release.open(try FamilyGolden.model("qwen2-sliding", in: tmp)), options: PackOptions(), to: tmp + "/q.billa")
+        #expect(try Release.open(tmp + "/q.billa").parameters == Release.open(tmp + "/qwen2-sliding").parameters)
+        try FamilyGolden.check(tmp + "/q.billa", against: "qwen2-sliding", label: "qwen2-sliding as a pack")
+    }
+
     @Test("Qwen2 has no Meta layout: converting it there is refused by name")
     func qwen2HasNoMetaLayout() throws {
         let tmp = try Fixtures.tempDir("family-qmeta")
@@ -193,6 +207,26 @@ struct FamilyTests {
         if name == "mistral" { #expect(plan.notes.contains { $0.contains("no sliding attention window") }, "\(plan.notes)") }
         // billa runs its GGUF as llama.cpp would: the Qwen2 file in NEOX (halves) rope with its biases.
         if name == "qwen2" { try FamilyGolden.check(tmp + "/m.gguf", against: "qwen2", label: "qwen2 GGUF") }
+    }
+
+    @Test("quantize chooses llama-quantize's type for every tensor and writes its bytes (Qwen2's tied token_embd takes the output's type)",
+          arguments: ["mistral", "qwen2"])
+    func quantizeMatchesLlama(name: String) throws {
+        let tmp = try Fixtures.tempDir("family-quant")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let all = try #require((FamilyGolden.json["quantize"] as? [String: Any])?[name] as? [String: [[String: Any]]])
+        for (type, want) in all.sorted(by: { $0.key < $1.key }) {
+            let recipe = try #require(QuantRecipe(name: type))
+            try GGUFExport.plan(source: Fixtures.path("families/" + name), options: GGUFExportOptions(recipe: recipe)).write(to: tmp + "/q.gguf")
+            let g = try GGUFReader.open(tmp + "/q.gguf")
+            #expect(g.tensors.map(\.name).sorted() == want.compactMap { $0["name"] as? String }.sorted(), "\(name) \(type): tensor names differ")
+            for w in want {
+                guard let t = g.tensors.first(where: { $0.name == w["name"] as? String }) else { continue }
+                #expect(t.dtype.rawValue.uppercased() == w["type"] as? String, "\(name) \(type): \(t.name) is \(t.dtype.rawValue), llama-quantize chose \(w["type"] ?? "")")
+                let bytes = try g.file.bytes(at: g.dataOffset + t.offset, count: t.byteCount, what: t.name)
+                #expect(sha256Hex(bytes) == w["sha256"] as? String, "\(name) \(type): \(t.name)'s bytes differ from llama-quantize's")
+            }
+        }
     }
 
     @Test("verify names the sliding window when a prompt passes it, and only then")

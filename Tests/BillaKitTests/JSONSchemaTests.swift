@@ -34,6 +34,8 @@ struct JSONSchemaTests {
         Case(name: "inspect imatrix", schema: "inspect_imatrix", args: ["inspect", Fixtures.path("imatrix/imatrix.gguf"), "--json"]),
         Case(name: "inspect imatrix .dat", schema: "inspect_imatrix", args: ["inspect", Fixtures.path("imatrix/imatrix.dat"), "--json"]),
         Case(name: "inspect pack", schema: "inspect", args: ["inspect", Fixtures.path("pack/tiny-hf-st.billa"), "--json"]),
+        Case(name: "inspect qwen2", schema: "inspect", args: ["inspect", Fixtures.path("families/qwen2"), "--json"]),
+        Case(name: "inspect mistral", schema: "inspect", args: ["inspect", Fixtures.path("families/mistral-meta"), "--json"]),
         Case(name: "checksum", schema: "checksum", args: ["checksum", meta + "/params.json", meta + "/tokenizer.model", "--json"]),
         Case(name: "checksum --per-tensor", schema: "checksum_per_tensor", args: ["checksum", "--per-tensor", hf, "--json"]),
         Case(name: "checksum --check", schema: "checksum_check", args: ["checksum", "--check", meta + "/checklist.chk", "--json"]),
