@@ -137,7 +137,7 @@ struct Convert: ParsableCommand {
         o.drops = drops.policy
         o.shards = shards ?? 1
         o.maxShardSize = ByteFormat.parse(maxShardSize ?? "5GB") ?? 5_000_000_000
-        o.maxPositionEmbeddings = try checkedContextLength(maxPositionEmbeddings ?? 2048)
+        o.maxPositionEmbeddings = try maxPositionEmbeddings.map(checkedContextLength)
         let plan = try Converter.plan(source: source, destination: output, options: o)
         try runPlan(plan, command: "convert", dryRun: dryRun, report: report)
         stateClamped(o.narrowing)

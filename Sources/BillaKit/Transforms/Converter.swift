@@ -13,8 +13,9 @@ public struct ConvertOptions: Sendable {
     public var maxShardSize: Int = 5_000_000_000
     /// Meta model-parallel shard count.
     public var shards: Int = 1
-    /// params.json does not say; LLaMA 1 used 2048, LLaMA 2 4096.
-    public var maxPositionEmbeddings: Int = 2048
+    /// Meta -> HF's max_position_embeddings: params.json does not say (LLaMA 1 used 2048, LLaMA 2 4096) unless billa
+    /// wrote it there; nil: that value, else 2048.
+    public var maxPositionEmbeddings: Int? = nil
     /// How an explicit narrowing (--dtype f16 from bf16/f32) treats values beyond the target's range.
     public var narrowing = Narrowing()
     /// Which source tensors no rule consumes may be dropped (each is then listed on stderr).
@@ -92,8 +93,11 @@ public enum Converter {
                                                       what: "no Hugging Face LLaMA name for it",
                                                       bufferNote: "transformers recomputes it from the config")
         var casts = [(from: DType, to: DType, bytes: Int)]()
+        // A tied model's Meta files carry the head as a copy of the embedding (Meta's code has no tying).
+        let tied = p.tieWordEmbeddings == true
         for (name, whole) in try MetaMerge.merged(release, skipping: accounting.skipped) {
             guard let (hfName, rotary) = LlamaNames.hf(fromMeta: name) else { continue }
+            if tied, hfName == "lm_head.weight" { continue }
             var src = whole
             if let heads = rotaryHeads(rotary, p) {
                 try checkRotary(src, heads: heads, name: name, file: release.path)
@@ -112,18 +116,22 @@ public enum Converter {
         let dtype = o.dtype ?? tensors.first(where: { $0.dtype.isFloatingPoint })?.dtype ?? .f16
         let embeddingRows = tensors.first { $0.name == "model.embed_tokens.weight" }?.shape.first ?? p.vocabSize ?? 0
         let ffn = tensors.first { $0.name == "model.layers.0.mlp.gate_proj.weight" }?.shape.first ?? p.ffnDim ?? 0
+        let maxPositions = o.maxPositionEmbeddings ?? p.contextLength ?? 2048
         files.append(PlannedFile(name: "config.json", content: .text(HFLayout.config(p, vocab: embeddingRows, ffn: ffn, dtype: dtype,
-                                                                                     maxPositions: o.maxPositionEmbeddings))))
-        files.append(PlannedFile(name: "generation_config.json", content: .text(HFLayout.generationConfig)))
+                                                                                     maxPositions: maxPositions))))
+        files.append(PlannedFile(name: "generation_config.json", content: .text(HFLayout.generationConfig(p))))
         if let tok = try tokenizerFile(release) {
             files.append(tok)
-            files.append(PlannedFile(name: "tokenizer_config.json", content: .text(HFLayout.tokenizerConfig(maxLength: o.maxPositionEmbeddings))))
+            files.append(PlannedFile(name: "tokenizer_config.json", content: .text(HFLayout.tokenizerConfig(maxLength: maxPositions))))
             files.append(PlannedFile(name: "special_tokens_map.json", content: .text(HFLayout.specialTokensMap)))
         }
         var notes = accounting.notes
-        if let s = p.ropeScaling, s.type == .dynamic, let c = s.originalContextLength, c != o.maxPositionEmbeddings {
-            notes.append("max_position_embeddings is \(c), not \(o.maxPositionEmbeddings): dynamic NTK scaling grows the rotary base past it, so it is the model's own")
+        if let s = p.ropeScaling, s.type == .dynamic, let c = s.originalContextLength, c != maxPositions {
+            notes.append("max_position_embeddings is \(c), not \(maxPositions): dynamic NTK scaling grows the rotary base past it, so it is the model's own")
+        } else if o.maxPositionEmbeddings == nil, p.contextLength == nil {
+            notes.append("max_position_embeddings is 2048: params.json does not record a context length (pass --max-position-embeddings 4096 for LLaMA 2, 8192 for Llama 3)")
         }
+        if tied { notes.append("tie_word_embeddings (from params.json): lm_head.weight is not written, transformers ties it to the embedding") }
         if p.ropeScaling?.type == .freqFactors {
             notes.append("config.json cannot hold GGUF's rope_freqs.weight factors: the output runs unscaled")
         }
@@ -160,6 +168,13 @@ public enum Converter {
             wholes.append((metaName, src, file.path))
         }
         // LLaMA 1's buffer of plain frequencies; a scaled model's would be wrong, and Llama 3.1 originals carry none.
+        // A tied HF model has no lm_head; Meta's code needs output.weight: the embedding's rows, split as output's.
+        let tiedHead = !wholes.contains { $0.0 == "output.weight" }
+        if tiedHead, let emb = wholes.first(where: { $0.0 == "tok_embeddings.weight" }) {
+            wholes.append(("output.weight", emb.1, emb.2))
+        }
+        var carried = p
+        if tiedHead { carried.tieWordEmbeddings = true }
         // Mistral's originals carry none either.
         let ropeBuffer = p.ropeScaling == nil && p.modelFamily == .llama
         if ropeBuffer { wholes.append(("rope.freqs", MetaLayout.ropeFreqs(p), release.path)) }
@@ -175,7 +190,7 @@ public enum Converter {
             }
             files.append(PlannedFile(name: name, content: .torch(plans)))
         }
-        files.append(PlannedFile(name: "params.json", content: .text(MetaLayout.params(p, ffn: release.parameters?.ffnDim))))
+        files.append(PlannedFile(name: "params.json", content: .text(MetaLayout.params(carried, ffn: release.parameters?.ffnDim))))
         if let tok = try tokenizerFile(release) { files.append(tok) }
         var notes = accounting.notes
         if ropeBuffer {
@@ -184,6 +199,11 @@ public enum Converter {
             notes.append("no rope.freqs: the model's rope is scaled (\(p.ropeScaling?.summary ?? "")), and Meta's code computes the frequencies from params.json")
         }
         notes += MetaLayout.ropeNotes(p)
+        if tiedHead { notes.append("the embeddings are tied: output.weight is written as a copy of the embedding (Meta's code has no tying), and params.json says tie_word_embeddings so billa converts it back tied") }
+        let extra = MetaLayout.carriedKeys(carried).map(\.0).filter { $0 != "tie_word_embeddings" }
+        if !extra.isEmpty {
+            notes.append("params.json carries \(extra.joined(separator: ", ")) as extra keys in config.json's spelling, which billa reads back and Meta's reference code ignores")
+        }
         var plan = OutputPlan(destination: destination, files: files, notes: notes)
         plan.losses = accounting.dropped + Narrowing.statement(casts)
         return plan

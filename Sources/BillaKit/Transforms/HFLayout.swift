@@ -63,20 +63,21 @@ public enum HFLayout {
     /// A rope scaling is written as transformers 5 writes it (`rope_parameters` with its type and every parameter)
     /// and again as transformers 4's `rope_scaling`, which 5 reads first; dynamic NTK's `max_position_embeddings`
     /// is the scaling's own, since it decides where the base starts to grow.
+    /// bos/eos/pad ids and tie_word_embeddings are the source's when it recorded them (LLaMA's 1 and 2 otherwise).
     public static func config(_ p: ModelParameters, vocab: Int, ffn: Int, dtype: DType, maxPositions: Int) -> String {
         let scaled = p.ropeScaling?.hfPairs(theta: p.ropeTheta)
         let maxPositions = p.ropeScaling?.type == .dynamic ? p.ropeScaling?.originalContextLength ?? maxPositions : maxPositions
         let family = p.modelFamily
         var o = PythonJSON.Object([
             ("architectures", [family.hfArchitecture] as [Any?]),
-            ("attention_bias", false), ("attention_dropout", 0.0), ("bos_token_id", 1),
-            ("dtype", torchDTypeName(dtype)), ("eos_token_id", 2), ("head_dim", p.headDim), ("hidden_act", "silu"),
+            ("attention_bias", false), ("attention_dropout", 0.0), ("bos_token_id", p.bosTokenID ?? 1),
+            ("dtype", torchDTypeName(dtype)), ("eos_token_id", eos(p)), ("head_dim", p.headDim), ("hidden_act", "silu"),
             ("hidden_size", p.dim), ("initializer_range", 0.02), ("intermediate_size", ffn),
             ("max_position_embeddings", maxPositions), ("mlp_bias", false), ("model_type", family.modelType),
             ("num_attention_heads", p.nHeads), ("num_hidden_layers", p.nLayers), ("num_key_value_heads", p.nKVHeads),
-            ("pad_token_id", nil), ("pretraining_tp", 1), ("rms_norm_eps", p.normEps),
+            ("pad_token_id", p.padTokenID), ("pretraining_tp", 1), ("rms_norm_eps", p.normEps),
             ("rope_parameters", PythonJSON.Object(scaled ?? [("rope_theta", p.ropeTheta), ("rope_type", "default")])),
-            ("tie_word_embeddings", false), ("use_cache", true), ("vocab_size", vocab),
+            ("tie_word_embeddings", p.tieWordEmbeddings ?? false), ("use_cache", true), ("vocab_size", vocab),
         ])
         if family != .llama {
             // LlamaConfig's own keys; MistralConfig has none of them.
@@ -88,9 +89,17 @@ public enum HFLayout {
         return PythonJSON.indented(o) + "\n"
     }
 
-    static let generationConfig = PythonJSON.indented(PythonJSON.Object([
-        ("_from_model_config", true), ("bos_token_id", 1), ("eos_token_id", 2), ("use_cache", true),
-    ])) + "\n"
+    /// One eos id as a number, several as a list (transformers writes both forms).
+    static func eos(_ p: ModelParameters) -> Any? {
+        guard let e = p.eosTokenIDs, !e.isEmpty else { return 2 }
+        return e.count == 1 ? e[0] : e as [Any?]
+    }
+
+    static func generationConfig(_ p: ModelParameters) -> String {
+        PythonJSON.indented(PythonJSON.Object([
+            ("_from_model_config", true), ("bos_token_id", p.bosTokenID ?? 1), ("eos_token_id", eos(p)), ("use_cache", true),
+        ])) + "\n"
+    }
 
     static func tokenizerConfig(maxLength: Int) -> String {
         PythonJSON.indented(PythonJSON.Object([
@@ -142,7 +151,21 @@ public enum MetaLayout {
             }
         }
         pairs.append(("vocab_size", -1))
+        pairs += carriedKeys(p)
         return PythonJSON.compact(PythonJSON.Object(pairs))
+    }
+
+    /// config.json's fields Meta's params.json has no key for, as extra keys in config.json's spelling (which
+    /// billa's Meta reader takes back), written only where they differ from what billa's Meta -> HF assumes without
+    /// them (context 2048, bos 1, eos 2, no pad, untied): LLaMA 1/2 files stay as Meta wrote them.
+    static func carriedKeys(_ p: ModelParameters) -> [(String, Any?)] {
+        var out = [(String, Any?)]()
+        if let c = p.contextLength, c != 2048, !(p.ropeScaling?.type == .dynamic) { out.append(("max_position_embeddings", c)) }
+        if let b = p.bosTokenID, b != 1 { out.append(("bos_token_id", b)) }
+        if let e = p.eosTokenIDs, e != [2] { out.append(("eos_token_id", e.count == 1 ? e[0] : e as [Any?])) }
+        if let pad = p.padTokenID { out.append(("pad_token_id", pad)) }
+        if p.tieWordEmbeddings == true { out.append(("tie_word_embeddings", true)) }
+        return out
     }
 
     /// What params.json cannot say as Meta's code reads it: a scaling other than Llama 3.1's (billa's extra

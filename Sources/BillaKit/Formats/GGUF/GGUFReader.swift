@@ -205,6 +205,11 @@ extension GGUFFile {
                                      ropeScaling: try GGUFRope.scaling(metadata, arch: arch, freqs: tensor(GGUFRope.freqsTensor),
                                                                        headDim: heads > 0 ? dim / heads : 0, file: first.path))
             params?.family = family == .llama ? nil : family
+            params?.contextLength = int("\(arch).context_length")
+            params?.bosTokenID = int(GGUFKeys.bos)
+            params?.eosTokenIDs = int(GGUFKeys.eos).map { [$0] }
+            params?.padTokenID = int(GGUFKeys.pad)
+            params?.tieWordEmbeddings = tensor("output.weight") == nil
         }
         let vocab = VocabCheck(embedding: tensor("token_embd.weight")?.shape.first,
                                lmHead: tensor("output.weight")?.shape.first,

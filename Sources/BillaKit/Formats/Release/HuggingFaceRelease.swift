@@ -42,6 +42,7 @@ enum HuggingFaceRelease {
             // transformers >= 5 nests it under rope_parameters; earlier versions put it at the top level.
             ropeTheta: rope.theta, ropeScaling: rope.scaling)
         parameters.apply(family)
+        parameters.readCarried(config)
 
         let tokenizer = ["tokenizer.model", "tokenizer.json"].first(where: names.contains).map { dir + "/" + $0 }
         // Encoding uses tokenizer.model when both are there; the rows a model must have are transformers' count.

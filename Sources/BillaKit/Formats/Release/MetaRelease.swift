@@ -35,6 +35,7 @@ enum MetaRelease {
             normEps: params.double("norm_eps") ?? 1e-5, ropeTheta: params.double("rope_theta") ?? 10000,
             ropeScaling: try RopeScaling.fromMetaParams(params, file: dir + "/params.json"))
         parameters.apply(try FamilyConfig.fromMeta(params, file: dir + "/params.json"))
+        parameters.readCarried(params)   // billa's extra keys (MetaLayout.params); Meta's own files have none
 
         let tokenizer = names.contains("tokenizer.model") ? dir + "/tokenizer.model" : nil
         let pieces = Release.tokenizerPieces(tokenizer, warnings: &warnings)

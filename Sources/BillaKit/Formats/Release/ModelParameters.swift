@@ -19,6 +19,16 @@ public struct ModelParameters: Codable, Sendable, Equatable {
     /// Layers before this one attend to everything (Qwen2's max_window_layers); nil: every layer slides.
     public var slidingWindowFirstLayer: Int? = nil
 
+    // What conversions carry besides the architecture (compared by nothing, kept by everything):
+    /// config.json's max_position_embeddings, a GGUF's context_length, billa's extra key in params.json.
+    public var contextLength: Int? = nil
+    public var bosTokenID: Int? = nil
+    /// config.json's eos_token_id: one id, or several (Llama 3.1 instruct: 128001, 128008, 128009).
+    public var eosTokenIDs: [Int]? = nil
+    public var padTokenID: Int? = nil
+    /// config.json's tie_word_embeddings (absent: false, transformers' LlamaConfig default).
+    public var tieWordEmbeddings: Bool? = nil
+
     public var headDim: Int { nHeads > 0 ? dim / nHeads : 0 }
     public var modelFamily: ModelFamily { family ?? .llama }
 
@@ -33,6 +43,17 @@ public struct ModelParameters: Codable, Sendable, Equatable {
         case vocabSize = "vocab_size", normEps = "norm_eps", ropeTheta = "rope_theta"
         case ropeScaling = "rope_scaling", family, slidingWindow = "sliding_window"
         case slidingWindowFirstLayer = "sliding_window_first_layer"
+        case contextLength = "context_length", bosTokenID = "bos_token_id", eosTokenIDs = "eos_token_id"
+        case padTokenID = "pad_token_id", tieWordEmbeddings = "tie_word_embeddings"
+    }
+
+    /// Reads the carried fields from config.json, or from the same keys billa adds to params.json.
+    mutating func readCarried(_ c: [String: Any]) {
+        contextLength = c.int("max_position_embeddings")
+        bosTokenID = c.int("bos_token_id")
+        if let e = c.int("eos_token_id") { eosTokenIDs = [e] } else if let e = c["eos_token_id"] as? [Int] { eosTokenIDs = e }
+        padTokenID = c.int("pad_token_id")
+        tieWordEmbeddings = c["tie_word_embeddings"] as? Bool
     }
 
     mutating func apply(_ c: FamilyConfig) {
