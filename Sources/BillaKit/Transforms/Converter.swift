@@ -48,6 +48,12 @@ public enum Converter {
         }
     }
 
+    /// Meta's Llama-3 tiktoken tokenizer, when that is what the release has.
+    static func tiktoken(_ release: Release) throws -> BPETokenizer? {
+        guard let tok = release.tokenizerPath, try ModelTokenizer.kind(of: tok) == .tiktoken else { return nil }
+        return try BPETokenizer(tiktoken: tok)
+    }
+
     /// The source's tokenizer.model for the output: linked from a directory, copied out of a pack's blob.
     static func tokenizerFile(_ release: Release) throws -> PlannedFile? {
         if let tok = release.tokenizerPath {
@@ -87,7 +93,20 @@ public enum Converter {
     // MARK: Meta -> HF
 
     static func metaToHF(_ release: Release, _ destination: String, _ o: ConvertOptions) throws -> OutputPlan {
-        let p = try requireParameters(release)
+        var p = try requireParameters(release)
+        var notes = [String]()
+        let llama3 = try tiktoken(release)
+        if let t = llama3 {
+            // convert_llama_weights_to_hf.py --llama_version 3.x: Meta's bos/eos, context 131072 for 3.1/3.2 (scaled
+            // rope), 8192 for 3.0.
+            if p.bosTokenID == nil { p.bosTokenID = t.bosID }
+            if p.eosTokenIDs == nil { p.eosTokenIDs = t.eosID.map { [$0] } }
+            if p.contextLength == nil, o.maxPositionEmbeddings == nil {
+                p.contextLength = p.ropeScaling?.type == .llama3 ? 131072 : 8192
+                notes.append("max_position_embeddings is \(p.contextLength!), as convert_llama_weights_to_hf.py writes for Llama \(p.ropeScaling?.type == .llama3 ? "3.1/3.2 (scaled rope)" : "3.0") (pass --max-position-embeddings to change it)")
+            }
+            notes.append("tokenizer.json is built from the tiktoken tokenizer.model as transformers' TikTokenConverter builds it; an instruct model's eos (<|eot_id|>) and chat template are not in the Meta release: set them in tokenizer_config.json and generation_config.json")
+        }
         var planned = [(Int, Int, Int, TensorPlan)]()
         let accounting = try TensorAccounting.account(release, consumed: { LlamaNames.hf(fromMeta: $0) != nil }, policy: o.drops,
                                                       what: "no Hugging Face LLaMA name for it",
@@ -120,12 +139,15 @@ public enum Converter {
         files.append(PlannedFile(name: "config.json", content: .text(HFLayout.config(p, vocab: embeddingRows, ffn: ffn, dtype: dtype,
                                                                                      maxPositions: maxPositions))))
         files.append(PlannedFile(name: "generation_config.json", content: .text(HFLayout.generationConfig(p))))
-        if let tok = try tokenizerFile(release) {
+        if let t = llama3 {
+            files.append(PlannedFile(name: "tokenizer.json", content: .bytes(TokenizerJSONWriter.llama3(from: t), source: t.path)))
+            files.append(PlannedFile(name: "tokenizer_config.json", content: .text(TokenizerJSONWriter.llama3Config(maxLength: maxPositions, eos: "<|end_of_text|>"))))
+        } else if let tok = try tokenizerFile(release) {
             files.append(tok)
             files.append(PlannedFile(name: "tokenizer_config.json", content: .text(HFLayout.tokenizerConfig(maxLength: maxPositions))))
             files.append(PlannedFile(name: "special_tokens_map.json", content: .text(HFLayout.specialTokensMap)))
         }
-        var notes = accounting.notes
+        notes = accounting.notes + notes
         if let s = p.ropeScaling, s.type == .dynamic, let c = s.originalContextLength, c != maxPositions {
             notes.append("max_position_embeddings is \(c), not \(maxPositions): dynamic NTK scaling grows the rotary base past it, so it is the model's own")
         } else if o.maxPositionEmbeddings == nil, p.contextLength == nil {
@@ -135,7 +157,7 @@ public enum Converter {
         if p.ropeScaling?.type == .freqFactors {
             notes.append("config.json cannot hold GGUF's rope_freqs.weight factors: the output runs unscaled")
         }
-        if !files.contains(where: { $0.name == "tokenizer.model" }) { notes.append("the source has no tokenizer.model; copy one into the output before loading it") }
+        if !files.contains(where: { $0.name == "tokenizer.model" || $0.name == "tokenizer.json" }) { notes.append("the source has no tokenizer.model; copy one into the output before loading it") }
         var plan = OutputPlan(destination: destination, files: files, notes: notes)
         plan.losses = accounting.dropped + Narrowing.statement(casts)
         return plan
@@ -191,7 +213,17 @@ public enum Converter {
             files.append(PlannedFile(name: name, content: .torch(plans)))
         }
         files.append(PlannedFile(name: "params.json", content: .text(MetaLayout.params(carried, ffn: release.parameters?.ffnDim))))
-        if let tok = try tokenizerFile(release) { files.append(tok) }
+        var tokenizerNote: String? = nil
+        if let tok = try tokenizerFile(release) {
+            files.append(tok)
+        } else if let json = release.tokenizerPath, json.hasSuffix("tokenizer.json") {
+            // A Llama-3 tokenizer.json goes back to Meta's tiktoken file; any other has no Meta form.
+            if let t = try? BPETokenizer(tokenizerJSON: json), let model = TiktokenWriter.llama3(from: t) {
+                files.append(PlannedFile(name: "tokenizer.model", content: .bytes(model, source: json)))
+            } else {
+                tokenizerNote = "the source's tokenizer.json is not Llama-3's TikToken layout, which is the only one Meta's tokenizer.model can hold: no tokenizer.model is written (keep the HF directory's tokenizer.json)"
+            }
+        }
         var notes = accounting.notes
         if ropeBuffer {
             notes.append("rope.freqs is computed from params.json (theta \(p.ropeTheta)) as LLaMA 1's checkpoints carry it")
@@ -199,6 +231,7 @@ public enum Converter {
             notes.append("no rope.freqs: the model's rope is scaled (\(p.ropeScaling?.summary ?? "")), and Meta's code computes the frequencies from params.json")
         }
         notes += MetaLayout.ropeNotes(p)
+        if let tokenizerNote { notes.append(tokenizerNote) }
         if tiedHead { notes.append("the embeddings are tied: output.weight is written as a copy of the embedding (Meta's code has no tying), and params.json says tie_word_embeddings so billa converts it back tied") }
         let extra = MetaLayout.carriedKeys(carried).map(\.0).filter { $0 != "tie_word_embeddings" }
         if !extra.isEmpty {
