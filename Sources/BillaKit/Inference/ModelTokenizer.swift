@@ -4,8 +4,9 @@ import Foundation
 /// - a directory with `tokenizer.json` uses it, as transformers' fast tokenizer does (over a `tokenizer.model`
 ///   beside it);
 /// - a `tokenizer.model` is sniffed: protobuf is SentencePiece, "base64 rank" lines are Meta's tiktoken file;
-/// - a billa pack's `tokenizer.model` blob, or the vocabulary inside a GGUF (which llama.cpp's "llama" tokenizer
-///   reads as a byte-fallback BPE SentencePiece model).
+/// - a billa pack's `tokenizer.model` blob, or the vocabulary inside a GGUF: a "llama" one (which llama.cpp reads
+///   as a byte-fallback BPE SentencePiece model) or a "gpt2" byte-level BPE one (Llama-3, Qwen2), read as
+///   llama.cpp reads it (BPETokenizer(gguf:)).
 public enum ModelTokenizer {
     /// The tokenizer, or nil when the model carries none.
     public static func load(for release: Release) throws -> (any TextTokenizer)? {
@@ -24,8 +25,8 @@ public enum ModelTokenizer {
         }
     }
 
-    /// A tokenizer file by its content: tokenizer.json, SentencePiece protobuf or tiktoken text. A directory
-    /// means its tokenizer.json, else its tokenizer.model.
+    /// A tokenizer file by its content: tokenizer.json, SentencePiece protobuf, tiktoken text, or a GGUF model's
+    /// vocabulary. A directory means its tokenizer.json, else its tokenizer.model.
     public static func open(_ path: String) throws -> any TextTokenizer {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -40,6 +41,12 @@ public enum ModelTokenizer {
         case .tokenizerJSON: return try BPETokenizer(tokenizerJSON: path)
         case .tiktoken: return try BPETokenizer(tiktoken: path)
         case .sentencepiece: return try Tokenizer(path: path)
+        case .gguf:
+            guard let t = try fromGGUF(GGUFReader.open(path)) else {
+                throw BillaError(.notFound, file: path, "the GGUF has no tokenizer.ggml.tokens: it carries no vocabulary",
+                                 remedy: "pass the model's tokenizer.json or tokenizer.model")
+            }
+            return t
         }
     }
 
@@ -65,6 +72,7 @@ public enum ModelTokenizer {
     public static func kind(of path: String) throws -> TokenizerKind {
         let file = try MappedFile(path: path)
         let head = withExtendedLifetime(file) { Array(file.all.prefix(512)) }
+        if head.starts(with: Array("GGUF".utf8)) { return .gguf }
         if let first = head.first(where: { ![0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }), first == 0x7B { return .tokenizerJSON }
         if BPETokenizer.isTiktoken(head) { return .tiktoken }
         return .sentencepiece
@@ -78,11 +86,24 @@ public enum ModelTokenizer {
         return (cfg["eos_token"] as? [String: Any])?["content"] as? String
     }
 
-    /// A SentencePiece model rebuilt from GGUF's tokenizer.ggml.* keys: llama.cpp's SPM vocabulary is BPE over
-    /// these pieces and scores, with byte fallback, a dummy prefix and '▁' for spaces.
-    static func fromGGUF(_ g: GGUFFile) throws -> Tokenizer? {
-        guard g.metadata[GGUFKeys.tokenizerModel]?.stringValue == "llama",
-              case .array(_, let tokens)? = g.metadata[GGUFKeys.tokens] else { return nil }
+    /// The GGUF's vocabulary by tokenizer.ggml.model: "gpt2" is byte-level BPE (BPETokenizer(gguf:)); "llama" is
+    /// a SentencePiece model rebuilt from the keys: llama.cpp's SPM vocabulary is BPE over these pieces and
+    /// scores, with byte fallback, a dummy prefix and '▁' for spaces. Other models are refused by name; nil when
+    /// the file has no vocabulary.
+    static func fromGGUF(_ g: GGUFFile) throws -> (any TextTokenizer)? {
+        guard case .array? = g.metadata[GGUFKeys.tokens] else { return nil }
+        let model = g.metadata[GGUFKeys.tokenizerModel]?.stringValue ?? "(none)"
+        switch model {
+        case "gpt2": return try BPETokenizer(gguf: g)
+        case "llama": return try sentencePiece(g)
+        default:
+            throw BillaError(.unsupported, file: g.path, "tokenizer.ggml.model '\(model)' is not a vocabulary billa reads (llama, gpt2)",
+                             remedy: "use llama.cpp's llama-tokenize for this model, or pass --tokenizer with its tokenizer file")
+        }
+    }
+
+    static func sentencePiece(_ g: GGUFFile) throws -> Tokenizer? {
+        guard case .array(_, let tokens)? = g.metadata[GGUFKeys.tokens] else { return nil }
         var scores = [GGUFValue]()
         if case .array(_, let s)? = g.metadata[GGUFKeys.scores] { scores = s }
         var types = [GGUFValue]()

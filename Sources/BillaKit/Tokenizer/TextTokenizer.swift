@@ -7,11 +7,13 @@ public enum TokenizerKind: String, Sendable, Codable {
     case sentencepiece
     case tokenizerJSON = "tokenizer.json"
     case tiktoken
+    /// A GGUF file's own vocabulary (tokenizer.ggml.*), as llama.cpp reads it.
+    case gguf
 }
 
 /// What every command needs from a tokenizer, whichever file it came from. Ids are the reference library's:
 /// sentencepiece's for SentencePiece models, `tokenizers`' for tokenizer.json, tiktoken's (as Meta's
-/// llama-models drives it) for Meta's tiktoken file.
+/// llama-models drives it) for Meta's tiktoken file, llama.cpp's for a GGUF's vocabulary.
 public protocol TextTokenizer: AnyObject, Sendable {
     var kind: TokenizerKind { get }
     /// The number of distinct ids the tokenizer can produce or decode, added and special tokens included.

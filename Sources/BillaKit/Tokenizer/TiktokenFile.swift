@@ -26,14 +26,24 @@ extension BPETokenizer {
 
     public convenience init(tiktoken path: String) throws {
         let file = try MappedFile(path: path)
+        let parts = try withExtendedLifetime(file) { try Self.tiktokenParts(file.all, path: path) }
+        self.init(parts)
+    }
+
+    /// The same from the file's bytes (a pack's tokenizer.model blob); `path` names it in errors.
+    convenience init(tiktokenBytes bytes: [UInt8], path: String) throws {
+        let parts = try bytes.withUnsafeBytes { try Self.tiktokenParts($0, path: path) }
+        self.init(parts)
+    }
+
+    static func tiktokenParts(_ raw: UnsafeRawBufferPointer, path: String) throws -> Parts {
         func bad(_ what: String) -> BillaError {
             BillaError(.invalidHeader, file: path, what, remedy: "the tokenizer.model is corrupt; download it again")
         }
         var tokens = [[UInt8]]()
-        var index = PieceIndex(capacity: Int(file.size / 16) + 16)
+        var index = PieceIndex(capacity: raw.count / 16 + 16)
         var lineNo = 0
-        try withExtendedLifetime(file) {
-            let raw = file.all
+        do {
             var i = 0
             let n = raw.count
             var bytes = [UInt8]()
@@ -94,7 +104,7 @@ extension BPETokenizer {
         parts.eosID = special("<|end_of_text|>")
         parts.padID = special("<|finetune_right_pad_id|>")
         parts.metaChunking = true
-        self.init(parts)
+        return parts
     }
 }
 

@@ -8,6 +8,16 @@ extension BPETokenizer {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
             throw BillaError(.io, file: path, "cannot read: \(error.localizedDescription)", remedy: "check the path")
         }
+        try self.init(Self.parts(Self.parseTokenizerJSON(data, path: path), path: path, eosToken: eosToken))
+    }
+
+    /// From an already parsed file (`parseTokenizerJSON`), which GGUF export also reads its vocabulary from.
+    convenience init(tokenizerJSONRoot root: [String: Any], path: String, eosToken: String? = nil) throws {
+        try self.init(Self.parts(root, path: path, eosToken: eosToken))
+    }
+
+    /// tokenizer.json parsed with model.vocab and model.merges as compact `JSONDocument.StringList`s (in file order).
+    static func parseTokenizerJSON(_ data: Data, path: String) throws -> [String: Any] {
         let parsed: Any
         do { parsed = try JSONDocument.parse(data, compact: ["vocab", "merges"]) } catch {
             throw BillaError(.invalidHeader, file: path, "not valid JSON: \(error)", remedy: "download tokenizer.json again")
@@ -15,7 +25,7 @@ extension BPETokenizer {
         guard let root = parsed as? [String: Any] else {
             throw BillaError(.invalidHeader, file: path, "not a JSON object", remedy: "download tokenizer.json again")
         }
-        try self.init(Self.parts(root, path: path, eosToken: eosToken))
+        return root
     }
 
     static func parts(_ root: [String: Any], path: String, eosToken: String?) throws -> Parts {

@@ -198,13 +198,9 @@ public enum GGUFExport {
         }
         let vocabRows = embedding.shape[0]
         let ffn = sources.first(where: { $0.name == "blk.0.ffn_gate.weight" })?.shape[0] ?? p.ffnDim ?? 0
-        // A directory's tokenizer.model and HF configs, or the blobs of a pack made from one.
+        // A directory's tokenizer files and HF configs, or the blobs of a pack made from one.
         let side = release.sideFiles
-        guard let tokenizer = try side.tokenizerModel() else {
-            throw BillaError(.notFound, file: release.path, "no tokenizer.model next to the weights; GGUF needs the vocabulary",
-                             remedy: "copy the release's tokenizer.model into the model directory (or pack the directory that has it)")
-        }
-        let vocab = try GGUFVocabulary.load(tokenizer, rows: vocabRows, hfFiles: release.layout == .huggingFace ? side : nil)
+        let vocab = try GGUFExportVocabulary.load(release, rows: vocabRows)
         if vocab.paddingCount > 0 {
             notes.append("the embedding has \(vocabRows) rows; \(vocab.paddingCount) rows that no piece or added token fills are written as [PAD<id>] (unused)")
         }

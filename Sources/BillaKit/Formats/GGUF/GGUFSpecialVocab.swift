@@ -27,9 +27,11 @@ struct HFAddedVocabulary {
 
     static let specialTypes = ["bos", "eos", "unk", "sep", "pad", "cls", "mask"]
 
-    /// llama.cpp's does_token_look_special: tokens some models forget to mark special.
+    /// llama.cpp 0.3.36's does_token_look_special: tokens some models forget to mark special (deepseek-coder's
+    /// full-width bars, gemma's <unusedN> included).
     static func looksSpecial(_ t: String) -> Bool {
         ["<pad>", "<mask>", "<2mass>", "[@BOS@]"].contains(t) || (t.hasPrefix("<|") && t.hasSuffix("|>"))
+            || (t.hasPrefix("<\u{FF5C}") && t.hasSuffix("\u{FF5C}>")) || (t.hasPrefix("<unused") && t.hasSuffix(">"))
     }
 
     static func load(directory dir: String, rows: Int) throws -> HFAddedVocabulary {

@@ -52,11 +52,6 @@ public struct SideFiles: Sendable {
         }
         return object
     }
-
-    /// The SentencePiece tokenizer.model, or nil when there is none.
-    public func tokenizerModel() throws -> SentencePieceModel? {
-        try bytes("tokenizer.model").map { try SentencePieceModel(bytes: $0, path: location("tokenizer.model")) }
-    }
 }
 
 extension Release {
