@@ -151,6 +151,31 @@ struct GGUFBPETests {
         #expect(v.notes.contains { $0.contains("no chat template") }, "the unknowable chat template is stated")
     }
 
+    @Test("a Meta Llama-3 original (tiktoken tokenizer.model) converts to the same tokenizer keys and tensors")
+    func metaOriginalExport() throws {
+        let want = try GGUFBPEFixtures.source("llama3")
+        let block = try #require(try GGUFBPEFixtures.expected()["block"] as? Int)
+        let tmp = try Fixtures.tempDir("bpe-meta")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        // the HF fixture as a Meta original: consolidated.00.pth, params.json and Meta's own tokenizer.model
+        try Converter.plan(source: Fixtures.path("gguf-bpe/llama3"), destination: tmp + "/meta", options: ConvertOptions(target: .meta)).execute()
+        try FileManager.default.copyItem(atPath: Fixtures.path("bpe/llama3-tokenizer.model"), toPath: tmp + "/meta/tokenizer.model")
+        var options = GGUFExportOptions(recipe: .f16)
+        options.sourceTypes = true
+        let plan = try GGUFExport.plan(source: tmp + "/meta", options: options)
+        #expect(plan.notes.contains { $0.contains("no chat template") })
+        try plan.write(to: tmp + "/meta.gguf")
+        let g = try GGUFReader.open(tmp + "/meta.gguf")
+        let diffs = GGUFBPEFixtures.differences(g.metadata, try #require(want["tokenizer"] as? [String: Any]), block: block)
+        #expect(diffs.isEmpty, "tokenizer keys: \(diffs.joined(separator: "; "))")
+        let tensors = try #require(want["tensors"] as? [String: [String: Any]])
+        for t in g.tensors {
+            let bytes = try g.file.bytes(at: g.dataOffset + t.offset, count: t.byteCount, what: t.name)
+            #expect(sha256Hex(bytes) == tensors[t.name]?["sha256"] as? String, "tensor \(t.name)'s bytes differ from the converter's")
+        }
+        #expect(g.tensors.count == tensors.count)
+    }
+
     @Test("the Qwen2 tokenizer's keys equal the converter's; its unlisted check-text hash is refused by name")
     func qwen2Vocabulary() throws {
         let want = try GGUFBPEFixtures.source("qwen2")
@@ -231,6 +256,24 @@ struct GGUFBPETests {
             let tokens = try #require(g["tokens"] as? [Int])
             let got = try model.generate(prompt, count: tokens.count, sampler: Sampler()) { _ in }
             #expect(got == tokens, "\(prompt.debugDescription): billa \(got), llama.cpp \(tokens)")
+        }
+    }
+
+    @Test("billa generate on billa's GGUF (its gpt2 vocabulary read back) gives the same tokens")
+    func greedyOnGGUF() throws {
+        let want = try #require((try GGUFBPEFixtures.source("llama3"))["greedy"] as? [[String: Any]])
+        var options = GGUFExportOptions(recipe: .f16)
+        options.sourceTypes = true
+        let out = TinyGGUF.tempPath("bpe-greedy.gguf")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try GGUFExport.plan(source: Fixtures.path("gguf-bpe/llama3"), options: options).write(to: out)
+        let model = try Verifier.Loaded(out)
+        #expect(model.tokenizer?.kind == .gguf)
+        for g in want {
+            let prompt = try #require(g["prompt"] as? String)
+            #expect(try model.tokenize(prompt) == g["prompt_ids"] as? [Int], "prompt ids of \(prompt.debugDescription)")
+            let tokens = try #require(g["tokens"] as? [Int])
+            #expect(try model.generate(prompt, count: tokens.count, sampler: Sampler()) { _ in } == tokens, "\(prompt.debugDescription)")
         }
     }
 }
