@@ -6,7 +6,7 @@ struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Encode text with a model's tokenizer, with exactly the reference library's ids.",
         discussion: """
-            TOKENIZER is a tokenizer.json (ids of Hugging Face tokenizers), a SentencePiece tokenizer.model (sentencepiece's), Meta's tiktoken tokenizer.model (tiktoken's, as Meta's llama-models drives it), or a model directory (its tokenizer.json, else its tokenizer.model). With no TEXT, each line of standard input is encoded on its own; with --json each line gives one JSON object on one line (JSON Lines). No BOS is added.
+            TOKENIZER is a tokenizer.json (ids of Hugging Face tokenizers), a SentencePiece tokenizer.model (sentencepiece's), Meta's tiktoken tokenizer.model (tiktoken's, as Meta's llama-models drives it), a GGUF model (its own vocabulary, llama.cpp's ids), or a model directory (its tokenizer.json, else its tokenizer.model). With no TEXT, each line of standard input is encoded on its own; with --json each line gives one JSON object on one line (JSON Lines). No BOS is added.
 
             Examples:
               billa tokenize llama-7b/tokenizer.model 'Hello 世界'
@@ -14,7 +14,7 @@ struct Tokenize: ParsableCommand {
               billa tokenize llama-7b/tokenizer.model --count < corpus.txt
             """)
 
-    @Argument(help: "A tokenizer.json or tokenizer.model, or a model directory holding one.")
+    @Argument(help: "A tokenizer.json, a tokenizer.model or a GGUF, or a model directory holding a tokenizer.")
     var tokenizer: String
 
     @Argument(help: "The text to encode (default: lines from standard input).")

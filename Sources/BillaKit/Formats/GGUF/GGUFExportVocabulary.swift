@@ -29,7 +29,12 @@ enum GGUFExportVocabulary {
             return Chosen(writer: v.write(into:), paddingCount: v.paddingCount, notes: v.notes)
         }
         if hf, try side.bytes("tokenizer.json") != nil {
-            let v = try GGUFBPEVocabulary.load(hf: side, rows: rows)
+            let v: GGUFBPEVocabulary
+            do { v = try GGUFBPEVocabulary.load(hf: side, rows: rows) } catch var e as BillaError where e.code == .unsupported && !e.message.contains("pre-tokenizer was not recognized") {
+                // a SentencePiece conversion (Metaspace) is what the converter reads with LlamaHfVocab
+                e.remedy = "GGUF export reads byte-level BPE tokenizer.json files (Llama-3, Qwen2) or a SentencePiece tokenizer.model; copy the release's tokenizer.model into the directory"
+                throw e
+            }
             var notes = v.notes
             if tiktoken { notes.append("\(side.location("tokenizer.model")) is Meta's tiktoken file; the vocabulary is tokenizer.json's") }
             return Chosen(writer: v.write(into:), paddingCount: v.paddingCount, notes: notes)
