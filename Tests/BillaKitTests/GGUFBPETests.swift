@@ -102,6 +102,17 @@ enum GGUFBPEFixtures {
         return nil
     }
 
+    /// billa's GGUF of the Llama-3 HF fixture (`convert --to gguf` without --dtype) and the plan's notes, written
+    /// once for the tests that read it.
+    static let llama3GGUF: Result<(path: String, notes: [String]), Error> = Result {
+        var options = GGUFExportOptions(recipe: .f16)
+        options.sourceTypes = true
+        let out = TinyGGUF.tempPath("bpe-llama3.gguf")
+        let plan = try GGUFExport.plan(source: Fixtures.path("gguf-bpe/llama3"), options: options)
+        try plan.write(to: out)
+        return (out, plan.notes)
+    }
+
     /// A GGUF holding only `metadata` (no tensors), for reading a vocabulary back.
     static func vocabularyOnly(_ metadata: GGUFMetadata, _ tag: String) throws -> String {
         let path = TinyGGUF.tempPath("bpe-\(tag).gguf")
@@ -116,11 +127,8 @@ struct GGUFBPETests {
     func llama3Export() throws {
         let want = try GGUFBPEFixtures.source("llama3")
         let block = try #require(try GGUFBPEFixtures.expected()["block"] as? Int)
-        var options = GGUFExportOptions(recipe: .f16)
-        options.sourceTypes = true
-        let out = TinyGGUF.tempPath("bpe-llama3.gguf")
-        defer { try? FileManager.default.removeItem(atPath: out) }
-        try GGUFExport.plan(source: Fixtures.path("gguf-bpe/llama3"), options: options).write(to: out)
+        let (out, notes) = try GGUFBPEFixtures.llama3GGUF.get()
+        #expect(!notes.contains { $0.contains("GGUF does not record") || $0.contains("no GGUF key") }, "nothing is lost for Llama-3: \(notes)")
         let g = try GGUFReader.open(out)
         let diffs = GGUFBPEFixtures.differences(g.metadata, try #require(want["tokenizer"] as? [String: Any]), block: block)
         #expect(diffs.isEmpty, "tokenizer keys: \(diffs.joined(separator: "; "))")
@@ -199,17 +207,23 @@ struct GGUFBPETests {
         let wantKeys = (want["keys"] as? [String] ?? []).filter { $0.hasPrefix("tokenizer.") }
         #expect(m.keys == wantKeys, "key order \(m.keys) vs the converter's \(wantKeys)")
         #expect(v.paddingCount == 8064 - 8007)
+        // what the GGUF cannot carry is stated
+        #expect(v.notes.contains { $0.contains("NFC normalizer") } && v.notes.contains { $0.contains("<mask>") && $0.contains("lstrip") })
     }
 
     @Test("a gpt2 GGUF reads back as llama.cpp tokenizes it, on every corpus text and edge case", arguments: ["llama3", "qwen2"])
     func readBack(_ name: String) throws {
-        let dir = Fixtures.path("gguf-bpe/\(name)")
-        let v = try GGUFBPEVocabulary.load(hf: .directory(dir), rows: name == "llama3" ? 128256 : 8064, pre: name == "llama3" ? nil : "qwen2")
-        var m = GGUFMetadata()
-        m[GGUFKeys.architecture] = .text("llama")
-        v.write(into: &m)
-        let path = try GGUFBPEFixtures.vocabularyOnly(m, name)
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path: String
+        if name == "llama3" {
+            path = try GGUFBPEFixtures.llama3GGUF.get().path
+        } else {
+            let v = try GGUFBPEVocabulary.load(hf: .directory(Fixtures.path("gguf-bpe/qwen2")), rows: 8064, pre: "qwen2")
+            var m = GGUFMetadata()
+            m[GGUFKeys.architecture] = .text("qwen2")
+            v.write(into: &m)
+            path = try GGUFBPEFixtures.vocabularyOnly(m, name)
+        }
+        defer { if name != "llama3" { try? FileManager.default.removeItem(atPath: path) } }
         let tok = try ModelTokenizer.open(path)
         #expect(tok.kind == .gguf)
         let texts = try GGUFBPEFixtures.texts()
@@ -262,12 +276,7 @@ struct GGUFBPETests {
     @Test("billa generate on billa's GGUF (its gpt2 vocabulary read back) gives the same tokens")
     func greedyOnGGUF() throws {
         let want = try #require((try GGUFBPEFixtures.source("llama3"))["greedy"] as? [[String: Any]])
-        var options = GGUFExportOptions(recipe: .f16)
-        options.sourceTypes = true
-        let out = TinyGGUF.tempPath("bpe-greedy.gguf")
-        defer { try? FileManager.default.removeItem(atPath: out) }
-        try GGUFExport.plan(source: Fixtures.path("gguf-bpe/llama3"), options: options).write(to: out)
-        let model = try Verifier.Loaded(out)
+        let model = try Verifier.Loaded(try GGUFBPEFixtures.llama3GGUF.get().path)
         #expect(model.tokenizer?.kind == .gguf)
         for g in want {
             let prompt = try #require(g["prompt"] as? String)

@@ -115,11 +115,34 @@ struct GGUFBPEVocabulary {
             }
             v.tokens.append(token)
         }
+        v.notes += lossNotes(tokenizer, root, pre: v.pre, file: path)
         v.merges = try mergeStrings(model["merges"], file: path)
         v.special = try GGUFBPESpecialVocab.load(files, tokenizerJSON: root)
         v.notes += v.special.notes
         if let c = config?["add_prefix_space"] as? Bool { v.addSpacePrefix = c }
         return v
+    }
+
+    /// What the GGUF cannot carry of a tokenizer.json, so llama.cpp tokenizes some texts differently from
+    /// transformers (the converter drops the same things without saying so).
+    static func lossNotes(_ tokenizer: BPETokenizer, _ root: [String: Any], pre: String, file: String) -> [String] {
+        var out = [String]()
+        if tokenizer.nfc {
+            out.append("\(file): the NFC normalizer has no GGUF key; llama.cpp does not normalize, so text that NFC changes (decomposed accents, Hangul jamo) tokenizes differently from transformers")
+        }
+        let added = root["added_tokens"] as? [[String: Any]] ?? []
+        let stripped = added.filter { ($0["lstrip"] as? Bool) == true || ($0["rstrip"] as? Bool) == true }.compactMap { $0["content"] as? String }
+        if !stripped.isEmpty {
+            out.append("\(file): added tokens \(stripped.joined(separator: " ")) take the whitespace beside them (lstrip/rstrip), which GGUF does not record; llama.cpp leaves that whitespace to the text around them")
+        }
+        let normalized = added.filter { ($0["normalized"] as? Bool) == true && ($0["special"] as? Bool) != true }.compactMap { $0["content"] as? String }
+        if !normalized.isEmpty, tokenizer.nfc {
+            out.append("\(file): added tokens \(normalized.joined(separator: " ")) are matched after normalization in transformers; llama.cpp matches them in the raw text")
+        }
+        if let pattern = GGUFPreTokenizerTable.patterns[pre], (pattern == .llama3) != tokenizer.ignoreMerges {
+            out.append("\(file): ignore_merges is \(tokenizer.ignoreMerges) but llama.cpp sets it \(pattern == .llama3) for pre-tokenizer '\(pre)'; words the vocabulary holds whole may tokenize differently")
+        }
+        return out
     }
 
     /// gguf-py's merges: strings as they are; [left, right] pairs joined by a space, a space inside a part as 'Ġ'.
