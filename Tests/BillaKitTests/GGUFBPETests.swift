@@ -184,6 +184,26 @@ struct GGUFBPETests {
         #expect(g.tensors.count == tensors.count)
     }
 
+    @Test("a pack of the Llama-3 directory tokenizes with its tokenizer.json blob and converts to the same GGUF")
+    func packSource() throws {
+        let tmp = try Fixtures.tempDir("bpe-pack")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        var raw = PackOptions()
+        raw.raw = true
+        try Packer.pack(Release.open(Fixtures.path("gguf-bpe/llama3")), options: raw, to: tmp + "/l3.billa")
+        let tok = try #require(try ModelTokenizer.load(for: Release.open(tmp + "/l3.billa")))
+        let dir = try ModelTokenizer.open(Fixtures.path("gguf-bpe/llama3"))
+        let text = "Hello 世界 <|eot_id|> 3333"
+        #expect(tok.kind == .tokenizerJSON && tok.encode(text) == dir.encode(text) && tok.eosID == 128001)
+        var options = GGUFExportOptions(recipe: .f16)
+        options.sourceTypes = true
+        options.name = "llama3"
+        try GGUFExport.plan(source: tmp + "/l3.billa", options: options).write(to: tmp + "/l3.gguf")
+        let mine = try GGUFReader.open(tmp + "/l3.gguf"), ref = try GGUFReader.open(try GGUFBPEFixtures.llama3GGUF.get().path)
+        #expect(mine.metadata.entries.filter { $0.key.hasPrefix("tokenizer.") } .map(\.key) == ref.metadata.entries.filter { $0.key.hasPrefix("tokenizer.") }.map(\.key))
+        for (k, v) in ref.metadata.entries where k.hasPrefix("tokenizer.") { #expect(mine.metadata[k] == v, "\(k) differs from the directory's GGUF") }
+    }
+
     @Test("the Qwen2 tokenizer's keys equal the converter's; its unlisted check-text hash is refused by name")
     func qwen2Vocabulary() throws {
         let want = try GGUFBPEFixtures.source("qwen2")

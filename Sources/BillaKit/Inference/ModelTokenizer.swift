@@ -15,14 +15,31 @@ public enum ModelTokenizer {
         guard release.layout == .file || release.files.count == 1, let file = release.files.first else { return nil }
         switch file.format {
         case .billaPack:
-            let pack = try PackReader.open(file.path)
-            guard let blob = try pack.blob(named: "tokenizer.model") else { return nil }
-            return try Tokenizer(model: SentencePieceModel(bytes: Array(blob), path: file.path + ":tokenizer.model"))
+            return try packed(.pack(file.path))
         case .gguf:
             return try fromGGUF(GGUFReader.open(file.path))
         default:
             return nil
         }
+    }
+
+    /// A pack's tokenizer blobs, chosen as for a directory: tokenizer.json, else tokenizer.model (SentencePiece or
+    /// tiktoken by its content).
+    static func packed(_ files: SideFiles) throws -> (any TextTokenizer)? {
+        let hasModel = try files.bytes("tokenizer.model") != nil
+        if let json = try files.bytes("tokenizer.json") {
+            let path = files.location("tokenizer.json")
+            do {
+                let eos = try files.json("tokenizer_config.json").flatMap { ($0["eos_token"] as? String) ?? (($0["eos_token"] as? [String: Any])?["content"] as? String) }
+                return try BPETokenizer(tokenizerJSONRoot: BPETokenizer.parseTokenizerJSON(Data(json), path: path), path: path, eosToken: eos)
+            } catch let e as BillaError where e.code == .unsupported && hasModel {
+                StatusLine.standardError.message("note: \(path): \(e.message); encoding with the tokenizer.model beside it as sentencepiece does\n")
+            }
+        }
+        guard let model = try files.bytes("tokenizer.model") else { return nil }
+        let path = files.location("tokenizer.model")
+        if BPETokenizer.isTiktoken(Array(model.prefix(512))) { return try BPETokenizer(tiktokenBytes: model, path: path) }
+        return try Tokenizer(model: SentencePieceModel(bytes: model, path: path))
     }
 
     /// A tokenizer file by its content: tokenizer.json, SentencePiece protobuf, tiktoken text, or a GGUF model's
@@ -36,6 +53,13 @@ public enum ModelTokenizer {
             if let t = try directory(path) { return t }
             throw BillaError(.notFound, file: path, "the directory has no tokenizer.json or tokenizer.model",
                              remedy: "pass the tokenizer file itself")
+        }
+        if try FormatSniffer.detect(MappedFile(path: path)) == .billaPack {
+            guard let t = try packed(.pack(path)) else {
+                throw BillaError(.notFound, file: path, "the pack holds no tokenizer.json or tokenizer.model blob",
+                                 remedy: "pass the model's tokenizer file itself")
+            }
+            return t
         }
         switch try kind(of: path) {
         case .tokenizerJSON: return try BPETokenizer(tokenizerJSON: path)
