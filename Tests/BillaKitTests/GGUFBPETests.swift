@@ -231,6 +231,40 @@ struct GGUFBPETests {
         #expect(v.notes.contains { $0.contains("NFC normalizer") } && v.notes.contains { $0.contains("<mask>") && $0.contains("lstrip") })
     }
 
+    @Test("special ids, add flags and chat templates are what gguf-py's SpecialVocab writes", arguments: [
+        "llama31-instruct", "no-tokenizer-config", "config-flags", "trailing-eos", "roberta", "dict-tokens", "chat-jinja", "negative-pad"])
+    func specialVocab(_ name: String) throws {
+        let all = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("gguf-bpe/special/expected.json")))) as? [String: Any])
+        let want = try #require(all[name] as? [String: Any])
+        let dir = Fixtures.path("gguf-bpe/special/\(name)")
+        let root = try BPETokenizer.parseTokenizerJSON(Data(contentsOf: URL(fileURLWithPath: dir + "/tokenizer.json")), path: dir)
+        if let error = want["error"] as? String {
+            #expect(throws: BillaError.self, "SpecialVocab refuses it: \(error)") { _ = try GGUFBPESpecialVocab.load(.directory(dir), tokenizerJSON: root) }
+            return
+        }
+        let v = try GGUFBPESpecialVocab.load(.directory(dir), tokenizerJSON: root)
+        var m = GGUFMetadata()
+        v.write(into: &m)
+        let kv = try #require(want["kv"] as? [[Any]])
+        // named templates come in the order of a directory listing (gguf-py globs); everything else in its order
+        func named(_ k: String) -> Bool { k.hasPrefix("tokenizer.chat_template.") }
+        let wantKeys = kv.compactMap { $0[0] as? String }
+        #expect(m.keys.filter { !named($0) } == wantKeys.filter { !named($0) }, "\(name): keys \(m.keys), SpecialVocab \(wantKeys)")
+        #expect(Set(m.keys.filter(named)) == Set(wantKeys.filter(named)))
+        for e in kv {
+            guard let k = e[0] as? String, let type = e[1] as? String, let got = m[k] else { continue }
+            switch type {
+            case "UINT32": #expect(got.type == .u32 && got.intValue == (e[2] as? NSNumber)?.intValue, "\(name): \(k) = \(got.summary), SpecialVocab \(e[2])")
+            case "BOOL": #expect(got == .bool((e[2] as? Bool) ?? false), "\(name): \(k) = \(got.summary), SpecialVocab \(e[2])")
+            case "STRING": #expect(got.stringValue == e[2] as? String, "\(name): \(k)")
+            case "ARRAY":
+                guard case .array(_, let a) = got else { Issue.record("\(name): \(k) is not an array"); continue }
+                #expect(a.map { $0.stringValue ?? "" } == e[2] as? [String], "\(name): \(k)")
+            default: Issue.record("\(name): \(k) has type \(type)")
+            }
+        }
+    }
+
     @Test("a gpt2 GGUF reads back as llama.cpp tokenizes it, on every corpus text and edge case", arguments: ["llama3", "qwen2"])
     func readBack(_ name: String) throws {
         let path: String

@@ -63,11 +63,12 @@ struct GGUFBPESpecialVocab {
         if !ids.contains(where: { $0.type == type }) { ids.append((type, id)) }
     }
 
-    /// Python's isinstance(v, int) for a parsed JSON value: an integer, not a boolean and not a float ("1.0").
+    /// Python's isinstance(v, int) for a parsed JSON value: an integer or a boolean (Python's bool is an int, so a
+    /// config's `"unk_token_id": true` is id 1 to SpecialVocab), not a float ("1.0").
     static func int(_ v: Any?) -> Int? {
         guard let v, !(v is NSNull), let n = v as? NSNumber else { return nil }
         let t = String(cString: n.objCType)
-        guard t != "c", t != "d", t != "f", !isBool(v) else { return nil }
+        guard t != "d", t != "f" else { return nil }
         return n.intValue
     }
 
