@@ -324,6 +324,12 @@ struct GGUFBPETests {
             let tokens = try #require(g["tokens"] as? [Int])
             let got = try model.generate(prompt, count: tokens.count, sampler: Sampler()) { _ in }
             #expect(got == tokens, "\(prompt.debugDescription): billa \(got), llama.cpp \(tokens)")
+            // llama-simple prints each token's piece (bos and special tokens included), the prompt's and then the
+            // generated ones, and a newline
+            let stdout = try #require(g["llama_simple_stdout"] as? String)
+            let ids = try #require(g["prompt_ids"] as? [Int])
+            let shown = try #require(model.tokenizer).decode(ids + got) + "\n"
+            #expect(stdout == shown, "llama-simple printed \(stdout.debugDescription), billa's ids decode to \(shown.debugDescription)")
         }
     }
 
