@@ -58,6 +58,9 @@ struct Convert: ParsableCommand {
     @Option(name: .long, help: "--to gguf: general.name (default: the source directory's name).")
     var name: String?
 
+    @Option(name: .long, help: "--to gguf: tokenizer.ggml.pre for a byte-level BPE tokenizer that convert_hf_to_gguf.py does not recognize (a trimmed or retrained vocabulary): llama-bpe for Llama-3's split regex, qwen2 for Qwen2's.")
+    var tokenizerPre: String?
+
     @Flag(name: .long, help: "Print every output tensor and where it comes from; write nothing.")
     var dryRun = false
 
@@ -68,6 +71,7 @@ struct Convert: ParsableCommand {
 
     /// An option that does not apply to the chosen output is a usage error (exit 64), never silently ignored.
     func validate() throws {
+        if to != .gguf, tokenizerPre != nil { throw ValidationError("--tokenizer-pre names a GGUF vocabulary's pre-tokenizer; it applies to --to gguf only") }
         if to != .hf, format != nil { throw ValidationError("--format chooses HF weight files; it does not apply to --to \(to.rawValue)") }
         if to != .meta, shards != nil {
             throw ValidationError("--shards sets the Meta model-parallel count; with --to \(to.rawValue) use --max-shard-size")
@@ -127,6 +131,7 @@ struct Convert: ParsableCommand {
             o.split = try ggufSplitRule(maxTensors: splitMaxTensors, maxShardSize: maxShardSize)
             o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
             o.name = name
+            o.tokenizerPre = tokenizerPre
             try runConvertToGGUF(source: source, output: output, options: o, dryRun: dryRun, report: report)
             return
         }

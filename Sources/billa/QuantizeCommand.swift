@@ -72,6 +72,9 @@ struct Quantize: ParsableCommand {
     @Option(name: .long, help: "general.name (default: the source directory's name, or the source GGUF's).")
     var name: String?
 
+    @Option(name: .long, help: "tokenizer.ggml.pre for a byte-level BPE tokenizer that convert_hf_to_gguf.py does not recognize (a trimmed or retrained vocabulary): llama-bpe for Llama-3's split regex, qwen2 for Qwen2's. Meta and HF sources only.")
+    var tokenizerPre: String?
+
     @Option(name: .long, help: "Threads for quantizing rows.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -130,6 +133,7 @@ struct Quantize: ParsableCommand {
         }
         o.contextLength = try maxPositionEmbeddings.map(checkedContextLength)
         o.name = name
+        o.tokenizerPre = tokenizerPre
         o.threads = max(1, threads)
         if format == .pack, !dryRun {
             try runQuantizedPack(source: source, output: output, export: o, options: PackOptions(), report: report, command: "quantize")

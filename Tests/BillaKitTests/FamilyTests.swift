@@ -176,6 +176,8 @@ struct FamilyTests {
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         var o = GGUFExportOptions(recipe: .f32)
         o.sourceTypes = true
+        // the trimmed Qwen2 vocabulary's hash is unknown to the converter; its generator answered "qwen2" for it
+        if name == "qwen2" { o.tokenizerPre = "qwen2" }
         let plan = try GGUFExport.plan(source: Fixtures.path("families/" + name), options: o)
         try plan.write(to: tmp + "/m.gguf")
         let g = try GGUFReader.open(tmp + "/m.gguf")

@@ -218,8 +218,16 @@ struct GGUFBPETests {
             let m = (e as? BillaError)?.message ?? ""
             return m.contains("not recognized") && m.contains(hash)
         }
+        // --tokenizer-pre must name a pre-tokenizer with the tokenizer's own regex
+        #expect { _ = try GGUFBPEVocabulary.load(hf: .directory(dir), rows: 8064, pre: "llama-bpe") } throws: {
+            ($0 as? BillaError)?.message.contains("Llama-3's regex, but this tokenizer uses Qwen2's") == true
+        }
+        #expect { _ = try GGUFBPEVocabulary.load(hf: .directory(dir), rows: 8064, pre: "gpt-2") } throws: {
+            ($0 as? BillaError)?.message.contains("--tokenizer-pre gpt-2 is not") == true
+        }
         // with the name the generator gave the converter, everything else is the converter's
         let v = try GGUFBPEVocabulary.load(hf: .directory(dir), rows: 8064, pre: "qwen2")
+        #expect(v.notes.contains { $0.contains("--tokenizer-pre") && $0.contains(hash) })
         var m = GGUFMetadata()
         v.write(into: &m)
         let diffs = GGUFBPEFixtures.differences(m, try #require(want["tokenizer"] as? [String: Any]), block: 4096)

@@ -39,21 +39,40 @@ struct GGUFBPEVocabulary {
     }
 
     /// get_vocab_base_pre(): the pre-tokenizer name for a tokenizer, found by hashing its ids of the check text.
-    static func preName(_ tokenizer: BPETokenizer, file: String) throws -> String {
+    /// `given` (--tokenizer-pre) names it instead, for a tokenizer the converter's table does not know: it must be a
+    /// name billa reads back whose llama.cpp split regex is the tokenizer's own, and the choice is noted.
+    static func preName(_ tokenizer: BPETokenizer, file: String, given: String? = nil, notes: inout [String]) throws -> String {
         let ids = tokenizer.encodeWithSpecials(GGUFPreTokenizerTable.checkText)
         let hash = checkHash(ids)
-        guard let entry = GGUFPreTokenizerTable.hashes[hash] else {
+        let known = GGUFPreTokenizerTable.hashes[hash]?.name
+        if let given {
+            guard let pattern = GGUFPreTokenizerTable.patterns[given] else {
+                throw BillaError(.invalidArgument, file: file, "--tokenizer-pre \(given) is not a pre-tokenizer billa writes and reads (\(GGUFPreTokenizerTable.patterns.keys.sorted().joined(separator: ", ")))",
+                                 remedy: "name the one whose regex the tokenizer uses (Llama-3's: llama-bpe; Qwen2's: qwen2)")
+            }
+            guard pattern == tokenizer.pattern else {
+                throw BillaError(.invalidArgument, file: file, "--tokenizer-pre \(given) splits text with \(pattern == .llama3 ? "Llama-3's" : "Qwen2's") regex, but this tokenizer uses \(tokenizer.pattern == .llama3 ? "Llama-3's" : "Qwen2's")",
+                                 remedy: "name a pre-tokenizer with the tokenizer's own regex (Llama-3's: llama-bpe; Qwen2's: qwen2)")
+            }
+            if let known, known != given {
+                notes.append("tokenizer.ggml.pre is '\(given)' (--tokenizer-pre); convert_hf_to_gguf.py recognizes this tokenizer as '\(known)'")
+            } else if known == nil {
+                notes.append("tokenizer.ggml.pre is '\(given)' (--tokenizer-pre): convert_hf_to_gguf.py does not know this tokenizer (check-text hash \(hash)) and would refuse it")
+            }
+            return given
+        }
+        guard let known else {
             throw BillaError(.unsupported, file: file,
                              "the BPE pre-tokenizer was not recognized: its check-text hash \(hash) is not one convert_hf_to_gguf.py (llama.cpp 0.3.36) knows for a pre-tokenizer billa can encode (\(Set(GGUFPreTokenizerTable.hashes.values.map(\.name)).sorted().joined(separator: ", ")))",
-                             remedy: "the converter refuses it too (\"update get_vocab_base_pre()\"); a trimmed or retrained vocabulary needs its own entry in llama.cpp's convert_hf_to_gguf_update.py")
+                             remedy: "the converter refuses it too (\"update get_vocab_base_pre()\"); for a trimmed or retrained vocabulary, name the pre-tokenizer of its regex with --tokenizer-pre (llama-bpe or qwen2)")
         }
-        return entry.name
+        return known
     }
 
     // MARK: tokenizer.json
 
     /// From a Hugging Face directory (or a pack of one) with a byte-level BPE tokenizer.json; `rows` is the
-    /// embedding's row count (the converter's vocab_size).
+    /// embedding's row count (the converter's vocab_size), `pre` --tokenizer-pre.
     static func load(hf files: SideFiles, rows: Int, pre: String? = nil) throws -> GGUFBPEVocabulary {
         let path = files.location("tokenizer.json")
         guard let bytes = try files.bytes("tokenizer.json") else {
@@ -62,7 +81,7 @@ struct GGUFBPEVocabulary {
         let root = try BPETokenizer.parseTokenizerJSON(Data(bytes), path: path)
         let tokenizer = try BPETokenizer(tokenizerJSONRoot: root, path: path)   // refuses what billa cannot encode
         var v = GGUFBPEVocabulary()
-        v.pre = try pre ?? preName(tokenizer, file: path)
+        v.pre = try preName(tokenizer, file: path, given: pre, notes: &v.notes)
         guard let model = root["model"] as? [String: Any] else {
             throw BillaError(.invalidHeader, file: path, "no \"model\" object", remedy: "download tokenizer.json again")
         }
@@ -168,10 +187,10 @@ struct GGUFBPEVocabulary {
     /// (TikTokenConverter's vocabulary and merges, the 256 special tokens as special added tokens, bos
     /// <|begin_of_text|> added by the post-processor, eos <|end_of_text|>, config.json's bos 128000 / eos 128001),
     /// then convert_hf_to_gguf.py. What the Meta release does not say is stated in `notes`.
-    static func load(tiktoken bytes: [UInt8], path: String, rows: Int) throws -> GGUFBPEVocabulary {
+    static func load(tiktoken bytes: [UInt8], path: String, rows: Int, pre: String? = nil) throws -> GGUFBPEVocabulary {
         let tokenizer = try BPETokenizer(tiktokenBytes: bytes, path: path)
         var v = GGUFBPEVocabulary()
-        v.pre = try preName(tokenizer, file: path)
+        v.pre = try preName(tokenizer, file: path, given: pre, notes: &v.notes)
         let all = tokenizer.decodeBytes
         guard all.count <= rows else {
             throw BillaError(.shapeMismatch, file: path, "the tokenizer has \(all.count) tokens but the embedding has only \(rows) rows",

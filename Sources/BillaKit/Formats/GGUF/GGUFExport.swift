@@ -25,6 +25,9 @@ public struct GGUFExportOptions: Sendable {
     public var split: GGUFSplitRule? = nil
     /// --pure, --leave-output-tensor, --output-tensor-type, --token-embedding-type (llama-quantize's).
     public var typeChoices = QuantPolicy.TypeChoices()
+    /// --tokenizer-pre NAME: tokenizer.ggml.pre for a byte-level BPE tokenizer whose check-text hash
+    /// convert_hf_to_gguf.py does not know (a trimmed or retrained vocabulary); see GGUFBPEVocabulary.
+    public var tokenizerPre: String? = nil
     /// --imatrix FILE, already filtered by --include-weights / --exclude-weights; `file` is the path as given,
     /// which the output records (quantize.imatrix.file) as llama-quantize does.
     public var importance: (matrix: ImportanceMatrix, file: String)? = nil
@@ -200,7 +203,7 @@ public enum GGUFExport {
         let ffn = sources.first(where: { $0.name == "blk.0.ffn_gate.weight" })?.shape[0] ?? p.ffnDim ?? 0
         // A directory's tokenizer files and HF configs, or the blobs of a pack made from one.
         let side = release.sideFiles
-        let vocab = try GGUFExportVocabulary.load(release, rows: vocabRows)
+        let vocab = try GGUFExportVocabulary.load(release, rows: vocabRows, pre: options.tokenizerPre)
         if vocab.paddingCount > 0 {
             notes.append("the embedding has \(vocabRows) rows; \(vocab.paddingCount) rows that no piece or added token fills are written as [PAD<id>] (unused)")
         }

@@ -18,19 +18,24 @@ enum GGUFExportVocabulary {
         func write(into m: inout GGUFMetadata) { writer(&m) }
     }
 
-    static func load(_ release: Release, rows: Int) throws -> Chosen {
+    /// `pre`: --tokenizer-pre, for a byte-level BPE tokenizer the converter's hash table does not know.
+    static func load(_ release: Release, rows: Int, pre: String? = nil) throws -> Chosen {
         let side = release.sideFiles
         let hf = release.layout == .huggingFace
         let model = try side.bytes("tokenizer.model")
         let tiktoken = model.map { BPETokenizer.isTiktoken(Array($0.prefix(512))) } ?? false
         if let model, !tiktoken {
+            if let pre {
+                throw BillaError(.invalidArgument, file: side.location("tokenizer.model"), "--tokenizer-pre \(pre) names a byte-level BPE pre-tokenizer, but the vocabulary is this SentencePiece model's",
+                                 remedy: "drop --tokenizer-pre")
+            }
             let spm = try SentencePieceModel(bytes: model, path: side.location("tokenizer.model"))
             let v = try GGUFVocabulary.load(spm, rows: rows, hfFiles: hf ? side : nil)
             return Chosen(writer: v.write(into:), paddingCount: v.paddingCount, notes: v.notes)
         }
         if hf, try side.bytes("tokenizer.json") != nil {
             let v: GGUFBPEVocabulary
-            do { v = try GGUFBPEVocabulary.load(hf: side, rows: rows) } catch var e as BillaError where e.code == .unsupported && !e.message.contains("pre-tokenizer was not recognized") {
+            do { v = try GGUFBPEVocabulary.load(hf: side, rows: rows, pre: pre) } catch var e as BillaError where e.code == .unsupported && !e.message.contains("pre-tokenizer") {
                 // a SentencePiece conversion (Metaspace) is what the converter reads with LlamaHfVocab
                 e.remedy = "GGUF export reads byte-level BPE tokenizer.json files (Llama-3, Qwen2) or a SentencePiece tokenizer.model; copy the release's tokenizer.model into the directory"
                 throw e
@@ -40,7 +45,7 @@ enum GGUFExportVocabulary {
             return Chosen(writer: v.write(into:), paddingCount: v.paddingCount, notes: notes)
         }
         if let model, tiktoken {
-            let v = try GGUFBPEVocabulary.load(tiktoken: model, path: side.location("tokenizer.model"), rows: rows)
+            let v = try GGUFBPEVocabulary.load(tiktoken: model, path: side.location("tokenizer.model"), rows: rows, pre: pre)
             return Chosen(writer: v.write(into:), paddingCount: v.paddingCount, notes: v.notes)
         }
         throw BillaError(.notFound, file: release.path,
