@@ -78,8 +78,10 @@ struct GGUFVocabulary {
     var paddingCount: Int { zip(tokens, types).filter { $1 == TokenType.unused.rawValue && $0.starts(with: Array("[PAD".utf8)) }.count }
 
     /// add_bos/add_eos default to what llama.cpp assumes for a "llama" vocabulary when the keys are absent.
+    /// `tokenizer.ggml.pre` is "default", as _set_vocab_sentencepiece writes it.
     func write(into m: inout GGUFMetadata) {
         m[GGUFKeys.tokenizerModel] = .text("llama")
+        m[GGUFBPEKeys.pre] = .text("default")
         m[GGUFKeys.tokens] = .array(.string, tokens.map { .string($0) })
         m[GGUFKeys.scores] = .array(.f32, scores.map { .f32($0) })
         m[GGUFKeys.tokenTypes] = .array(.i32, types.map { .i32($0) })
