@@ -219,7 +219,9 @@ struct FamilyTests {
         let all = try #require((FamilyGolden.json["quantize"] as? [String: Any])?[name] as? [String: [[String: Any]]])
         for (type, want) in all.sorted(by: { $0.key < $1.key }) {
             let recipe = try #require(QuantRecipe(name: type))
-            try GGUFExport.plan(source: Fixtures.path("families/" + name), options: GGUFExportOptions(recipe: recipe)).write(to: tmp + "/q.gguf")
+            var o = GGUFExportOptions(recipe: recipe)
+            if name == "qwen2" { o.tokenizerPre = "qwen2" }   // the trimmed vocabulary's hash is unknown to the converter
+            try GGUFExport.plan(source: Fixtures.path("families/" + name), options: o).write(to: tmp + "/q.gguf")
             let g = try GGUFReader.open(tmp + "/q.gguf")
             #expect(g.tensors.map(\.name).sorted() == want.compactMap { $0["name"] as? String }.sorted(), "\(name) \(type): tensor names differ")
             for w in want {
