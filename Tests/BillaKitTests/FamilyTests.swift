@@ -184,8 +184,20 @@ struct FamilyTests {
         let want = FamilyGolden.gguf(name)
         let keys = try #require(want["keys"] as? [String: [String: Any]])
         // general.type and general.size_label are the converter's descriptions, general.name billa's (the
-        // directory's name); the tokenizer keys are checked with the vocabulary writers.
-        for (key, w) in keys.sorted(by: { $0.key < $1.key }) where !key.hasPrefix("tokenizer.") && !["general.type", "general.size_label"].contains(key) {
+        // directory's name). Arrays (tokens, types, merges) are compared by the SHA-256 of their JSON as the
+        // generator wrote it (Python's json.dumps, compact, non-ASCII kept).
+        for (key, w) in keys.sorted(by: { $0.key < $1.key }) where w["sha256"] != nil {
+            guard case .array(_, let values)? = g.metadata[key] else { Issue.record("\(name): \(key) is absent"); continue }
+            let text = "[" + values.map { v -> String in
+                if let s = v.stringValue { return JSONText.quote(s) }
+                if case .bool(let b) = v { return b ? "true" : "false" }
+                if case .f32(let f) = v { return "\(Double(f))" }   // Python's repr of the float32 as a double
+                return v.intValue.map(String.init) ?? "?"
+            }.joined(separator: ",") + "]"
+            #expect(values.count == w["count"] as? Int && Array(text.utf8).withUnsafeBytes { sha256Hex($0) } == w["sha256"] as? String,
+                    "\(name): \(key) (\(values.count) values) differs from the converter's (\(w["count"] ?? "?"))")
+        }
+        for (key, w) in keys.sorted(by: { $0.key < $1.key }) where !["general.type", "general.size_label"].contains(key) {
             let got = g.metadata[key]
             if let v = w["value"] as? Double, w["type"] as? String == "FLOAT32" {
                 #expect(got?.doubleValue.map { Float($0) } == Float(v), "\(name): \(key) = \(got.map { "\($0)" } ?? "absent"), converter: \(v)")
@@ -195,7 +207,7 @@ struct FamilyTests {
                 #expect(got?.stringValue == v, "\(name): \(key) = \(got.map { "\($0)" } ?? "absent"), converter: \(v)")
             }
         }
-        let extra = g.metadata.keys.filter { !$0.hasPrefix("tokenizer.") && $0 != GGUFKeys.name && keys[$0] == nil }
+        let extra = g.metadata.keys.filter { $0 != GGUFKeys.name && keys[$0] == nil }
         #expect(extra.isEmpty, "\(name): keys the converter does not write: \(extra)")
         let tensors = try #require(want["tensors"] as? [[String: Any]])
         #expect(g.tensors.map(\.name).sorted() == tensors.compactMap { $0["name"] as? String }.sorted(), "\(name): tensor names differ")
@@ -251,12 +263,13 @@ struct FamilyTests {
         #expect(ArchitectureCheck.differences(q, p).contains { $0.hasPrefix("attention biases: reference q/k/v (qwen2), candidate none (llama)") })
     }
 
-    @Test("billa generate's greedy tokens on its GGUF are llama.cpp's (llama-simple) on the converter's", arguments: ["mistral"])
+    @Test("billa generate's greedy tokens on its GGUF are llama.cpp's (llama-simple) on the converter's", arguments: ["mistral", "qwen2"])
     func greedyMatchesLlama(name: String) throws {
         let tmp = try Fixtures.tempDir("family-greedy")
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         var o = GGUFExportOptions(recipe: .f32)
         o.sourceTypes = true
+        if name == "qwen2" { o.tokenizerPre = "qwen2" }
         try GGUFExport.plan(source: Fixtures.path("families/" + name), options: o).write(to: tmp + "/m.gguf")
         let want = try #require((FamilyGolden.json["llama"] as? [String: Any])?[name] as? [String: Any])
         let model = try Verifier.Loaded(tmp + "/m.gguf")

@@ -30,4 +30,32 @@ struct Llama3ConvertTests {
         #expect(d == nil, "\(d ?? "")")
         #expect(TiktokenWriter.llama3(from: try BPETokenizer(tokenizerJSON: Fixtures.path("bpe/qwen2/tokenizer.json"))) == nil)
     }
+
+    @Test("a Llama-3.1 HF model -> Meta -> HF: Meta's tokenizer.model, then transformers' tokenizer.json, the ids, context, rope and tie; same logits")
+    func roundTrip() throws {
+        let tmp = try Fixtures.tempDir("llama3-roundtrip")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let src = Fixtures.path("gguf-bpe/llama3")
+        try Converter.plan(source: src, destination: tmp + "/meta", options: ConvertOptions(target: .meta)).execute()
+        let model = try Array(Data(contentsOf: URL(fileURLWithPath: tmp + "/meta/tokenizer.model")))
+        let meta = try Array(Data(contentsOf: URL(fileURLWithPath: Fixtures.path("bpe/llama3-tokenizer.model"))))
+        #expect(Self.firstDifference(model, meta) == nil, "\(Self.firstDifference(model, meta) ?? "")")
+        let params = try MetadataRoundTripTests.json(tmp + "/meta/params.json")
+        #expect(params["use_scaled_rope"] as? Bool == true && params["rope_theta"] as? Double == 500000)
+        let back = try Converter.plan(source: tmp + "/meta", destination: tmp + "/hf", options: ConvertOptions(target: .hf))
+        try back.execute()
+        let json = try Array(Data(contentsOf: URL(fileURLWithPath: tmp + "/hf/tokenizer.json")))
+        let want = try Array(Data(contentsOf: URL(fileURLWithPath: Fixtures.path("bpe/llama3/tokenizer.json"))))
+        #expect(Self.firstDifference(json, want) == nil, "\(Self.firstDifference(json, want) ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: tmp + "/hf/tokenizer.model"))
+        let a = try MetadataRoundTripTests.json(src + "/config.json"), b = try MetadataRoundTripTests.json(tmp + "/hf/config.json")
+        for key in ["bos_token_id", "eos_token_id", "max_position_embeddings", "tie_word_embeddings", "vocab_size", "num_key_value_heads"] {
+            #expect("\(a[key] ?? "absent")" == "\(b[key] ?? "absent")", "\(key): source \(a[key] ?? "absent"), after the round trip \(b[key] ?? "absent")")
+        }
+        #expect(try Release.open(tmp + "/hf").parameters?.ropeScaling == Release.open(src).parameters?.ropeScaling)
+        let cfg = try MetadataRoundTripTests.json(tmp + "/hf/tokenizer_config.json")
+        #expect(cfg["bos_token"] as? String == "<|begin_of_text|>" && cfg["tokenizer_class"] as? String == "TokenizersBackend")
+        let r = try Verifier.compare(Verifier.Loaded(src), Verifier.Loaded(tmp + "/hf"), prompts: ["我爱北京 hello"])
+        #expect(r.pass && r.maxAbsDiff == 0, "\(r.failures)")
+    }
 }

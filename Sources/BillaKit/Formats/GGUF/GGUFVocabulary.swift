@@ -52,7 +52,12 @@ struct GGUFVocabulary {
         v.eos = spec.eosID
         v.unk = spec.unkID
         v.pad = spec.padID >= 0 ? spec.padID : nil
-        if let hf = hfFiles { try v.apply(HFAddedVocabulary.load(hf, rows: rows)) }
+        if let hf = hfFiles {
+            // gguf-py's SpecialVocab writes an unknown id only when the directory names one (tokenizer_config's
+            // unk_token found in tokenizer.json, or config.json's unk_token_id), never from tokenizer.model.
+            v.unk = -1
+            try v.apply(HFAddedVocabulary.load(hf, rows: rows))
+        }
         return v
     }
 
