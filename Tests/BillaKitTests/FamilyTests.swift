@@ -142,6 +142,12 @@ struct FamilyTests {
         #expect(config["architectures"] as? [String] == ["MistralForCausalLM"])
         #expect(config["attention_bias"] == nil && config["mlp_bias"] == nil, "LlamaConfig keys in a Mistral config")
         try expectSameTensors(tmp + "/hf", Fixtures.path("families/mistral"))
+        // transformers loaded this conversion as MistralForCausalLM and gave the golden logits (the generator's
+        // --billa run): billa must still write those very config files.
+        let loaded = try #require((FamilyGolden.json["billa_hf"] as? [String: Any])?["sha256"] as? [String: String])
+        for (f, sha) in loaded.sorted(by: { $0.key < $1.key }) {
+            #expect(try sha256Hex(file: tmp + "/hf/" + f) == sha, "\(f) is not the file transformers loaded; regenerate with make_family_fixtures.py --billa if the change is intended")
+        }
         try Converter.plan(source: tmp + "/hf", destination: tmp + "/meta", options: ConvertOptions(target: .meta)).execute()
         let back = try #require(try Release.open(tmp + "/meta").parameters)
         #expect(back.modelFamily == .mistral && back.slidingWindow == 8)
