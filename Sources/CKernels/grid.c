@@ -1,0 +1,174 @@
+/* The lattices of llama.cpp's grid types, built as ggml's iq2xs_init_impl / iq3xs_init_impl build them (ggml-quants.c
+ * of llama.cpp as vendored by llama-cpp-python 0.3.36), and the grid types' entry points.
+ *
+ * A lattice point is `dims` levels l (2 bits each for the iq2 family, 3 for iq3) packed into an index; the grid is the
+ * subset of points in the packed kgrid table (grid_tables.c). The map sends a packed point to its grid index; a point
+ * off the grid gets a neighbour list instead: every grid point whose squared distance (in coordinates 2l+1) is among
+ * the `nwant` smallest distinct distances, ordered by (distance, index). ggml sorts all grid points by that key with
+ * qsort and keeps the prefix; here the same prefix is found by selecting the distances in increasing order, which
+ * gives the same lists (the key has no ties: indices differ). The quantizers only ever compare the listed points, so
+ * the lists, not their storage order, decide the bytes. Written from that description, not copied. */
+#include "billa_kernels.h"
+#include "grid.h"
+#include <pthread.h>
+#include <stdlib.h>
+
+#pragma STDC FP_CONTRACT OFF
+
+typedef struct {
+    int dims, bits, size, nwant, map_size;
+    const uint16_t *kgrid;
+} bk_lattice_spec;
+
+/* ggml's sizes: kmap_size 43692 for the 8 x 2-bit lattices, 4096 for the 4 x 3-bit ones; nwant 2 for IQ2_XXS/XS,
+ * 1 for IQ2_S, 3 for IQ1_S/IQ1_M; 2 for IQ3_XXS's 256 points, 3 for IQ3_S's 512. */
+static const bk_lattice_spec bk_lat_specs[BK_LAT_COUNT] = {
+    [BK_LAT_IQ2XXS] = {8, 2, 256, 2, 43692, bk_kgrid_2bit_256},
+    [BK_LAT_IQ2XS] = {8, 2, 512, 2, 43692, bk_kgrid_2bit_512},
+    [BK_LAT_IQ2S] = {8, 2, 1024, 1, 43692, bk_kgrid_2bit_1024},
+    [BK_LAT_IQ1S] = {8, 2, 2048, 3, 43692, bk_kgrid_1bit_2048},
+    [BK_LAT_IQ3XXS] = {4, 3, 256, 2, 4096, bk_kgrid_256},
+    [BK_LAT_IQ3S] = {4, 3, 512, 3, 4096, bk_kgrid_512},
+};
+
+static bk_lattice bk_lats[BK_LAT_COUNT];
+static pthread_once_t bk_lat_once[BK_LAT_COUNT] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+                                                   PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+
+static void bk_lat_build(int which) {
+    const bk_lattice_spec *s = &bk_lat_specs[which];
+    const int dims = s->dims, bits = s->bits, size = s->size, mask = (1 << bits) - 1;
+    int8_t *grid = malloc((size_t)size * dims);
+    int *map = malloc((size_t)s->map_size * sizeof(int));
+    int *d2 = malloc((size_t)size * sizeof(int));
+    if (!grid || !map || !d2) abort();
+    for (int k = 0; k < size; k++)
+        for (int i = 0; i < dims; i++) grid[k * dims + i] = (int8_t)(2 * ((s->kgrid[k] >> (bits * i)) & mask) + 1);
+    for (int i = 0; i < s->map_size; i++) map[i] = -1;
+    for (int k = 0; k < size; k++) {
+        int index = 0;
+        for (int i = 0; i < dims; i++) index |= ((grid[k * dims + i] - 1) / 2) << (bits * i);
+        map[index] = k;
+    }
+    /* two passes: count the lists, then fill them */
+    size_t total = 0;
+    uint16_t *nb = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t at = 0;
+        for (int p = 0; p < s->map_size; p++) {
+            if (map[p] >= 0) continue;   /* on the grid */
+            int pos[8];
+            for (int i = 0; i < dims; i++) pos[i] = 2 * ((p >> (bits * i)) & mask) + 1;
+            for (int j = 0; j < size; j++) {
+                int d = 0;
+                for (int i = 0; i < dims; i++) {
+                    const int e = grid[j * dims + i] - pos[i];
+                    d += e * e;
+                }
+                d2[j] = d;
+            }
+            if (pass == 1) map[p] = -(int)(at + 1);
+            const size_t start = at++;
+            int n = 0, last = -1;
+            for (int have = 0; have < s->nwant; have++) {
+                int next = 0x7fffffff;
+                for (int j = 0; j < size; j++)
+                    if (d2[j] > last && d2[j] < next) next = d2[j];
+                if (next == 0x7fffffff) break;
+                for (int j = 0; j < size; j++)
+                    if (d2[j] == next) {
+                        if (pass == 1) nb[at] = (uint16_t)j;
+                        at++;
+                        n++;
+                    }
+                last = next;
+            }
+            if (pass == 1) nb[start] = (uint16_t)n;
+        }
+        if (pass == 0) {
+            total = at;
+            nb = malloc(total * sizeof(uint16_t));
+            if (!nb) abort();
+        }
+    }
+    free(d2);
+    bk_lats[which] = (bk_lattice){dims, size, grid, map, nb};
+}
+
+#define BK_LAT_ONCE(k) static void bk_lat_init_##k(void) { bk_lat_build(k); }
+BK_LAT_ONCE(0)
+BK_LAT_ONCE(1)
+BK_LAT_ONCE(2)
+BK_LAT_ONCE(3)
+BK_LAT_ONCE(4)
+BK_LAT_ONCE(5)
+static void (*const bk_lat_inits[BK_LAT_COUNT])(void) = {bk_lat_init_0, bk_lat_init_1, bk_lat_init_2,
+                                                         bk_lat_init_3, bk_lat_init_4, bk_lat_init_5};
+
+const bk_lattice *bk_lattice_get(int which) {
+    pthread_once(&bk_lat_once[which], bk_lat_inits[which]);
+    return &bk_lats[which];
+}
+
+int bk_lattice_best_neighbour(const bk_lattice *lat, const uint16_t *neighbours, const float *xval, const float *weight,
+                              float scale, int8_t *L) {
+    const int dims = lat->dims, n = neighbours[0];
+    float best_d2 = 3.402823466e+38f;
+    int best = neighbours[1];
+    for (int j = 1; j <= n; j++) {
+        const int8_t *pg = lat->grid + (size_t)neighbours[j] * dims;
+        float d2 = 0;
+        for (int i = 0; i < dims; i++) {
+            const float q = (float)pg[i];
+            const float diff = scale * q - xval[i];
+            d2 += weight[i] * diff * diff;
+        }
+        if (d2 < best_d2) {
+            best_d2 = d2;
+            best = neighbours[j];
+        }
+    }
+    const int8_t *pg = lat->grid + (size_t)best * dims;
+    for (int i = 0; i < dims; i++) L[i] = (int8_t)((pg[i] - 1) / 2);
+    return best;
+}
+
+int bk_grid_block_bytes(int type) {
+    switch (type) {
+    case BK_IQ2_XXS: return 66;
+    case BK_IQ2_XS: return 74;
+    case BK_IQ3_XXS: return 98;
+    case BK_IQ3_S: return 110;
+    case BK_IQ2_S: return 82;
+    default: return 0;
+    }
+}
+
+int bk_grid_requires_importance(int type) { return type == BK_IQ2_XXS || type == BK_IQ2_XS; }
+
+int bk_quantize_grid(int type, const float *x, void *y, int64_t n, const float *qw) {
+    if (bk_grid_block_bytes(type) == 0 || n % 256 != 0) return 0;
+    if (!qw && bk_grid_requires_importance(type)) return 0;
+    switch (type) {
+    case BK_IQ2_XXS:
+    case BK_IQ2_XS:
+    case BK_IQ2_S: return bk_iq2_quantize_row(type, x, y, n, qw);
+    default: return bk_iq3_quantize_row(type, x, y, n, qw);
+    }
+}
+
+int bk_grid_to_f32(int type, const void *src, float *dst, int64_t n) {
+    const int bb = bk_grid_block_bytes(type);
+    if (bb == 0) return 0;
+    const uint8_t *s = (const uint8_t *)src;
+    for (int64_t i = 0; i < n / 256; i++, s += bb, dst += 256) {
+        switch (type) {
+        case BK_IQ2_XXS: bk_iq2_xxs_dequant(s, dst); break;
+        case BK_IQ2_XS: bk_iq2_xs_dequant(s, dst); break;
+        case BK_IQ3_XXS: bk_iq3_xxs_dequant(s, dst); break;
+        case BK_IQ2_S: bk_iq2_s_dequant(s, dst); break;
+        default: bk_iq3_s_dequant(s, dst); break;
+        }
+    }
+    return 1;
+}
