@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+@testable import BillaKit
+
+/// `billa quantize --imatrix --type iq2_xxs ...` against `llama-quantize --imatrix` for the grid file types, whole
+/// files byte for byte (scripts/fixtures/make_imatrix_quant_fixtures.py's GRID_TYPES): the tiny model (288-wide
+/// ffn_down rows: the IQ4_NL fallback), the wide model (4096-wide rows, 1 Mi-element tensors), and the recipes on 16
+/// layers; without an imatrix the recipes that need one are refused as llama-quantize refuses them.
+@Suite("grid file types: quantize --imatrix matches llama-quantize --imatrix")
+struct GridImatrixQuantizeTests {
+    static let types = ["iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "iq3_xxs", "iq3_xs", "iq3_s", "iq3_m"]
+
+    struct GridPolicy: Decodable { let grid_policy: LowBitFixtures.Policy }
+
+    @Test("every grid file type on the tiny model", arguments: types)
+    func tiny(_ name: String) throws {
+        try ImatrixQuantFixtures.check("tiny", name, source: try TinyGGUF.path.get())
+    }
+
+    /// Real shapes: a difference is named by its first 64-row slab.
+    @Test("the wide model matches slab for slab", arguments: ["iq2_xxs", "iq2_m", "iq3_xxs", "iq3_xs"])
+    func wide(_ name: String) throws {
+        try ImatrixQuantFixtures.check("wide", name, source: try LowBitFixtures.widePath.get())
+    }
+
+    @Test("per-tensor types follow llama-quantize's grid recipes with an imatrix (16 layers)")
+    func policy() throws {
+        let p = try JSONDecoder().decode(GridPolicy.self, from: Data(contentsOf: URL(fileURLWithPath: ImatrixQuantFixtures.path("golden.json")))).grid_policy
+        let names = p.matrices.split(separator: " ").map(String.init)
+        let ordered = names.sorted(by: QuantPolicy.order)
+        #expect(Set(p.cases.keys) == Set(Self.types))
+        for (name, types) in p.cases.sorted(by: { $0.key < $1.key }) {
+            let want = Dictionary(uniqueKeysWithValues: zip(names, types.split(separator: " ").map(String.init)))
+            var policy = QuantPolicy(recipe: try #require(QuantRecipe(name: name)), tensorNames: ordered, layers: p.layers,
+                                     heads: p.heads, kvHeads: p.kv_heads)
+            policy.hasImportanceMatrix = true
+            var bad = [String]()
+            for n in ordered {
+                let got = policy.type(for: n, shape: p.shape(n), current: .f16)
+                if got.rawValue != want[n] { bad.append("\(n): \(got.rawValue), llama-quantize \(want[n] ?? "?")") }
+            }
+            #expect(bad.isEmpty, "\(name): \(bad.count) tensors differ, first \(bad.prefix(3))")
+        }
+    }
+
+    /// llama-quantize refuses before writing ("this quantization requires an imatrix!") when a tensor other than
+    /// token_embd/output gets IQ2_XXS, IQ2_XS, IQ2_S or IQ3_XXS; IQ3_S and IQ3_M need none.
+    @Test("without an imatrix the recipes that need one are refused, naming the tensor", arguments: types)
+    func refusedWithout(_ name: String) throws {
+        let recipe = try #require(QuantRecipe(name: name))
+        let needs = !["iq3_s", "iq3_m"].contains(name)
+        let out = TinyGGUF.tempPath("grid-noimatrix-\(name).gguf")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        do {
+            let plan = try GGUFExport.plan(source: try TinyGGUF.path.get(), options: GGUFExportOptions(recipe: recipe))
+            try plan.write(to: out)
+            #expect(!needs, "\(name) was written without an importance matrix")
+        } catch let e as BillaError {
+            #expect(needs, "\(name): \(e.description)")
+            #expect(e.tensor?.hasPrefix("blk.") == true && e.message.contains("importance matrix") && !e.remedy.isEmpty, "\(e.description)")
+        }
+    }
+}
