@@ -140,11 +140,15 @@ int bk_grid_block_bytes(int type) {
     case BK_IQ3_XXS: return 98;
     case BK_IQ3_S: return 110;
     case BK_IQ2_S: return 82;
+    case BK_IQ1_S: return 50;
+    case BK_IQ1_M: return 56;
+    case BK_TQ1_0: return 54;
+    case BK_TQ2_0: return 66;
     default: return 0;
     }
 }
 
-int bk_grid_requires_importance(int type) { return type == BK_IQ2_XXS || type == BK_IQ2_XS; }
+int bk_grid_requires_importance(int type) { return type == BK_IQ2_XXS || type == BK_IQ2_XS || type == BK_IQ1_S; }
 
 int bk_quantize_grid(int type, const float *x, void *y, int64_t n, const float *qw) {
     if (bk_grid_block_bytes(type) == 0 || n % 256 != 0) return 0;
@@ -153,6 +157,10 @@ int bk_quantize_grid(int type, const float *x, void *y, int64_t n, const float *
     case BK_IQ2_XXS:
     case BK_IQ2_XS:
     case BK_IQ2_S: return bk_iq2_quantize_row(type, x, y, n, qw);
+    case BK_IQ1_S:
+    case BK_IQ1_M: return bk_iq1_quantize_row(type, x, y, n, qw);
+    case BK_TQ1_0:
+    case BK_TQ2_0: return bk_ternary_quantize_row(type, x, y, n);   /* ggml ignores the weights */
     default: return bk_iq3_quantize_row(type, x, y, n, qw);
     }
 }
@@ -167,6 +175,10 @@ int bk_grid_to_f32(int type, const void *src, float *dst, int64_t n) {
         case BK_IQ2_XS: bk_iq2_xs_dequant(s, dst); break;
         case BK_IQ3_XXS: bk_iq3_xxs_dequant(s, dst); break;
         case BK_IQ2_S: bk_iq2_s_dequant(s, dst); break;
+        case BK_IQ1_S: bk_iq1_s_dequant(s, dst); break;
+        case BK_IQ1_M: bk_iq1_m_dequant(s, dst); break;
+        case BK_TQ1_0: bk_tq1_0_dequant(s, dst); break;
+        case BK_TQ2_0: bk_tq2_0_dequant(s, dst); break;
         default: bk_iq3_s_dequant(s, dst); break;
         }
     }

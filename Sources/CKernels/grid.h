@@ -49,6 +49,12 @@ float bk_iw_qp(int n, int nmax, const float *x, uint8_t *L, const float *qw);
 /* Per-type row quantizers (qw: n weights or NULL where ggml allows it) and block dequantizers. */
 int bk_iq2_quantize_row(int type, const float *x, void *y, int64_t n, const float *qw);
 int bk_iq3_quantize_row(int type, const float *x, void *y, int64_t n, const float *qw);
+int bk_iq1_quantize_row(int type, const float *x, void *y, int64_t n, const float *qw);
+int bk_ternary_quantize_row(int type, const float *x, void *y, int64_t n);
+void bk_iq1_s_dequant(const uint8_t *b, float *y);
+void bk_iq1_m_dequant(const uint8_t *b, float *y);
+void bk_tq1_0_dequant(const uint8_t *b, float *y);
+void bk_tq2_0_dequant(const uint8_t *b, float *y);
 void bk_iq2_xxs_dequant(const uint8_t *b, float *y);
 void bk_iq2_xs_dequant(const uint8_t *b, float *y);
 void bk_iq2_s_dequant(const uint8_t *b, float *y);

@@ -8,7 +8,8 @@ import Testing
 /// layers; without an imatrix the recipes that need one are refused as llama-quantize refuses them.
 @Suite("grid file types: quantize --imatrix matches llama-quantize --imatrix")
 struct GridImatrixQuantizeTests {
-    static let types = ["iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "iq3_xxs", "iq3_xs", "iq3_s", "iq3_m"]
+    static let types = ["iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "iq3_xxs", "iq3_xs", "iq3_s", "iq3_m", "iq1_s", "iq1_m",
+                        "tq1_0", "tq2_0"]
 
     struct GridPolicy: Decodable { let grid_policy: LowBitFixtures.Policy }
 
@@ -18,7 +19,7 @@ struct GridImatrixQuantizeTests {
     }
 
     /// Real shapes: a difference is named by its first 64-row slab.
-    @Test("the wide model matches slab for slab", arguments: ["iq2_xxs", "iq2_m", "iq3_xxs", "iq3_xs"])
+    @Test("the wide model matches slab for slab", arguments: ["iq2_xxs", "iq2_m", "iq3_xxs", "iq3_xs", "iq1_m", "tq1_0"])
     func wide(_ name: String) throws {
         try ImatrixQuantFixtures.check("wide", name, source: try LowBitFixtures.widePath.get())
     }
@@ -44,11 +45,11 @@ struct GridImatrixQuantizeTests {
     }
 
     /// llama-quantize refuses before writing ("this quantization requires an imatrix!") when a tensor other than
-    /// token_embd/output gets IQ2_XXS, IQ2_XS, IQ2_S or IQ3_XXS; IQ3_S and IQ3_M need none.
+    /// token_embd/output gets IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S or IQ3_XXS; IQ3_S, IQ3_M, TQ1_0, TQ2_0 need none.
     @Test("without an imatrix the recipes that need one are refused, naming the tensor", arguments: types)
     func refusedWithout(_ name: String) throws {
         let recipe = try #require(QuantRecipe(name: name))
-        let needs = !["iq3_s", "iq3_m"].contains(name)
+        let needs = !["iq3_s", "iq3_m", "tq1_0", "tq2_0"].contains(name)
         let out = TinyGGUF.tempPath("grid-noimatrix-\(name).gguf")
         defer { try? FileManager.default.removeItem(atPath: out) }
         do {

@@ -36,10 +36,10 @@ enum GridFixtures {
                 ImportanceFixtures.wideImportance(seed: iseed, cols: w.cols, zeroEvery: w.zero_every))
     }
 
-    static let types = ["iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s"]
+    static let types = ["iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m", "tq1_0", "tq2_0"]
 }
 
-@Suite("Grid types (IQ2/IQ3) match ggml_quantize_chunk and ggml's dequantization")
+@Suite("Grid and ternary types (IQ1/IQ2/IQ3, TQ) match ggml_quantize_chunk and ggml's dequantization")
 struct GridQuantTests {
     @Test("the 64 edge rows with lognormal and sparse importance", arguments: GridFixtures.types, ["lognormal", "sparse"])
     func edgeRows(_ name: String, _ importance: String) throws {
@@ -54,7 +54,7 @@ struct GridQuantTests {
         #expect(diff == nil, "edge rows, \(importance) importance: \(diff ?? "")")
     }
 
-    @Test("without importance, the types ggml quantizes without one", arguments: ["iq2_s", "iq3_xxs", "iq3_s"])
+    @Test("without importance, the types ggml quantizes without one", arguments: ["iq2_s", "iq3_xxs", "iq3_s", "iq1_m", "tq1_0", "tq2_0"])
     func unweighted(_ name: String) throws {
         let type = try #require(QuantType(name: name))
         let g = try GridFixtures.golden.get()
@@ -66,12 +66,24 @@ struct GridQuantTests {
         #expect(diff == nil, "edge rows, no importance: \(diff ?? "")")
     }
 
-    @Test("IQ2_XXS and IQ2_XS need importance weights, as ggml asserts; the kernel writes nothing without them")
+    @Test("IQ2_XXS, IQ2_XS and IQ1_S need importance weights, as ggml asserts; the kernel writes nothing without them")
     func requiresImportance() {
-        for t in QuantType.allCases { #expect(t.requiresImportance == (t == .iq2_xxs || t == .iq2_xs), "\(t.rawValue)") }
-        var x = [Float](repeating: 1, count: 256), y = [UInt8](repeating: 0xAB, count: 74)
-        #expect(bk_quantize_grid(Int32(BK_IQ2_XS), &x, &y, 256, nil) == 0)
-        #expect(y.allSatisfy { $0 == 0xAB })
+        for t in QuantType.allCases {
+            #expect(t.requiresImportance == [.iq2_xxs, .iq2_xs, .iq1_s].contains(t), "\(t.rawValue)")
+        }
+        for k in [BK_IQ2_XXS, BK_IQ2_XS, BK_IQ1_S] {
+            var x = [Float](repeating: 1, count: 256), y = [UInt8](repeating: 0xAB, count: 74)
+            #expect(bk_quantize_grid(Int32(k), &x, &y, 256, nil) == 0)
+            #expect(y.allSatisfy { $0 == 0xAB })
+        }
+    }
+
+    @Test("TQ1_0 and TQ2_0 ignore importance weights, as ggml does", arguments: ["tq1_0", "tq2_0"])
+    func ternaryIgnoresWeights(_ name: String) throws {
+        let type = try #require(QuantType(name: name))
+        let rows = Array(try QuantFixtures.edge().prefix(64 * 256))
+        let w = try ImportanceFixtures.edgeImportance("sparse")
+        #expect(Quantizer.quantize(rows, cols: 256, to: type, importance: w) == Quantizer.quantize(rows, cols: 256, to: type))
     }
 
     @Test("256 rows of 4096 (1 Mi values) with importance, two threads", arguments: GridFixtures.types)

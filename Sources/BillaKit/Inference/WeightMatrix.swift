@@ -26,6 +26,10 @@ enum KernelType {
         case .iq3_xxs: return Int32(BK_IQ3_XXS)
         case .iq3_s: return Int32(BK_IQ3_S)
         case .iq2_s: return Int32(BK_IQ2_S)
+        case .iq1_s: return Int32(BK_IQ1_S)
+        case .iq1_m: return Int32(BK_IQ1_M)
+        case .tq1_0: return Int32(BK_TQ1_0)
+        case .tq2_0: return Int32(BK_TQ2_0)
         default: return nil
         }
     }

@@ -9,6 +9,7 @@ public enum QuantRecipe: String, Sendable, CaseIterable, Codable {
     case q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k
     case iq4_nl, iq4_xs
     case iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq3_xs, iq3_s, iq3_m
+    case iq1_s, iq1_m, tq1_0, tq2_0
 
     /// (llama_ftype: the number written as general.file_type, the default tensor type), from llama.h and
     /// llama_ftype_get_default_type.
@@ -19,10 +20,11 @@ public enum QuantRecipe: String, Sendable, CaseIterable, Codable {
         .q2_k_s: (21, .q2_K), .iq4_nl: (25, .iq4_nl), .iq4_xs: (30, .iq4_xs), .bf16: (32, .bf16),
         .iq2_xxs: (19, .iq2_xxs), .iq2_xs: (20, .iq2_xs), .iq3_xs: (22, .iq3_s), .iq3_xxs: (23, .iq3_xxs),
         .iq3_s: (26, .iq3_s), .iq3_m: (27, .iq3_s), .iq2_s: (28, .iq2_xs), .iq2_m: (29, .iq2_s),
+        .iq1_s: (24, .iq1_s), .iq1_m: (31, .iq1_m), .tq1_0: (36, .tq1_0), .tq2_0: (37, .tq2_0),
     ]
 
-    /// The recipes llama_tensor_get_type_impl treats as one family for most tensors (IQ1_S/IQ1_M belong to it too).
-    var isVeryLowBit: Bool { [.iq2_xxs, .iq2_xs, .iq2_s, .iq2_m].contains(self) }
+    /// The recipes llama_tensor_get_type_impl treats as one family for most tensors.
+    var isVeryLowBit: Bool { [.iq2_xxs, .iq2_xs, .iq2_s, .iq2_m, .iq1_s, .iq1_m].contains(self) }
 
     public var fileType: UInt32 { Self.table[self]?.fileType ?? 0 }
     public var defaultType: DType { Self.table[self]?.type ?? .f32 }
@@ -154,7 +156,7 @@ public struct QuantPolicy {
         let cat = Self.category(name)
         guard cat != .tokenEmbedding && cat != .output else { return false }
         switch type {
-        case .iq3_xxs, .iq2_xxs, .iq2_xs, .iq2_s: return true
+        case .iq3_xxs, .iq2_xxs, .iq2_xs, .iq2_s, .iq1_s, .iq1_m: return true
         case .q2_K: return recipe == .q2_k_s
         default: return false
         }
@@ -197,13 +199,15 @@ public struct QuantPolicy {
                 t = .q6_K
             }
         } else if cat == .tokenEmbedding {
-            if r == .iq2_xxs || r == .iq2_xs {
+            if r == .iq2_xxs || r == .iq2_xs || r == .iq1_s || r == .iq1_m {
                 t = .q2_K
             } else if r == .iq2_s || r == .iq2_m || r == .iq3_xxs {
                 t = .iq3_s
+            } else if r == .tq1_0 || r == .tq2_0 {
+                t = .q4_K
             }
         } else if r.isVeryLowBit {
-            // llama.cpp's branch for IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M (and IQ1_S, IQ1_M): no 70B rule here
+            // llama.cpp's branch for IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M, IQ1_S, IQ1_M: no 70B rule here
             let wider: DType = r == .iq2_s || r == .iq2_m ? .iq3_s : .q2_K
             if cat == .attentionV {
                 t = gqa >= 4 ? .q4_K : wider
@@ -212,7 +216,7 @@ public struct QuantPolicy {
                 if iFFNDown < layers / 8 { t = wider }
                 iFFNDown += 1
             } else if cat == .attentionOutput {
-                if r == .iq2_s || r == .iq2_m { t = .iq3_s }
+                if r == .iq1_s || r == .iq1_m { t = .iq2_xxs } else if r == .iq2_s || r == .iq2_m { t = .iq3_s }
             }
         } else if cat == .attentionV {
             if r == .q2_k {
@@ -287,7 +291,8 @@ public struct QuantPolicy {
         case .q5_K: r = .q5_1
         case .q6_K: r = .q8_0
         case .q2_K, .q3_K: r = .q4_0
-        case .iq4_xs, .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s: r = .iq4_nl
+        case .iq4_xs, .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq1_s, .iq1_m: r = .iq4_nl
+        case .tq1_0, .tq2_0: r = .q4_0
         default: break   // a 32-element type already: f16 below
         }
         if cols % r.blockSize != 0 { r = .f16 }

@@ -240,15 +240,18 @@ int bk_lowbit_to_f32(int type, const void *src, float *dst, int64_t n);
 int bk_lowbit_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols, const float *x,
                        int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
 
-/* llama.cpp's grid types (grid.c, iq2.c, iq3.c; tables generated into grid_tables.c), numbered after BK_IQ4_XS.
+/* llama.cpp's grid types (grid.c, iq1.c, iq2.c, iq3.c; tables generated into grid_tables.c) and ternary types
+ * (ternary.c), numbered after BK_IQ4_XS.
  * bk_lowbit_block_bytes / bk_lowbit_to_f32 / bk_lowbit_rows_dot take them too (rows widened to f32). */
-enum { BK_IQ2_XXS = 15, BK_IQ2_XS = 16, BK_IQ3_XXS = 17, BK_IQ3_S = 18, BK_IQ2_S = 19 };
+enum { BK_IQ2_XXS = 15, BK_IQ2_XS = 16, BK_IQ3_XXS = 17, BK_IQ3_S = 18, BK_IQ2_S = 19, BK_IQ1_S = 20, BK_IQ1_M = 21,
+       BK_TQ1_0 = 22, BK_TQ2_0 = 23 };
 /* Bytes of a 256-element block of a grid type; 0 for any other type. */
 int bk_grid_block_bytes(int type);
-/* 1 for the types ggml cannot quantize without importance weights (it asserts them): IQ2_XXS, IQ2_XS. */
+/* 1 for the types ggml cannot quantize without importance weights (it asserts them): IQ2_XXS, IQ2_XS, IQ1_S. */
 int bk_grid_requires_importance(int type);
 /* One row of n values (whole 256-blocks) as ggml_quantize_chunk(type, x, y, 0, 1, n, qw) writes it: qw holds n
- * weights (one per column), or is NULL for ggml's unweighted search (IQ3_XXS, IQ3_S, IQ2_S). Returns 1, or 0 (nothing
+ * weights (one per column), or is NULL for ggml's unweighted search (IQ3_XXS, IQ3_S, IQ2_S, IQ1_M; TQ1_0 and TQ2_0
+ * ignore weights, as ggml does). Returns 1, or 0 (nothing
  * written) for another type, a partial block or missing weights a type requires. The first call for a type builds its
  * lattice (thread-safe). */
 int bk_quantize_grid(int type, const float *x, void *y, int64_t n, const float *qw);

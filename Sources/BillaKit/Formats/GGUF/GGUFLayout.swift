@@ -29,7 +29,7 @@ public enum GGUFLayout {
 
     /// ggml's names for the type ids billa does not read, so errors can say what the file holds.
     static let otherTypeNames: [UInt32: String] = [
-        9: "Q8_1", 15: "Q8_K", 19: "IQ1_S", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+        9: "Q8_1", 15: "Q8_K", 39: "MXFP4",
     ]
 }
 
