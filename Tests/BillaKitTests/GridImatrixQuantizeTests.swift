@@ -62,3 +62,25 @@ struct GridImatrixQuantizeTests {
         }
     }
 }
+
+/// The verifier reads grid-type GGUFs (WeightMatrix widens their rows) and judges them by their type's thresholds.
+@Suite("the verifier on grid-type GGUFs")
+struct GridVerifyTests {
+    /// The wide model (4096-wide rows, so nothing falls back) quantized to iq3_xxs with its imatrix: every matrix is
+    /// a grid type (IQ3_XXS, IQ2_S, IQ3_S) or Q4_K/Q5_K, and verify compares it with the f32 source. (The wide
+    /// model's weights are splitmix noise, so the KL is not held to the thresholds, only required finite.)
+    @Test("an iq3_xxs GGUF of the wide model is read, multiplied and judged by its most lossy type's (IQ2_S) thresholds")
+    func verifyIQ3XXS() throws {
+        let dir = try VerifierTests.scratch("gguf-iq3_xxs")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var o = GGUFExportOptions(recipe: .iq3_xxs)
+        o.importance = (try ImportanceMatrix.forQuantize(ImatrixQuantFixtures.path("wide.imatrix.gguf")), "wide.imatrix.gguf")
+        let src = try LowBitFixtures.widePath.get()
+        try GGUFExport.plan(source: src, options: o).write(to: dir + "/model.gguf")
+        let g = try GGUFReader.open(dir + "/model.gguf")
+        #expect(Set(g.tensors.map(\.dtype)).isSuperset(of: [.iq3_xxs, .iq2_s, .iq3_s]))
+        let r = try Verifier.compare(Verifier.Loaded(src), Verifier.Loaded(dir + "/model.gguf"), prompts: Array(Verifier.defaultPrompts.prefix(2)))
+        #expect(r.thresholds.kind == "iq2_s")
+        #expect(r.kldMean > 0 && r.kldMean.isFinite, "KL \(r.kldMean)")
+    }
+}
