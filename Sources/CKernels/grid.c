@@ -92,7 +92,14 @@ static void bk_lat_build(int which) {
         }
     }
     free(d2);
-    bk_lats[which] = (bk_lattice){dims, size, grid, map, nb};
+    float *fgrid = malloc((size_t)size * dims * sizeof(float));
+    int32_t *lgrid = malloc((size_t)size * dims * sizeof(int32_t));
+    if (!fgrid || !lgrid) abort();
+    for (int k = 0; k < size * dims; k++) {
+        fgrid[k] = (float)grid[k];
+        lgrid[k] = (grid[k] - 1) / 2;
+    }
+    bk_lats[which] = (bk_lattice){dims, size, grid, fgrid, lgrid, map, nb};
 }
 
 #define BK_LAT_ONCE(k) static void bk_lat_init_##k(void) { bk_lat_build(k); }
@@ -110,27 +117,94 @@ const bk_lattice *bk_lattice_get(int which) {
     return &bk_lats[which];
 }
 
-int bk_lattice_best_neighbour(const bk_lattice *lat, const uint16_t *neighbours, const float *xval, const float *weight,
-                              float scale, int8_t *L) {
-    const int dims = lat->dims, n = neighbours[0];
+_Thread_local int bk_grid_body = -1;
+
+static int bk_grid_lanes(void) {
+    if (bk_grid_body < 0) bk_grid_body = bk_cpu_has_body(BK_BODY_AVX2) ? 1 : 0;
+    return bk_grid_body;
+}
+
+/* The scalar scores: ggml's loops. */
+static int bk_nb_scalar(const bk_lattice *lat, const uint16_t *nb, const float *xval, const float *weight, float scale,
+                        const float *xg) {
+    const int dims = lat->dims, n = nb[0];
     float best_d2 = 3.402823466e+38f;
-    int best = neighbours[1];
+    int best = -1;
     for (int j = 1; j <= n; j++) {
-        const int8_t *pg = lat->grid + (size_t)neighbours[j] * dims;
+        const int8_t *pg = lat->grid + (size_t)nb[j] * dims;
         float d2 = 0;
         for (int i = 0; i < dims; i++) {
-            const float q = (float)pg[i];
+            const float q = xg ? xg[(pg[i] - 1) / 2] : (float)pg[i];
+            const float w = weight[i];
             const float diff = scale * q - xval[i];
-            d2 += weight[i] * diff * diff;
+            d2 += w * diff * diff;
         }
         if (d2 < best_d2) {
             best_d2 = d2;
-            best = neighbours[j];
+            best = nb[j];
         }
     }
-    const int8_t *pg = lat->grid + (size_t)best * dims;
-    for (int i = 0; i < dims; i++) L[i] = (int8_t)((pg[i] - 1) / 2);
     return best;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* Eight neighbours per step, one per lane; each lane sums its dims terms in the scalar order (no FMA), and the lanes
+ * are then compared in neighbour order with the scalar's strict <, so the choice is the scalar's. */
+__attribute__((target("avx2"))) static int bk_nb_avx2(const bk_lattice *lat, const uint16_t *nb, const float *xval,
+                                                      const float *weight, float scale, const float *xg) {
+    const int dims = lat->dims, n = nb[0];
+    float best_d2 = 3.402823466e+38f;
+    int best = -1;
+    const __m256 vs = _mm256_set1_ps(scale);
+    const __m256 vxg = xg ? _mm256_setr_ps(xg[0], xg[1], xg[2], 0, 0, 0, 0, 0) : _mm256_setzero_ps();
+    float d2s[8];
+    for (int j0 = 0; j0 < n; j0 += 8) {
+        const int cnt = n - j0 < 8 ? n - j0 : 8;
+        int32_t ix[8];
+        for (int k = 0; k < 8; k++) ix[k] = (int32_t)nb[1 + j0 + (k < cnt ? k : 0)] * dims;
+        const __m256i vix = _mm256_loadu_si256((const __m256i *)ix);
+        __m256 d2 = _mm256_setzero_ps();
+        for (int i = 0; i < dims; i++) {
+            __m256 q;
+            if (xg) q = _mm256_permutevar8x32_ps(vxg, _mm256_i32gather_epi32(lat->lgrid + i, vix, 4));
+            else q = _mm256_i32gather_ps(lat->fgrid + i, vix, 4);
+            const __m256 diff = _mm256_sub_ps(_mm256_mul_ps(vs, q), _mm256_set1_ps(xval[i]));
+            d2 = _mm256_add_ps(d2, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(weight[i]), diff), diff));
+        }
+        _mm256_storeu_ps(d2s, d2);
+        for (int k = 0; k < cnt; k++)
+            if (d2s[k] < best_d2) {
+                best_d2 = d2s[k];
+                best = nb[1 + j0 + k];
+            }
+    }
+    return best;
+}
+#endif
+
+static int bk_nb_best(const bk_lattice *lat, const uint16_t *nb, const float *xval, const float *weight, float scale,
+                      const float *xg) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (bk_grid_lanes()) return bk_nb_avx2(lat, nb, xval, weight, scale, xg);
+#endif
+    return bk_nb_scalar(lat, nb, xval, weight, scale, xg);
+}
+
+int bk_lattice_best_neighbour(const bk_lattice *lat, const uint16_t *neighbours, const float *xval, const float *weight,
+                              float scale, int8_t *L) {
+    int best = bk_nb_best(lat, neighbours, xval, weight, scale, NULL);
+    /* ggml asserts a choice (no neighbour scores below FLT_MAX only for NaN or overflowing errors); billa keeps the
+     * first neighbour there */
+    if (best < 0) best = neighbours[1];
+    const int8_t *pg = lat->grid + (size_t)best * lat->dims;
+    for (int i = 0; i < lat->dims; i++) L[i] = (int8_t)((pg[i] - 1) / 2);
+    return best;
+}
+
+int bk_lattice_best_neighbour_xg(const bk_lattice *lat, const uint16_t *neighbours, const float *xval, const float *weight,
+                                 float scale, const float *xg) {
+    return bk_nb_best(lat, neighbours, xval, weight, scale, xg);
 }
 
 int bk_grid_block_bytes(int type) {
@@ -163,6 +237,19 @@ int bk_quantize_grid(int type, const float *x, void *y, int64_t n, const float *
     case BK_TQ2_0: return bk_ternary_quantize_row(type, x, y, n);   /* ggml ignores the weights */
     default: return bk_iq3_quantize_row(type, x, y, n, qw);
     }
+}
+
+int bk_quantize_grid_using(int body, int type, const float *x, void *y, int64_t n, const float *qw) {
+    int lanes;
+    if (body == BK_BODY_PORTABLE) lanes = 0;
+    else if (body == BK_BODY_AUTO) lanes = bk_cpu_has_body(BK_BODY_AVX2) ? 1 : 0;
+    else if (body == BK_BODY_AVX2 && bk_cpu_has_body(BK_BODY_AVX2)) lanes = 1;
+    else return 0;
+    const int saved = bk_grid_body;
+    bk_grid_body = lanes;
+    const int r = bk_quantize_grid(type, x, y, n, qw);
+    bk_grid_body = saved;
+    return r;
 }
 
 int bk_grid_to_f32(int type, const void *src, float *dst, int64_t n) {

@@ -31,6 +31,8 @@ typedef struct {
     int dims;                   /* coordinates per point: 8 or 4 */
     int size;                   /* grid points */
     const int8_t *grid;         /* size * dims coordinates 2l+1, l the packed level */
+    const float *fgrid;         /* the same coordinates as floats, and */
+    const int32_t *lgrid;       /* the levels l, for the neighbour searches' lanes */
     const int *map;             /* packed point -> grid index, or -(offset + 1): neighbours[offset] = count, then indices */
     const uint16_t *neighbours;
 } bk_lattice;
@@ -42,6 +44,13 @@ const bk_lattice *bk_lattice_get(int which);
  * point with the least weighted squared error at `scale`; its levels (coordinate-1)/2 go to L. Returns its index. */
 int bk_lattice_best_neighbour(const bk_lattice *lat, const uint16_t *neighbours, const float *xval, const float *weight,
                               float scale, int8_t *L);
+/* The same score with the coordinates mapped through xg[level] (IQ1's shifted levels): the neighbour with the least
+ * sum of weight * (scale * xg[l] - xval)^2, or -1 when none scores below FLT_MAX. Does not write L. */
+int bk_lattice_best_neighbour_xg(const bk_lattice *lat, const uint16_t *neighbours, const float *xval, const float *weight,
+                                 float scale, const float *xg);
+/* The body the neighbour searches of this thread run: 1 AVX2 lanes (one neighbour per lane, each lane's sum in the
+ * scalar order), 0 scalar. Set by bk_quantize_grid_using; defaults to the CPU's best. */
+extern _Thread_local int bk_grid_body;
 
 /* importance.c's copy of ggml's make_qp_quants (weights qw; L as uint8 levels). */
 float bk_iw_qp(int n, int nmax, const float *x, uint8_t *L, const float *qw);

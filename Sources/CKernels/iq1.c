@@ -34,28 +34,13 @@ static void bk_iq1_sort(const float *xb, int n, bk_iq1_pair *pairs) {
     qsort(pairs, (size_t)n, sizeof(bk_iq1_pair), bk_iq1_cmp);
 }
 
-/* ggml's iq1_find_best_neighbour2: the neighbour with the least weighted squared error, levels through xg. */
+/* ggml's iq1_find_best_neighbour2: the neighbour with the least weighted squared error, levels through xg. ggml
+ * then scans the whole grid when no neighbour scored below FLT_MAX (NaN or overflowing errors; its scan reads past
+ * the 8 values) and asserts; billa keeps the first neighbour there. */
 static int bk_iq1_neighbour(const bk_lattice *lat, int u, const float *xval, const float *weight, float scale,
                             const float *xg, int8_t *L) {
     const uint16_t *nb = lat->neighbours - lat->map[u] - 1;
-    float best = 3.402823466e+38f;
-    int gi = -1;
-    for (int j = 1; j <= nb[0]; j++) {
-        const int8_t *pg = lat->grid + (size_t)nb[j] * 8;
-        float d2 = 0;
-        for (int i = 0; i < 8; i++) {
-            const float q = xg[(pg[i] - 1) / 2];
-            const float w = weight[i];
-            const float diff = scale * q - xval[i];
-            d2 += w * diff * diff;
-        }
-        if (d2 < best) {
-            best = d2;
-            gi = nb[j];
-        }
-    }
-    /* ggml then scans the whole grid when no neighbour scored below FLT_MAX (NaN or overflowing errors; its scan
-     * reads past the 8 values) and asserts; billa keeps the first neighbour there */
+    int gi = bk_lattice_best_neighbour_xg(lat, nb, xval, weight, scale, xg);
     if (gi < 0) gi = nb[1];
     const int8_t *pg = lat->grid + (size_t)gi * 8;
     for (int i = 0; i < 8; i++) L[i] = (int8_t)((pg[i] - 1) / 2);

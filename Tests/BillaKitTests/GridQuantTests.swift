@@ -78,6 +78,35 @@ struct GridQuantTests {
         }
     }
 
+    /// The goldens test the body this CPU runs; this holds the other one to the same bytes.
+    @Test("the neighbour searches' portable and AVX2 bodies write ggml's bytes", arguments: GridFixtures.types)
+    func bodies(_ name: String) throws {
+        let type = try #require(QuantType(name: name))
+        let kernel = try #require(KernelType.of(type.dtype))
+        let g = try GridFixtures.golden.get().edge
+        let rows = Array(try QuantFixtures.edge().prefix(g.rows * g.cols))
+        let w = try ImportanceFixtures.edgeImportance("sparse")
+        let want = try QuantFixtures.bytes("grid/edge-sparse.\(name).bin")
+        let rowBytes = try #require(type.rowBytes(g.cols))
+        for body in [BK_BODY_PORTABLE, BK_BODY_AVX2] {
+            guard bk_cpu_has_body(Int32(body)) == 1 else {
+                print("skipping the AVX2 body of \(name): this CPU lacks AVX2")
+                continue
+            }
+            var got = [UInt8](repeating: 0, count: g.rows * rowBytes)
+            for r in 0..<g.rows {
+                let ran = rows.withUnsafeBufferPointer { x in
+                    got.withUnsafeMutableBytes { y in
+                        bk_quantize_grid_using(Int32(body), kernel, x.baseAddress! + r * g.cols, y.baseAddress! + r * rowBytes, Int64(g.cols), w)
+                    }
+                }
+                #expect(ran == 1)
+            }
+            let diff = ImportanceFixtures.firstDifferingBlock(got, want, type, cols: g.cols)
+            #expect(diff == nil, "body \(body): \(diff ?? "")")
+        }
+    }
+
     @Test("TQ1_0 and TQ2_0 ignore importance weights, as ggml does", arguments: ["tq1_0", "tq2_0"])
     func ternaryIgnoresWeights(_ name: String) throws {
         let type = try #require(QuantType(name: name))

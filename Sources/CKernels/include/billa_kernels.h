@@ -255,6 +255,10 @@ int bk_grid_requires_importance(int type);
  * written) for another type, a partial block or missing weights a type requires. The first call for a type builds its
  * lattice (thread-safe). */
 int bk_quantize_grid(int type, const float *x, void *y, int64_t n, const float *qw);
+/* The same with the neighbour searches' body chosen: BK_BODY_PORTABLE (ggml's scalar loops), BK_BODY_AVX2 (eight
+ * neighbours per step, each lane in the scalar order; 0 when the CPU lacks it) or BK_BODY_AUTO. The bytes are the
+ * same; the tests hold both bodies to ggml's. */
+int bk_quantize_grid_using(int body, int type, const float *x, void *y, int64_t n, const float *qw);
 /* Widens n values (whole blocks) of a grid type to f32, as ggml's dequantize_row_*; 0 for any other type. */
 int bk_grid_to_f32(int type, const void *src, float *dst, int64_t n);
 /* A generated table by its llama.cpp name ("iq2xxs_grid", "kgrid_2bit_256", ...) and its size in bytes; NULL (0
