@@ -18,15 +18,40 @@ struct GridImatrixQuantizeTests {
         try ImatrixQuantFixtures.check("tiny", name, source: try TinyGGUF.path.get())
     }
 
-    /// Real shapes: a difference is named by its first 64-row slab.
-    @Test("the wide model matches slab for slab", arguments: ["iq2_xxs", "iq2_m", "iq3_xxs", "iq3_xs", "iq1_m", "tq1_0"])
+    /// Real shapes: a difference is named by its first 64-row slab (three recipes that between them use every grid
+    /// type but IQ2_XS and IQ1_S, which the tiny cases and the 4096-wide kernel tests cover).
+    @Test("the wide model matches slab for slab", arguments: ["iq2_xxs", "iq3_xxs", "iq1_m"])
     func wide(_ name: String) throws {
         try ImatrixQuantFixtures.check("wide", name, source: try LowBitFixtures.widePath.get())
     }
 
-    @Test("per-tensor types follow llama-quantize's grid recipes with an imatrix (16 layers)")
-    func policy() throws {
-        let p = try JSONDecoder().decode(GridPolicy.self, from: Data(contentsOf: URL(fileURLWithPath: ImatrixQuantFixtures.path("golden.json")))).grid_policy
+    /// The recipes that need no imatrix, quantized without one: llama-quantize's whole file (the "+none" cases).
+    @Test("iq3_s, iq3_m, tq1_0 and tq2_0 without an imatrix match llama-quantize's file", arguments: ["iq3_s", "iq3_m", "tq1_0", "tq2_0"])
+    func withoutImatrix(_ name: String) throws {
+        let c = try #require(try ImatrixQuantFixtures.golden.get().models["tiny"]?[name + "+none"])
+        try #require(c.args.isEmpty)
+        let plan = try GGUFExport.plan(source: try TinyGGUF.path.get(), options: GGUFExportOptions(recipe: try #require(QuantRecipe(name: name))))
+        let out = TinyGGUF.tempPath("grid-none-\(name).gguf")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try plan.write(to: out)
+        let g = try GGUFReader.open(out)
+        #expect(g.tensors.count == c.tensors.count)
+        for (t, w) in zip(g.tensors, c.tensors) {
+            #expect(t.name == w.name && t.dtype.rawValue == w.type, "\(name): \(t.name) is \(t.dtype.rawValue), llama-quantize: \(w.name) \(w.type ?? "")")
+            let bytes = try g.file.bytes(at: g.dataOffset + t.offset, count: t.byteCount, what: t.name)
+            #expect(sha256Hex(bytes) == w.sha256, "\(name): tensor \(t.name) (\(t.dtype.rawValue)) differs from llama-quantize's")
+        }
+        #expect(try sha256Hex(file: out) == c.sha256, "\(name): the file differs from llama-quantize's")
+    }
+
+    struct GridPolicy80: Decodable { let grid_policy_l80: LowBitFixtures.Policy }
+
+    @Test("per-tensor types follow llama-quantize's grid recipes with an imatrix (16 layers; 80 layers with gqa 4)", arguments: [16, 80])
+    func policy(_ layers: Int) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: ImatrixQuantFixtures.path("golden.json")))
+        let p = layers == 16 ? try JSONDecoder().decode(GridPolicy.self, from: data).grid_policy
+                             : try JSONDecoder().decode(GridPolicy80.self, from: data).grid_policy_l80
+        try #require(p.layers == layers)
         let names = p.matrices.split(separator: " ").map(String.init)
         let ordered = names.sorted(by: QuantPolicy.order)
         #expect(Set(p.cases.keys) == Set(Self.types))
