@@ -19,7 +19,7 @@ struct GridImatrixQuantizeTests {
     }
 
     /// Real shapes: a difference is named by its first 64-row slab (three recipes that between them use every grid
-    /// type but IQ2_XS and IQ1_S, which the tiny cases and the 4096-wide kernel tests cover).
+    /// type but IQ2_XS, IQ1_S and the TQ types, which the tiny cases and the 4096-wide kernel tests cover).
     @Test("the wide model matches slab for slab", arguments: ["iq2_xxs", "iq3_xxs", "iq1_m"])
     func wide(_ name: String) throws {
         try ImatrixQuantFixtures.check("wide", name, source: try LowBitFixtures.widePath.get())
