@@ -5,8 +5,8 @@
  * subset of points in the packed kgrid table (grid_tables.c). The map sends a packed point to its grid index; a point
  * off the grid gets a neighbour list instead: every grid point whose squared distance (in coordinates 2l+1) is among
  * the `nwant` smallest distinct distances, ordered by (distance, index). ggml sorts all grid points by that key with
- * qsort and keeps the prefix; here the same prefix is found by selecting the distances in increasing order, which
- * gives the same lists (the key has no ties: indices differ). The quantizers only ever compare the listed points, so
+ * qsort and keeps the prefix; here the same prefix is found by selecting the nwant smallest distances and listing
+ * their points in index order, which gives the same lists (the key has no ties: indices differ). The quantizers only ever compare the listed points, so
  * the lists, not their storage order, decide the bytes. Written from that description, not copied. */
 #include "billa_kernels.h"
 #include "grid.h"
@@ -50,47 +50,56 @@ static void bk_lat_build(int which) {
         for (int i = 0; i < dims; i++) index |= ((grid[k * dims + i] - 1) / 2) << (bits * i);
         map[index] = k;
     }
-    /* two passes: count the lists, then fill them */
-    size_t total = 0;
-    uint16_t *nb = NULL;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t at = 0;
-        for (int p = 0; p < s->map_size; p++) {
-            if (map[p] >= 0) continue;   /* on the grid */
-            int pos[8];
-            for (int i = 0; i < dims; i++) pos[i] = 2 * ((p >> (bits * i)) & mask) + 1;
+    /* Squared distances split by halves of the coordinates: half[h][c * size + j] is the sum over half h's
+     * coordinates of (grid j's - point's)^2 for the point whose half h packs to c, so a point's distance to grid j is
+     * one addition. */
+    const int hbits = bits * dims / 2, hdims = dims / 2, ncomb = 1 << hbits;
+    uint16_t *half[2];
+    for (int h = 0; h < 2; h++) {
+        half[h] = malloc((size_t)ncomb * size * sizeof(uint16_t));
+        if (!half[h]) abort();
+        for (int c = 0; c < ncomb; c++)
             for (int j = 0; j < size; j++) {
                 int d = 0;
-                for (int i = 0; i < dims; i++) {
-                    const int e = grid[j * dims + i] - pos[i];
+                for (int i = 0; i < hdims; i++) {
+                    const int e = grid[j * dims + h * hdims + i] - (2 * ((c >> (bits * i)) & mask) + 1);
                     d += e * e;
                 }
-                d2[j] = d;
+                half[h][(size_t)c * size + j] = (uint16_t)d;
             }
-            if (pass == 1) map[p] = -(int)(at + 1);
-            const size_t start = at++;
-            int n = 0, last = -1;
-            for (int have = 0; have < s->nwant; have++) {
-                int next = 0x7fffffff;
-                for (int j = 0; j < size; j++)
-                    if (d2[j] > last && d2[j] < next) next = d2[j];
-                if (next == 0x7fffffff) break;
-                for (int j = 0; j < size; j++)
-                    if (d2[j] == next) {
-                        if (pass == 1) nb[at] = (uint16_t)j;
-                        at++;
-                        n++;
-                    }
-                last = next;
-            }
-            if (pass == 1) nb[start] = (uint16_t)n;
+    }
+    size_t cap = 1 << 16, at = 0;
+    uint16_t *nb = malloc(cap * sizeof(uint16_t));
+    if (!nb) abort();
+    for (int p = 0; p < s->map_size; p++) {
+        if (map[p] >= 0) continue;   /* on the grid */
+        const uint16_t *h0 = half[0] + (size_t)(p & (ncomb - 1)) * size, *h1 = half[1] + (size_t)(p >> hbits) * size;
+        /* the nwant smallest distinct distances, ascending */
+        int keep[3], nk = 0;
+        for (int j = 0; j < size; j++) {
+            const int d = d2[j] = h0[j] + h1[j];
+            if (nk == s->nwant && d >= keep[nk - 1]) continue;
+            int k = 0;
+            while (k < nk && keep[k] < d) k++;
+            if (k < nk && keep[k] == d) continue;
+            if (nk < s->nwant) nk++;
+            for (int m = nk - 1; m > k; m--) keep[m] = keep[m - 1];
+            keep[k] = d;
         }
-        if (pass == 0) {
-            total = at;
-            nb = malloc(total * sizeof(uint16_t));
+        if (at + 1 + (size_t)size > cap) {
+            while (at + 1 + (size_t)size > cap) cap *= 2;
+            nb = realloc(nb, cap * sizeof(uint16_t));
             if (!nb) abort();
         }
+        map[p] = -(int)(at + 1);
+        const size_t start = at++;
+        for (int k = 0; k < nk; k++)   /* ordered by (distance, index), as ggml's sort leaves them */
+            for (int j = 0; j < size; j++)
+                if (d2[j] == keep[k]) nb[at++] = (uint16_t)j;
+        nb[start] = (uint16_t)(at - start - 1);
     }
+    free(half[0]);
+    free(half[1]);
     free(d2);
     float *fgrid = malloc((size_t)size * dims * sizeof(float));
     int32_t *lgrid = malloc((size_t)size * dims * sizeof(int32_t));
