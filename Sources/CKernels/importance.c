@@ -12,13 +12,14 @@
  * bk_quantize_row_importance_using compares those bodies with the scalar ones. */
 #include "billa_kernels.h"
 #include "quant_common.h"
+#include "grid.h"
 
 #pragma STDC FP_CONTRACT OFF
 
 /* ggml's make_qp_quants: the non-negative scales (or mins) of a super-block's groups on levels 0..nmax, weighted by
  * each group's weight sum: a 9-point scale search, then up to five passes moving single levels. L gets the levels
  * as ggml stores them (uint8_t: an unclamped negative level wraps, as in ggml). Returns the scale. */
-static float bk_iw_qp(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
+float bk_iw_qp(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
     float max = 0;
     for (int i = 0; i < n; i++) max = max > x[i] ? max : x[i];
     if (max < 1e-15f) {

@@ -657,6 +657,7 @@ static void bk_lb_deq_iq4_xs(const uint8_t *b, float *y) {
 int bk_lowbit_block_elems(int type) { return type == BK_IQ4_NL ? 32 : 256; }
 
 int bk_lowbit_block_bytes(int type) {
+    if (bk_grid_block_bytes(type) > 0) return bk_grid_block_bytes(type);   /* the grid types (grid.c) */
     switch (type) {
     case BK_Q2_K: return 84;
     case BK_Q3_K: return 110;
@@ -670,6 +671,7 @@ int bk_lowbit_to_f32(int type, const void *src, float *dst, int64_t n) {
     const uint8_t *s = (const uint8_t *)src;
     const int be = bk_lowbit_block_elems(type), bb = bk_lowbit_block_bytes(type);
     if (bb == 0) return 0;
+    if (bk_grid_block_bytes(type) > 0) return bk_grid_to_f32(type, src, dst, n);
     for (int64_t i = 0; i < n / be; i++, s += bb, dst += be) {
         switch (type) {
         case BK_Q2_K: bk_lb_deq_q2_K(s, dst); break;

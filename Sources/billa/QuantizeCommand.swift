@@ -13,7 +13,11 @@ struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Quantize a model to llama.cpp's types, byte-identical to llama-quantize (with or without an importance matrix).",
         discussion: """
-            SRC is a GGUF file (f32/f16/bf16), a Meta release or a Hugging Face directory. TYPE is a llama-quantize file type: q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m (= q3_k), q3_k_l, q4_k_s, q4_k_m (= q4_k), q5_k_s, q5_k_m (= q5_k), q6_k, iq4_nl, iq4_xs, f16, bf16, f32 (q2_k_s needs an importance matrix: refused without --imatrix, as llama-quantize refuses it). Each tensor gets the type llama-quantize would give it: 1-D and norm tensors stay as they are (f32 from Meta/HF sources), output.weight becomes Q6_K, q4_k_m/q5_k_m give some attn_v and ffn_down layers Q6_K, and rows that are not whole blocks fall back to a 32-element type.
+            SRC is a GGUF file (f32/f16/bf16), a Meta release or a Hugging Face directory. TYPE is a llama-quantize file type: q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m (= q3_k), q3_k_l, q4_k_s, q4_k_m (= q4_k), q5_k_s, q5_k_m (= q5_k), q6_k, iq4_nl, iq4_xs, the grid types iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq3_xs, iq3_s, iq3_m, the ternary tq1_0, tq2_0 (for models trained to ternary weights), and f16, bf16, f32.
+
+            q2_k_s, iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs and iq3_xs need an importance matrix: refused without --imatrix, as llama-quantize refuses them (a tensor given IQ1_S, IQ2_XXS or IQ2_XS with --tensor-type, --output-tensor-type or --token-embedding-type needs an imatrix entry too, which ggml asserts).
+
+            Each tensor gets the type llama-quantize would give it: 1-D and norm tensors stay as they are (f32 from Meta/HF sources), output.weight becomes Q6_K, q4_k_m/q5_k_m give some attn_v and ffn_down layers Q6_K, and rows that are not whole blocks fall back to a 32-element type.
 
             --imatrix FILE quantizes with an importance matrix (llama-imatrix's or billa imatrix's, GGUF or legacy .dat) as llama-quantize --imatrix does: each quantized tensor's entry weights its rows' rounding, the recipes change where llama-quantize's do with one, and the output records quantize.imatrix.file, .dataset, .entries_count and .chunks_count. --include-weights / --exclude-weights S keep or drop the entries whose names contain S.
 
@@ -22,6 +26,7 @@ struct Quantize: ParsableCommand {
             Examples:
               billa quantize llama-7b-f16.gguf -o llama-7b-q4_k_m.gguf --type q4_k_m
               billa quantize llama-7b-f16.gguf -o llama-7b-iq4_xs.gguf --type iq4_xs --imatrix llama-7b.imatrix.gguf
+              billa quantize llama-7b-f16.gguf -o llama-7b-iq2_xxs.gguf --type iq2_xxs --imatrix llama-7b.imatrix.gguf
               billa quantize llama-7b -o llama-7b-q8_0.gguf --type q8_0 --tensor-type 'attn_v=q8_0' --tensor-type 'token_embd=q8_0'
               billa quantize llama-7b-hf -o llama-7b-q4_k_m.billa --type q4_k_m --format pack
               billa quantize llama-65b -o llama-65b-q4_0.gguf --type q4_0 --max-shard-size 4GB
@@ -33,7 +38,7 @@ struct Quantize: ParsableCommand {
     @Option(name: .shortAndLong, help: "The file to write: a .gguf file, or a .billa pack with --format pack; a gguf-split set from -o model.gguf is model-00001-of-0000N.gguf, ...")
     var output: String
 
-    @Option(name: .long, help: "The llama-quantize type (q4_k_m, q5_k_m, q8_0, q6_k, q4_0, ...).")
+    @Option(name: .long, help: "The llama-quantize type (q4_k_m, q5_k_m, q8_0, q6_k, q4_0, iq4_xs, iq3_xxs, iq2_xxs, ...).")
     var type: QuantRecipe
 
     @Option(name: .long, help: "gguf (default) or pack.")

@@ -29,6 +29,15 @@ public enum DType: String, Sendable, CaseIterable, Codable {
     case q3_K = "Q3_K"
     case iq4_nl = "IQ4_NL"
     case iq4_xs = "IQ4_XS"
+    case iq2_xxs = "IQ2_XXS"
+    case iq2_xs = "IQ2_XS"
+    case iq3_xxs = "IQ3_XXS"
+    case iq3_s = "IQ3_S"
+    case iq2_s = "IQ2_S"
+    case iq1_s = "IQ1_S"
+    case iq1_m = "IQ1_M"
+    case tq1_0 = "TQ1_0"
+    case tq2_0 = "TQ2_0"
 
     /// Bytes per element; for block-quantized types, bytes per block of `blockSize` elements. Sizes of whole tensors
     /// should come from `byteCount(elements:)`, which is right for both.
@@ -38,7 +47,9 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .f32, .i32, .u32: return 4
         case .f16, .bf16, .i16, .u16: return 2
         case .f8e4m3, .f8e5m2, .i8, .u8, .bool: return 1
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .q2_K, .q3_K, .iq4_nl, .iq4_xs: return quantType?.bytesPerBlock ?? 0
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .q2_K, .q3_K, .iq4_nl, .iq4_xs,
+             .iq2_xxs, .iq2_xs, .iq3_xxs, .iq3_s, .iq2_s, .iq1_s, .iq1_m,
+             .tq1_0, .tq2_0: return quantType?.bytesPerBlock ?? 0
         }
     }
 

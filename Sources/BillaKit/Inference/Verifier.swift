@@ -28,9 +28,19 @@ public struct VerifyThresholds: Codable, Sendable, Equatable {
         // 0.02-0.03 / 93 %, Q3_K 0.05-0.15 / 86-91 %, Q2_K 0.2-0.4 / 78-83 % (the Q3_K_S..L and Q2_K mixtures);
         // the same 2-5x margin, below the KL of 1 that a broken file shows
         "iq4_xs": (0.08, 0.88), "iq4_nl": (0.08, 0.88), "q3_K": (0.35, 0.75), "q2_K": (0.8, 0.6),
+        // the grid types: llama.cpp's tools/perplexity/README.md table (LLaMA 3 8B, imatrix from 10M tokens of
+        // wikitext) gives mean KLD IQ3_S 0.11 (IQ3_M 0.10), IQ3_XXS 0.18 (IQ3_XS 0.14), IQ2_S 0.44 (IQ2_M 0.33), IQ2_XS 0.55, IQ2_XXS 0.81, IQ1_M 1.39,
+        // IQ1_S 2.25;
+        // about 2x of it, and top-1 floors continuing the rows above (that table has no top-1 column). A broken
+        // file is not told apart from these by KL below 1 any more, but still by its top-1 rate.
+        "iq3_s": (0.25, 0.72), "iq3_xxs": (0.4, 0.68), "iq2_s": (0.9, 0.55), "iq2_xs": (1.1, 0.5), "iq2_xxs": (1.6, 0.42),
+        "iq1_m": (2.8, 0.3), "iq1_s": (4.5, 0.22),
+        // TQ1_0 / TQ2_0 store ternary weights (BitNet-style models trained to -1/0/1 per 256-block scale), where only
+        // the f16 scale is rounded; an ordinary model quantized to them is broken, and these thresholds say so
+        "tq1_0": (0.1, 0.85), "tq2_0": (0.1, 0.85),
     ]
     /// Most lossy first.
-    static let lossOrder: [DType] = [.q2_K, .q3_K, .q4_0, .q4_1, .iq4_nl, .iq4_xs, .q4_K, .q5_0, .q5_1, .q5_K, .q6_K, .q8_0]
+    static let lossOrder: [DType] = [.tq1_0, .tq2_0, .iq1_s, .iq1_m, .iq2_xxs, .iq2_xs, .iq2_s, .q2_K, .iq3_xxs, .iq3_s, .q3_K, .q4_0, .q4_1, .iq4_nl, .iq4_xs, .q4_K, .q5_0, .q5_1, .q5_K, .q6_K, .q8_0]
 
     static func defaults(reference: Set<DType>, candidate: Set<DType>) -> VerifyThresholds {
         func bits(_ d: DType) -> Int { d == .f32 ? 32 : d == .f16 || d == .bf16 ? 16 : 8 }

@@ -21,6 +21,15 @@ enum KernelType {
         case .q3_K: return Int32(BK_Q3_K)
         case .iq4_nl: return Int32(BK_IQ4_NL)
         case .iq4_xs: return Int32(BK_IQ4_XS)
+        case .iq2_xxs: return Int32(BK_IQ2_XXS)
+        case .iq2_xs: return Int32(BK_IQ2_XS)
+        case .iq3_xxs: return Int32(BK_IQ3_XXS)
+        case .iq3_s: return Int32(BK_IQ3_S)
+        case .iq2_s: return Int32(BK_IQ2_S)
+        case .iq1_s: return Int32(BK_IQ1_S)
+        case .iq1_m: return Int32(BK_IQ1_M)
+        case .tq1_0: return Int32(BK_TQ1_0)
+        case .tq2_0: return Int32(BK_TQ2_0)
         default: return nil
         }
     }
@@ -89,7 +98,8 @@ public struct WeightMatrix: @unchecked Sendable {
             let lo = k * per, hi = min(p.rows, lo + per)
             guard lo < hi else { return }
             if bk_lowbit_block_bytes(p.kernel) > 0 {
-                // Q2_K, Q3_K, IQ4_NL, IQ4_XS: rows widened to f32 in lowbit.c, then the f32 products
+                // Q2_K, Q3_K, IQ4_NL, IQ4_XS and the grid types: rows widened to f32 in lowbit.c / grid.c, then the
+                // f32 products (no int8 activation products for these types yet)
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, Int(BK_LOWBIT_ROWS + BK_SCRATCH_ROWS) * p.cols))
                 defer { scratch.deallocate() }
                 _ = bk_lowbit_rows_dot(p.kernel, p.base + lo * p.rowBytes, p.rowBytes, Int64(hi - lo), Int64(p.cols),

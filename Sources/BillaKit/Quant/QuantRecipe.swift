@@ -1,13 +1,15 @@
 import Foundation
 
 /// A llama-quantize file type ("q4_k_m"): the default tensor type and the per-tensor policy llama.cpp's
-/// llama_tensor_get_type applies for the LLaMA architecture without an importance matrix.
+/// llama_tensor_get_type applies for the LLaMA architecture (with or without an importance matrix).
 public enum QuantRecipe: String, Sendable, CaseIterable, Codable {
     case f32, f16, bf16
     case q4_0, q4_1, q5_0, q5_1, q8_0
     case q2_k, q2_k_s, q3_k_s, q3_k_m, q3_k_l
     case q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k
     case iq4_nl, iq4_xs
+    case iq2_xxs, iq2_xs, iq2_s, iq2_m, iq3_xxs, iq3_xs, iq3_s, iq3_m
+    case iq1_s, iq1_m, tq1_0, tq2_0
 
     /// (llama_ftype: the number written as general.file_type, the default tensor type), from llama.h and
     /// llama_ftype_get_default_type.
@@ -16,7 +18,13 @@ public enum QuantRecipe: String, Sendable, CaseIterable, Codable {
         .q5_1: (9, .q5_1), .q2_k: (10, .q2_K), .q3_k_s: (11, .q3_K), .q3_k_m: (12, .q3_K), .q3_k_l: (13, .q3_K),
         .q4_k_s: (14, .q4_K), .q4_k_m: (15, .q4_K), .q5_k_s: (16, .q5_K), .q5_k_m: (17, .q5_K), .q6_k: (18, .q6_K),
         .q2_k_s: (21, .q2_K), .iq4_nl: (25, .iq4_nl), .iq4_xs: (30, .iq4_xs), .bf16: (32, .bf16),
+        .iq2_xxs: (19, .iq2_xxs), .iq2_xs: (20, .iq2_xs), .iq3_xs: (22, .iq3_s), .iq3_xxs: (23, .iq3_xxs),
+        .iq3_s: (26, .iq3_s), .iq3_m: (27, .iq3_s), .iq2_s: (28, .iq2_xs), .iq2_m: (29, .iq2_s),
+        .iq1_s: (24, .iq1_s), .iq1_m: (31, .iq1_m), .tq1_0: (36, .tq1_0), .tq2_0: (37, .tq2_0),
     ]
+
+    /// The recipes llama_tensor_get_type_impl treats as one family for most tensors.
+    var isVeryLowBit: Bool { [.iq2_xxs, .iq2_xs, .iq2_s, .iq2_m, .iq1_s, .iq1_m].contains(self) }
 
     public var fileType: UInt32 { Self.table[self]?.fileType ?? 0 }
     public var defaultType: DType { Self.table[self]?.type ?? .f32 }
@@ -60,6 +68,8 @@ public struct QuantPolicy {
     var nAttentionV = 0
     var iAttentionV = 0
     var iFFNDown = 0
+    var iFFNGate = 0
+    var iFFNUp = 0
     var hasTiedEmbeddings = true
     /// llama-quantize's qs.has_imatrix: an importance matrix with at least one entry was given, which changes
     /// ffn_down's type in two recipes (IQ4_NL/IQ4_XS keep theirs; Q4_0/Q5_0 guard the first layers with Q4_1/Q5_1).
@@ -138,10 +148,18 @@ public struct QuantPolicy {
         Self.allowsQuantization(name, shape: shape) && !(choices.leaveOutputTensor && name == "output.weight")
     }
 
-    /// llama.cpp's tensor_requires_imatrix: Q2_K tensors of a Q2_K_S file other than token_embd and output.
+    /// llama.cpp's tensor_requires_imatrix: IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS tensors and Q2_K tensors
+    /// of a Q2_K_S file, other than token_embd and output; and, for any tensor, a type ggml cannot quantize without
+    /// weights (`QuantType.requiresImportance`: ggml asserts them, so llama-quantize would abort where billa refuses).
     public func requiresImportanceMatrix(_ name: String, _ type: DType) -> Bool {
+        if type.quantType?.requiresImportance == true { return true }
         let cat = Self.category(name)
-        return recipe == .q2_k_s && type == .q2_K && cat != .tokenEmbedding && cat != .output
+        guard cat != .tokenEmbedding && cat != .output else { return false }
+        switch type {
+        case .iq3_xxs, .iq2_xxs, .iq2_xs, .iq2_s, .iq1_s, .iq1_m: return true
+        case .q2_K: return recipe == .q2_k_s
+        default: return false
+        }
     }
 
     /// The type for the next tensor in `order`; `current` is the tensor's type in the source. llama.cpp's
@@ -171,13 +189,45 @@ public struct QuantPolicy {
         let cat = Self.category(name)
         let r = recipe
         if cat == .output || (hasTiedEmbeddings && cat == .tokenEmbedding) {
-            if let o = choices.outputTensorType { t = o } else if cols % t.blockSize != 0 { t = .q8_0 } else if t != .q8_0 { t = .q6_K }
+            if let o = choices.outputTensorType {
+                t = o
+            } else if cols % t.blockSize != 0 {
+                t = .q8_0
+            } else if r.isVeryLowBit || r == .iq3_xxs {
+                t = .q5_K
+            } else if t != .q8_0 {
+                t = .q6_K
+            }
         } else if cat == .tokenEmbedding {
-            // only the IQ1/IQ2/IQ3_XXS/TQ recipes, which billa does not write, change an untied token_embd
+            if r == .iq2_xxs || r == .iq2_xs || r == .iq1_s || r == .iq1_m {
+                t = .q2_K
+            } else if r == .iq2_s || r == .iq2_m || r == .iq3_xxs {
+                t = .iq3_s
+            } else if r == .tq1_0 || r == .tq2_0 {
+                t = .q4_K
+            }
+        } else if r.isVeryLowBit {
+            // llama.cpp's branch for IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M, IQ1_S, IQ1_M: no 70B rule here
+            let wider: DType = r == .iq2_s || r == .iq2_m ? .iq3_s : .q2_K
+            if cat == .attentionV {
+                t = gqa >= 4 ? .q4_K : wider
+                iAttentionV += 1
+            } else if cat == .ffnDown {
+                if iFFNDown < layers / 8 { t = wider }
+                iFFNDown += 1
+            } else if cat == .attentionOutput {
+                if r == .iq1_s || r == .iq1_m { t = .iq2_xxs } else if r == .iq2_s || r == .iq2_m { t = .iq3_s }
+            }
         } else if cat == .attentionV {
             if r == .q2_k {
                 t = gqa >= 4 ? .q4_K : .q3_K
             } else if r == .q2_k_s && gqa >= 4 {
+                t = .q4_K
+            } else if r == .iq3_xxs {
+                t = gqa >= 4 ? .q4_K : !hasImportanceMatrix ? .iq3_s : .iq3_xxs
+            } else if (r == .iq3_xs || r == .iq3_s) && gqa >= 4 {
+                t = .q4_K
+            } else if r == .iq3_m {
                 t = .q4_K
             } else if r == .q3_k_m {
                 t = iAttentionV < 2 ? .q5_K : .q4_K
@@ -193,14 +243,20 @@ public struct QuantPolicy {
             // llama.cpp's LLM_TYPE_70B: 80 layers with grouped-query attention.
             if layers == 80 && heads != kvHeads && (t == .q3_K || t == .q4_K) { t = .q5_K }
             iAttentionV += 1
+        } else if cat == .attentionK || cat == .attentionQ {
+            if r == .iq3_xs { t = .iq3_xxs } else if r == .iq3_xxs { t = .iq2_s }
         } else if cat == .ffnDown {
             let i = iFFNDown, n = layers
             if r == .q2_k {
                 t = .q3_K
             } else if r == .q2_k_s {
                 if i < n / 8 { t = .q4_K }
+            } else if r == .iq3_xxs && !hasImportanceMatrix {
+                t = i < n / 8 ? .q4_K : .q3_K
             } else if r == .q3_k_m {
                 t = i < n / 16 ? .q5_K : .q4_K
+            } else if r == .iq3_m && i < n / 8 {
+                t = .q4_K
             } else if r == .q3_k_l {
                 t = .q5_K
             } else if r == .q4_k_m {
@@ -216,7 +272,12 @@ public struct QuantPolicy {
             }
             iFFNDown += 1
         } else if cat == .attentionOutput {
-            if r == .q2_k { t = .q3_K } else if r == .q3_k_m { t = .q4_K } else if r == .q3_k_l { t = .q5_K }
+            if r == .q2_k { t = .q3_K } else if r == .iq3_xxs { t = .iq3_s } else if r == .q3_k_m { t = .q4_K }
+            else if r == .q3_k_l { t = .q5_K } else if r == .iq3_m { t = .q4_K }
+        } else if cat == .ffnGate || cat == .ffnUp {
+            let i = cat == .ffnGate ? iFFNGate : iFFNUp, n = layers
+            if r == .iq3_xs && i >= n / 8 && i < 7 * n / 8 { t = .iq3_xxs }
+            if cat == .ffnGate { iFFNGate += 1 } else { iFFNUp += 1 }
         }
         return t
     }
@@ -230,7 +291,8 @@ public struct QuantPolicy {
         case .q5_K: r = .q5_1
         case .q6_K: r = .q8_0
         case .q2_K, .q3_K: r = .q4_0
-        case .iq4_xs: r = .iq4_nl
+        case .iq4_xs, .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq1_s, .iq1_m: r = .iq4_nl
+        case .tq1_0, .tq2_0: r = .q4_0
         default: break   // a 32-element type already: f16 below
         }
         if cols % r.blockSize != 0 { r = .f16 }

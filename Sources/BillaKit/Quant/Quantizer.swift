@@ -22,6 +22,14 @@ public enum Quantizer {
         case .q3_K: return { bk_quantize_q3_K($0, $1, Int64($2)) }
         case .iq4_nl: return { bk_quantize_iq4_nl($0, $1, Int64($2)) }
         case .iq4_xs: return { bk_quantize_iq4_xs($0, $1, Int64($2)) }
+        case .iq3_xxs, .iq3_s, .iq2_s, .iq1_m, .tq1_0, .tq2_0:
+            // ggml's unweighted search (IQ: weights from x^2), what ggml_quantize_chunk runs with a NULL imatrix
+            let k = KernelType.of(t.dtype) ?? 0
+            return { _ = bk_quantize_grid(k, $0, $1, Int64($2), nil) }
+        case .iq2_xxs, .iq2_xs, .iq1_s:
+            return { _, _, _ in
+                preconditionFailure("\(t.rawValue) needs importance weights (ggml asserts them); check QuantType.requiresImportance first")
+            }
         }
     }
 
@@ -35,7 +43,7 @@ public enum Quantizer {
         case .q4_K: return KQuants.dequantizeQ4_K
         case .q5_K: return KQuants.dequantizeQ5_K
         case .q6_K: return KQuants.dequantizeQ6_K
-        case .q2_K, .q3_K, .iq4_nl, .iq4_xs:
+        case .q2_K, .q3_K, .iq4_nl, .iq4_xs, .iq2_xxs, .iq2_xs, .iq3_xxs, .iq3_s, .iq2_s, .iq1_s, .iq1_m, .tq1_0, .tq2_0:
             let k = KernelType.of(t.dtype) ?? 0
             return { _ = bk_lowbit_to_f32(k, $0, $1, Int64($2)) }
         }
@@ -44,6 +52,7 @@ public enum Quantizer {
     /// ggml's quantizers with an importance matrix (CKernels' importance.c): `w` holds one weight per column.
     static func weightedQuantizer(_ t: QuantType, _ w: UnsafePointer<Float>) -> RowQuantizer {
         let k = KernelType.of(t.dtype) ?? 0
+        if bk_grid_block_bytes(k) > 0 { return { _ = bk_quantize_grid(k, $0, $1, Int64($2), w) } }   // grid.c
         return { _ = bk_quantize_row_importance(k, $0, $1, Int64($2), w) }
     }
 
@@ -54,7 +63,8 @@ public enum Quantizer {
     /// `--imatrix`. With it — `cols` weights, one per column, as llama-quantize passes a tensor's imatrix entry to
     /// every row — they are `ggml_quantize_chunk(type, src, dst, 0, rows, cols, importance)`'s, a different
     /// (weighted) search for every type except Q8_0, which ggml quantizes the same either way. Check the weights
-    /// first with `checkImportance`.
+    /// first with `checkImportance`. Types with `requiresImportance` (IQ2_XXS, IQ2_XS, IQ1_S) must be given weights; TQ1_0 and
+    /// TQ2_0 ignore them, as ggml does.
     public static func quantize(_ src: UnsafePointer<Float>, rows: Int, cols: Int, to type: QuantType,
                                 into dst: UnsafeMutableRawPointer, threads: Int = 1,
                                 importance: UnsafePointer<Float>? = nil) {

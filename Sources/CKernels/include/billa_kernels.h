@@ -240,4 +240,29 @@ int bk_lowbit_to_f32(int type, const void *src, float *dst, int64_t n);
 int bk_lowbit_rows_dot(int type, const void *w, size_t row_bytes, int64_t rows, int64_t cols, const float *x,
                        int64_t ldx, int64_t ntok, float *y, int64_t ldy, float *scratch);
 
+/* llama.cpp's grid types (grid.c, iq1.c, iq2.c, iq3.c; tables generated into grid_tables.c) and ternary types
+ * (ternary.c), numbered after BK_IQ4_XS.
+ * bk_lowbit_block_bytes / bk_lowbit_to_f32 / bk_lowbit_rows_dot take them too (rows widened to f32). */
+enum { BK_IQ2_XXS = 15, BK_IQ2_XS = 16, BK_IQ3_XXS = 17, BK_IQ3_S = 18, BK_IQ2_S = 19, BK_IQ1_S = 20, BK_IQ1_M = 21,
+       BK_TQ1_0 = 22, BK_TQ2_0 = 23 };
+/* Bytes of a 256-element block of a grid type; 0 for any other type. */
+int bk_grid_block_bytes(int type);
+/* 1 for the types ggml cannot quantize without importance weights (it asserts them): IQ2_XXS, IQ2_XS, IQ1_S. */
+int bk_grid_requires_importance(int type);
+/* One row of n values (whole 256-blocks) as ggml_quantize_chunk(type, x, y, 0, 1, n, qw) writes it: qw holds n
+ * weights (one per column), or is NULL for ggml's unweighted search (IQ3_XXS, IQ3_S, IQ2_S, IQ1_M; TQ1_0 and TQ2_0
+ * ignore weights, as ggml does). Returns 1, or 0 (nothing
+ * written) for another type, a partial block or missing weights a type requires. The first call for a type builds its
+ * lattice (thread-safe). */
+int bk_quantize_grid(int type, const float *x, void *y, int64_t n, const float *qw);
+/* The same with the neighbour searches' body chosen: BK_BODY_PORTABLE (ggml's scalar loops), BK_BODY_AVX2 (eight
+ * neighbours per step, each lane in the scalar order; 0 when the CPU lacks it) or BK_BODY_AUTO. The bytes are the
+ * same; the tests hold both bodies to ggml's. */
+int bk_quantize_grid_using(int body, int type, const float *x, void *y, int64_t n, const float *qw);
+/* Widens n values (whole blocks) of a grid type to f32, as ggml's dequantize_row_*; 0 for any other type. */
+int bk_grid_to_f32(int type, const void *src, float *dst, int64_t n);
+/* A generated table by its llama.cpp name ("iq2xxs_grid", "kgrid_2bit_256", ...) and its size in bytes; NULL (0
+ * bytes) for an unknown name. For the hash test against Tests/Fixtures/quant/grid/tables.json. */
+const void *bk_grid_table(const char *name, size_t *bytes);
+
 #endif

@@ -29,8 +29,7 @@ public enum GGUFLayout {
 
     /// ggml's names for the type ids billa does not read, so errors can say what the file holds.
     static let otherTypeNames: [UInt32: String] = [
-        9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
-        20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+        9: "Q8_1", 15: "Q8_K", 39: "MXFP4",
     ]
 }
 

@@ -26,7 +26,8 @@ enum SafetensorsLayout {
         case .i64: return 13
         case .u64: return 14
         // safetensors has no block-quantized dtypes; the reader rejects them, so these never reach the writer.
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .q2_K, .q3_K, .iq4_nl, .iq4_xs: return -1
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .q2_K, .q3_K, .iq4_nl, .iq4_xs,
+             .iq2_xxs, .iq2_xs, .iq3_xxs, .iq3_s, .iq2_s, .iq1_s, .iq1_m, .tq1_0, .tq2_0: return -1
         }
     }
 }
