@@ -152,7 +152,11 @@ public struct QuantPolicy {
     /// of a Q2_K_S file, other than token_embd and output; and, for any tensor, a type ggml cannot quantize without
     /// weights (`QuantType.requiresImportance`: ggml asserts them, so llama-quantize would abort where billa refuses).
     public func requiresImportanceMatrix(_ name: String, _ type: DType) -> Bool {
-        if type.quantType?.requiresImportance == true { return true }
+        type.quantType?.requiresImportance == true || requiresImportanceMatrixByRecipe(name, type)
+    }
+
+    /// llama-quantize's own check (the tensors other than token_embd/output of the very low-bit types).
+    func requiresImportanceMatrixByRecipe(_ name: String, _ type: DType) -> Bool {
         let cat = Self.category(name)
         guard cat != .tokenEmbedding && cat != .output else { return false }
         switch type {

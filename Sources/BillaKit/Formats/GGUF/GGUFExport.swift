@@ -291,9 +291,14 @@ public enum GGUFExport {
             if !QuantPolicy.allowsQuantization(s.name, shape: s.shape) && !keepUnquantized { target = .f32 }
             let weights = try importanceWeights(imatrix, for: s, target: target, source: source, notes: &notes)
             if policy.requiresImportanceMatrix(s.name, target), weights == nil {
+                // Where the recipe chose the type llama-quantize refuses the run; where only ggml's kernel needs the
+                // weights (IQ2_XXS/IQ2_XS/IQ1_S given by a type option to token_embd/output) it aborts in ggml.
+                let why = target.quantType?.requiresImportance == true && !policy.requiresImportanceMatrixByRecipe(s.name, target)
+                    ? "ggml's \(target.rawValue) quantizer needs importance weights and aborts without them (llama-quantize crashes on it)"
+                    : "llama-quantize refuses it without one (\"this quantization requires an imatrix!\")"
                 throw BillaError(.unsupported, file: source, tensor: s.name,
                                  imatrix == nil
-                                    ? "\(recipe.rawValue) quantizes this tensor to \(target.rawValue), which needs an importance matrix; llama-quantize refuses it without one (\"this quantization requires an imatrix!\")"
+                                    ? "\(recipe.rawValue) quantizes this tensor to \(target.rawValue), which needs an importance matrix; \(why)"
                                     : "the importance matrix has no entry for this tensor, which \(recipe.rawValue) quantizes to \(target.rawValue): llama-quantize refuses it (\"Missing importance matrix for tensor ... in a very low-bit quantization\")",
                                  remedy: imatrix == nil ? (options.importance != nil ? "--include-weights / --exclude-weights left no entry of the importance matrix; filter less" : "pass --imatrix FILE (from billa imatrix or llama-imatrix), or use --type q2_k, which needs none")
                                                         : "use an imatrix computed for this model, and do not --exclude-weights this tensor")
