@@ -40,6 +40,13 @@ struct Llama3ConvertTests {
         let model = try Array(Data(contentsOf: URL(fileURLWithPath: tmp + "/meta/tokenizer.model")))
         let meta = try Array(Data(contentsOf: URL(fileURLWithPath: Fixtures.path("bpe/llama3-tokenizer.model"))))
         #expect(Self.firstDifference(model, meta) == nil, "\(Self.firstDifference(model, meta) ?? "")")
+        // Every tensor is the Meta original the generator computed on its own (interleaved q/k, the tied head copied).
+        let metaSHA = try #require((FamilyGolden.json["llama3_meta"] as? [String: Any])?["meta_tensor_sha256"] as? [String: String])
+        let written = try Release.open(tmp + "/meta").tensors
+        #expect(Set(written.map(\.1.name)) == Set(metaSHA.keys), "Meta tensors: \(written.map(\.1.name).sorted())")
+        for (_, t) in written {
+            #expect(try t.withBytes { sha256Hex($0) } == metaSHA[t.name], "\(t.name) differs from the Meta original make_family_fixtures.py computed")
+        }
         let params = try MetadataRoundTripTests.json(tmp + "/meta/params.json")
         #expect(params["use_scaled_rope"] as? Bool == true && params["rope_theta"] as? Double == 500000)
         let back = try Converter.plan(source: tmp + "/meta", destination: tmp + "/hf", options: ConvertOptions(target: .hf))
