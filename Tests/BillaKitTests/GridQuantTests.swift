@@ -122,20 +122,8 @@ struct GridQuantTests {
         let want = try #require(g.types[name])
         let (x, w) = try GridFixtures.wide.get()
         let got = Quantizer.quantize(x, cols: g.cols, to: type, threads: 2, importance: w)
-        let rowBytes = try #require(type.rowBytes(g.cols))
-        try #require(got.count == g.rows * rowBytes)
-        let head = try QuantFixtures.bytes("grid/wide-head.\(name).bin")
-        let diff = ImportanceFixtures.firstDifferingBlock(Array(got.prefix(head.count)), head, type, cols: g.cols)
-        #expect(diff == nil, "wide rows: \(diff ?? "")")
-        let rowHashes = want.rows.split(separator: " ").map(String.init)
-        try #require(rowHashes.count == g.rows)
-        let firstBadRow = got.withUnsafeBytes { raw in
-            (0..<g.rows).first { r in
-                !sha256Hex(UnsafeRawBufferPointer(rebasing: raw[(r * rowBytes)..<((r + 1) * rowBytes)])).hasPrefix(rowHashes[r])
-            }
-        }
-        #expect(firstBadRow == nil, "wide rows, \(name): row \(firstBadRow ?? -1) is the first whose sha256 differs from ggml's")
-        #expect(got.withUnsafeBytes { sha256Hex($0) } == want.sha256)
+        try ImportanceFixtures.checkWide(got, type, rows: g.rows, cols: g.cols, head: try QuantFixtures.bytes("grid/wide-head.\(name).bin"),
+                                         rowHashes: want.rows, sha256: want.sha256, label: name)
     }
 
     @Test("dequantization equals ggml's dequantize_row_* exactly", arguments: GridFixtures.types)

@@ -6,6 +6,25 @@ import Testing
 /// Importance-weighted quantization against ggml itself: ggml_quantize_chunk with an imatrix, from libggml-base.so of
 /// llama.cpp as vendored by llama-cpp-python 0.3.36 (scripts/fixtures/make_importance_quant_fixtures.py).
 enum ImportanceFixtures {
+    /// The wide-rows check both quantizer suites run: the head's first differing block, then the first row whose
+    /// SHA-256 (prefix) differs from ggml's, then the whole output's SHA-256.
+    static func checkWide(_ got: [UInt8], _ type: QuantType, rows: Int, cols: Int, head: [UInt8], rowHashes: String, sha256: String,
+                          label: String) throws {
+        let rowBytes = try #require(type.rowBytes(cols))
+        try #require(got.count == rows * rowBytes)
+        let diff = firstDifferingBlock(Array(got.prefix(head.count)), head, type, cols: cols)
+        #expect(diff == nil, "wide rows: \(diff ?? "")")
+        let hashes = rowHashes.split(separator: " ").map(String.init)
+        try #require(hashes.count == rows)
+        let firstBadRow = got.withUnsafeBytes { raw in
+            (0..<rows).first { r in
+                !sha256Hex(UnsafeRawBufferPointer(rebasing: raw[(r * rowBytes)..<((r + 1) * rowBytes)])).hasPrefix(hashes[r])
+            }
+        }
+        #expect(firstBadRow == nil, "wide rows, \(label): row \(firstBadRow ?? -1) is the first whose sha256 differs from ggml's")
+        #expect(got.withUnsafeBytes { sha256Hex($0) } == sha256)
+    }
+
     static func path(_ name: String) -> String { QuantFixtures.path("importance/" + name) }
 
     struct Golden: Decodable {
@@ -131,20 +150,8 @@ struct ImportanceQuantTests {
         let want = try #require(g.types[name])
         let (x, w) = try ImportanceFixtures.wide.get()
         let got = Quantizer.quantize(x, cols: g.cols, to: type, threads: 2, importance: w)
-        let rowBytes = try #require(type.rowBytes(g.cols))
-        try #require(got.count == g.rows * rowBytes)
-        let head = try QuantFixtures.bytes("importance/wide-head.\(name).bin")
-        let diff = ImportanceFixtures.firstDifferingBlock(Array(got.prefix(head.count)), head, type, cols: g.cols)
-        #expect(diff == nil, "wide rows: \(diff ?? "")")
-        let rowHashes = want.rows.split(separator: " ").map(String.init)
-        try #require(rowHashes.count == g.rows)
-        let firstBadRow = got.withUnsafeBytes { raw in
-            (0..<g.rows).first { r in
-                !sha256Hex(UnsafeRawBufferPointer(rebasing: raw[(r * rowBytes)..<((r + 1) * rowBytes)])).hasPrefix(rowHashes[r])
-            }
-        }
-        #expect(firstBadRow == nil, "wide rows, \(name): row \(firstBadRow ?? -1) is the first whose sha256 differs from ggml's")
-        #expect(got.withUnsafeBytes { sha256Hex($0) } == want.sha256)
+        try ImportanceFixtures.checkWide(got, type, rows: g.rows, cols: g.cols, head: try QuantFixtures.bytes("importance/wide-head.\(name).bin"),
+                                         rowHashes: want.rows, sha256: want.sha256, label: name)
     }
 
     /// The goldens test the body this CPU runs; this holds the other one to the same bytes.
