@@ -120,6 +120,22 @@ struct ImatrixQuantizeTests {
         #expect {
             _ = try GGUFExport.plan(source: ImatrixQuantFixtures.path("tiny.imatrix.gguf"), options: GGUFExportOptions(recipe: .q4_0))
         } throws: { e in (e as? BillaError)?.message.contains("importance matrix, not a model") ?? false }
+        // A GGUF imatrix without imatrix.chunk_size is refused naming that key (llama-quantize: "missing imatrix metadata").
+        let g = try GGUFReader.open(ImatrixQuantFixtures.path("tiny.imatrix.gguf"))
+        var m = g.metadata
+        m[ImatrixKeys.chunkSize] = nil
+        let plans = try g.tensors.map { t in
+            PackTestSupport.plan(t.name, t.dtype, t.shape, Array(try g.file.bytes(at: g.dataOffset + t.offset, count: t.byteCount, what: t.name)))
+        }
+        let tmp = try Fixtures.tempDir("imatrix-nometa")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try GGUFWriter.write(metadata: m, tensors: plans, to: tmp + "/x.imatrix.gguf")
+        #expect {
+            _ = try ImportanceMatrix.forQuantize(tmp + "/x.imatrix.gguf")
+        } throws: { e in
+            guard let b = e as? BillaError else { return false }
+            return b.message.contains("lacks imatrix.chunk_size (") && !b.message.contains("imatrix.datasets")
+        }
         var wrong = full
         wrong.entries["blk.0.attn_q.weight"]?.sums.removeLast(32)
         o = GGUFExportOptions(recipe: .q4_k_m)

@@ -237,8 +237,10 @@ public enum GGUFExport {
         }
         if arch == "llama" { m[keys.vocabSize] = .u32(UInt32(vocabRows)) }
         vocab.write(into: &m)
+        // A config field GGUF cannot hold is a loss, stated on stderr with the other lossy steps.
+        var losses = accounting.dropped
         if let w = p.slidingWindow {
-            notes.append("GGUF's \(arch) architecture has no sliding attention window (convert_hf_to_gguf.py writes none): llama.cpp attends over every position, so outputs differ from transformers' once a prompt passes \(w) tokens")
+            losses.append("GGUF's \(arch) architecture has no sliding attention window (convert_hf_to_gguf.py writes none): llama.cpp attends over every position, so outputs differ from transformers' once a prompt passes \(w) tokens")
         }
         // convert_hf_to_gguf.py: scaling keys for linear / yarn, rope_freqs.weight (F32) for llama3.
         let rope = GGUFRope.export(p, arch: arch, into: &m)
@@ -251,7 +253,7 @@ public enum GGUFExport {
             })
         }
         return try finish(source: release.path, sources: sources, metadata: m, layers: p.nLayers, heads: p.nHeads,
-                          kvHeads: p.nKVHeads, keepUnquantized: false, options: options, notes: notes, losses: accounting.dropped)
+                          kvHeads: p.nKVHeads, keepUnquantized: false, options: options, notes: notes, losses: losses)
     }
 
     // MARK: type choice and tensor plans

@@ -50,9 +50,11 @@ extension ImportanceMatrix {
         let m = g.metadata
         let datasets: [String]
         if case .array(.string, let a)? = m[ImatrixKeys.datasets] { datasets = a.compactMap(\.stringValue) } else { datasets = [] }
-        let hasMetadata = m[ImatrixKeys.datasets] != nil && m[ImatrixKeys.chunkCount] != nil && m[ImatrixKeys.chunkSize] != nil
-        return ImportanceMatrix(entries: entries, datasets: datasets, chunkCount: m[ImatrixKeys.chunkCount]?.intValue ?? 0,
-                                chunkSize: m[ImatrixKeys.chunkSize]?.intValue ?? 0, format: .gguf, hasMetadata: hasMetadata)
+        let missing = [ImatrixKeys.datasets, ImatrixKeys.chunkCount, ImatrixKeys.chunkSize].filter { m[$0] == nil }
+        var out = ImportanceMatrix(entries: entries, datasets: datasets, chunkCount: m[ImatrixKeys.chunkCount]?.intValue ?? 0,
+                                   chunkSize: m[ImatrixKeys.chunkSize]?.intValue ?? 0, format: .gguf, hasMetadata: missing.isEmpty)
+        out.missingMetadata = missing
+        return out
     }
 
     private static func floats(_ g: GGUFFile, _ t: GGUFTensorInfo) -> [Float] {

@@ -29,6 +29,8 @@ public struct ImportanceMatrix: Sendable, Equatable {
     public var format: Format
     /// Whether a GGUF file carried the three `imatrix.*` keys llama-quantize requires.
     public var hasMetadata: Bool
+    /// The imatrix.* keys a GGUF imatrix lacks (llama-quantize refuses one without all three).
+    public var missingMetadata: [String] = []
 
     public init(entries: [String: Entry], datasets: [String], chunkCount: Int, chunkSize: Int,
                 format: Format = .gguf, hasMetadata: Bool = true) {
@@ -75,7 +77,7 @@ public struct ImportanceMatrix: Sendable, Equatable {
     public static func forQuantize(_ path: String, include: [String] = [], exclude: [String] = []) throws -> ImportanceMatrix {
         let m = try read(path)
         guard m.format == .dat || m.hasMetadata else {
-            throw BillaError(.invalidHeader, file: path, "the GGUF imatrix lacks imatrix.datasets, imatrix.chunk_count or imatrix.chunk_size (llama-quantize refuses it: \"missing imatrix metadata\")",
+            throw BillaError(.invalidHeader, file: path, "the GGUF imatrix lacks \(m.missingMetadata.isEmpty ? "imatrix metadata" : m.missingMetadata.joined(separator: ", ")) (llama-quantize refuses it: \"missing imatrix metadata\")",
                              remedy: "recompute it with billa imatrix or a current llama-imatrix")
         }
         let kept = m.filtered(include: include, exclude: exclude)
