@@ -79,6 +79,7 @@ struct Imatrix: ParsableCommand {
         let text = try PerplexityRun.readText(file)
         let loaded = try Verifier.Loaded(model, tokenizer: tokenizer, unused: drops.policy)
         stateLosses(loaded.model.weights.ignored)
+        warnContext(loaded, ctxSize)
         var o = ImatrixOptions()
         o.contextSize = ctxSize
         o.maxChunks = chunks

@@ -77,6 +77,7 @@ struct Perplexity: ParsableCommand {
         stateLosses(m.model.weights.ignored)
         let tokens = try m.tokenize(text)
         let plan = try PerplexityPlan(tokens: tokens.count, nCtx: ctxSize ?? PerplexityPlan.defaultContext, nBatch: batchSize, maxChunks: chunks, text: file)
+        warnContext(m, plan.nCtx)
         if !report.quiet {
             StatusLine.standardError.message("perplexity: \(tokens.count) tokens, \(plan.nChunk) chunks of n_ctx=\(plan.nCtx) (batch_size=\(plan.nBatch), n_seq=\(plan.nSeq)), scoring the last \(plan.scoredPerChunk) tokens of each\n")
         }
@@ -108,6 +109,7 @@ struct Perplexity: ParsableCommand {
         let plan = try PerplexityPlan(base: base.layout, nBatch: batchSize)
         let m = try Verifier.Loaded(model, tokenizer: tokenizer, unused: drops.policy)
         stateLosses(m.model.weights.ignored)
+        warnContext(m, plan.nCtx)
         if !report.quiet {
             StatusLine.standardError.message("kl-divergence: \(plan.nChunk) chunks of n_ctx=\(plan.nCtx) from \(path), \(plan.scoredPerChunk) positions each\n")
         }

@@ -22,6 +22,12 @@ struct NarrowingOptions: ParsableArguments {
 }
 
 /// Lossy steps a plan takes knowingly: on stderr, before anything is written, whatever --quiet says.
+/// llama.cpp's "n_ctx_per_seq > n_ctx_train" warning: chunks longer than the context the model records.
+func warnContext(_ loaded: Verifier.Loaded, _ nCtx: Int) {
+    guard let trained = loaded.model.weights.parameters.contextLength, nCtx > trained else { return }
+    warn("-c \(nCtx) exceeds the model's context length \(trained): positions past it were never trained, so the numbers may mean little (llama.cpp warns the same: n_ctx_per_seq > n_ctx_train)")
+}
+
 func stateLosses(_ lines: [String]) {
     for l in lines { StatusLine.standardError.message("note: \(l)\n") }
 }

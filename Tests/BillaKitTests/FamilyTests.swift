@@ -167,6 +167,17 @@ struct FamilyTests {
         try FamilyGolden.check(tmp + "/q.billa", against: "qwen2-sliding", label: "qwen2-sliding as a pack")
     }
 
+    @Test("imatrix and perplexity warn when -c passes the model's context length (256 here), as llama.cpp does")
+    func contextWarning() throws {
+        let tmp = try Fixtures.tempDir("family-ctx")
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let text = Fixtures.path("tokenizer/corpus-en.jsonl")
+        let over = try CLITests().billa("imatrix", Fixtures.path("families/mistral"), "-f", text, "-c", "300", "--chunks", "1", "-o", tmp + "/a.gguf")
+        #expect(over.status == 0 && over.stderr.contains("-c 300 exceeds the model's context length 256"), "\(over.stderr)")
+        let within = try CLITests().billa("imatrix", Fixtures.path("families/mistral"), "-f", text, "-c", "128", "--chunks", "1", "-o", tmp + "/b.gguf")
+        #expect(within.status == 0 && !within.stderr.contains("exceeds"), "\(within.stderr)")
+    }
+
     @Test("Qwen2 has no Meta layout: converting it there is refused by name")
     func qwen2HasNoMetaLayout() throws {
         let tmp = try Fixtures.tempDir("family-qmeta")
