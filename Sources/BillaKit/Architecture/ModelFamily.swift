@@ -121,17 +121,10 @@ struct FamilyConfig {
         return c
     }
 
-    /// Meta's params.json: Mistral's originals carry `sliding_window` (LLaMA's never do); billa's own `family`
-    /// key says the rest when it wrote the file.
+    /// Meta's params.json: Mistral's originals carry `sliding_window` (LLaMA's never do, and billa writes it for
+    /// Mistral only, null when there is no window).
     static func fromMeta(_ params: [String: Any], file: String) throws -> FamilyConfig {
         var c = FamilyConfig()
-        if let f = params["model_type"] {
-            guard let name = f as? String, let family = ModelFamily(rawValue: name), family.hasMetaLayout else {
-                throw BillaError(.unsupported, file: file, "model_type '\(f)' has no Meta layout billa reads",
-                                 remedy: "params.json is from another architecture; use its Hugging Face release")
-            }
-            c.family = family
-        }
         if params.keys.contains("sliding_window") {
             c.family = .mistral
             c.slidingWindow = try window(params["sliding_window"], file: file)

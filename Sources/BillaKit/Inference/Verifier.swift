@@ -176,7 +176,8 @@ public enum Verifier {
         if let m = overrides.top1 { t.minTop1 = m; t.maxRelativeLogitDiff = nil }
         // Settings that change outputs are compared first: no prompt runs when they differ.
         // A sliding window matters only when a prompt is longer than it.
-        let longest = try prompts.map { try ref.tokenize($0).count }.max() ?? 0
+        let promptTokens = try prompts.map { try ref.tokenize($0) }
+        let longest = promptTokens.map(\.count).max() ?? 0
         let architecture = ArchitectureCheck.differences(ref.model.weights.parameters, cand.model.weights.parameters, positions: longest)
         if !architecture.isEmpty {
             return VerifyReport(reference: ref.path, candidate: cand.path, pass: false, thresholds: t,
@@ -192,7 +193,7 @@ public enum Verifier {
         var nllRef = (0.0, 0), nllCand = (0.0, 0)
         var failures = [String]()
         for (i, text) in prompts.enumerated() {
-            let tokens = try ref.tokenize(text)
+            let tokens = promptTokens[i]
             if let candTok = cand.tokenizer, (cand.bos.map { [$0] } ?? []) + candTok.encode(text) != tokens {
                 failures.append("prompt \(i + 1): the candidate's tokenizer gives other ids than the reference's")
             }

@@ -145,3 +145,28 @@ enum Base64 {
         return true
     }
 }
+
+extension BPETokenizer {
+    /// TikTokenConverter's merges for Meta's file, in its order: for each base token in rank order, every split into
+    /// two tokens, ordered by (left rank, right rank), as "left right" in the byte-level alphabet. What both the
+    /// HF tokenizer.json and the GGUF gpt2 vocabulary of a Meta release carry.
+    func tiktokenMergeStrings() -> [String] {
+        let base = decodeBytes.count - BPETokenizer.llama3SpecialTokens.count
+        var out = [String]()
+        var local = [(Int32, Int32, Int)]()
+        for id in 0..<base {
+            let t = decodeBytes[id]
+            guard t.count > 1 else { continue }
+            local.removeAll(keepingCapacity: true)
+            t.withUnsafeBufferPointer { p in
+                let q = p.baseAddress!
+                for k in 1..<t.count {
+                    if let l = index.lookup(q, k), let r = index.lookup(q + k, t.count - k) { local.append((l, r, k)) }
+                }
+            }
+            local.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+            for (_, _, k) in local { out.append(ByteLevelAlphabet.encode(t[..<k]) + " " + ByteLevelAlphabet.encode(t[k...])) }
+        }
+        return out
+    }
+}

@@ -39,25 +39,9 @@ enum TokenizerJSONWriter {
             put(":\(id)")
         }
         put(#"},"merges":["#)
-        // TikTokenConverter: for each token in rank order, every split into two tokens, ordered by the halves' ranks.
-        var first = true
-        var local = [(Int32, Int32)]()
-        for id in 0..<base {
-            let b = t.decodeBytes[id]
-            guard b.count > 1 else { continue }
-            local.removeAll(keepingCapacity: true)
-            b.withUnsafeBufferPointer { p in
-                let q = p.baseAddress!
-                for k in 1..<b.count {
-                    if let l = t.index.lookup(q, k), let r = t.index.lookup(q + k, b.count - k) { local.append((l, r)) }
-                }
-            }
-            local.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-            for (l, r) in local {
-                if !first { put(",") }
-                first = false
-                quoted(spelled[Int(l)] + " " + spelled[Int(r)])
-            }
+        for (k, m) in t.tiktokenMergeStrings().enumerated() {
+            if k > 0 { put(",") }
+            quoted(m)
         }
         put("]}}")
         return out

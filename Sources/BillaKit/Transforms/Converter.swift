@@ -218,7 +218,7 @@ public enum Converter {
             files.append(tok)
         } else if let json = release.tokenizerPath, json.hasSuffix("tokenizer.json") {
             // A Llama-3 tokenizer.json goes back to Meta's tiktoken file; any other has no Meta form.
-            if let t = try? BPETokenizer(tokenizerJSON: json), let model = TiktokenWriter.llama3(from: t) {
+            if let model = TiktokenWriter.llama3(from: try BPETokenizer(tokenizerJSON: json)) {
                 files.append(PlannedFile(name: "tokenizer.model", content: .bytes(model, source: json)))
             } else {
                 tokenizerNote = "the source's tokenizer.json is not Llama-3's TikToken layout, which is the only one Meta's tokenizer.model can hold: no tokenizer.model is written (keep the HF directory's tokenizer.json)"

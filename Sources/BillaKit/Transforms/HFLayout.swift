@@ -82,7 +82,9 @@ public enum HFLayout {
         if family != .llama {
             // LlamaConfig's own keys; MistralConfig has none of them.
             o.pairs.removeAll { ["attention_bias", "mlp_bias", "pretraining_tp"].contains($0.0) }
-            o.pairs.append(("sliding_window", p.slidingWindow))   // indented() sorts the keys
+            // MistralConfig's window (null: none); Qwen2's needs use_sliding_window too, but Qwen2 has no Meta
+            // layout to come from.
+            if family == .mistral { o.pairs.append(("sliding_window", p.slidingWindow)) }   // indented() sorts the keys
         }
         if let scaled { o.pairs.append(("rope_scaling", PythonJSON.Object(scaled.filter { $0.0 != "rope_theta" }))) }
         if p.ropeTheta != 10000 { o.pairs.append(("rope_theta", p.ropeTheta)) }

@@ -207,18 +207,7 @@ struct GGUFBPEVocabulary {
         for id in all.count..<rows {
             v.tokens.append("[PAD\(id)]"); v.types.append(TokenType.unused.rawValue); v.paddingCount += 1
         }
-        // TikTokenConverter: for each token in rank order, every split into two tokens, ordered by (left rank,
-        // right rank); the whole list ordered by the merged token's rank
-        for id in 0..<base {
-            let t = all[id]
-            guard t.count > 1 else { continue }
-            var local = [(Int32, Int32, Int)]()
-            for k in 1..<t.count {
-                if let l = tokenizer.index.lookup(Array(t[..<k])), let r = tokenizer.index.lookup(Array(t[k...])) { local.append((l, r, k)) }
-            }
-            local.sort { ($0.0, $0.1) < ($1.0, $1.1) }
-            for (_, _, k) in local { v.merges.append(ByteLevelAlphabet.encode(t[..<k]) + " " + ByteLevelAlphabet.encode(t[k...])) }
-        }
+        v.merges = tokenizer.tiktokenMergeStrings()
         if let bos = tokenizer.bosID { v.special.ids.append(("bos", bos)) }
         if let eos = tokenizer.eosID { v.special.ids.append(("eos", eos)) }
         // the converted tokenizer.json's post-processor: ByteLevel, then TemplateProcessing "<|begin_of_text|> $A"

@@ -210,7 +210,7 @@ public enum GGUFExport {
         notes += vocab.notes
         var hfConfig = [String: Any]()
         if release.layout == .huggingFace { hfConfig = ((try? side.json("config.json")) ?? nil) ?? [:] }
-        let context = options.contextLength ?? hfConfig.int("max_position_embeddings") ?? p.contextLength ?? 2048
+        let context = options.contextLength ?? p.contextLength ?? 2048
         if options.contextLength == nil, release.layout == .meta, p.contextLength == nil {
             notes.append("llama.context_length is 2048: Meta releases do not record it (pass --max-position-embeddings 4096 for LLaMA 2)")
         }
