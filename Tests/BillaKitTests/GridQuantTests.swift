@@ -168,21 +168,6 @@ struct GridQuantTests {
         let w = Quantizer.dequantize(bytes, from: q)
         let kernel = try #require(KernelType.of(q.dtype))
         #expect(bk_lowbit_block_bytes(kernel) == Int32(q.bytesPerBlock))
-        for ntok in [1, 7] {
-            let x = (0..<(ntok * cols)).map { Float(($0 * 7) % 17) / 17 - 0.5 }
-            var y = [Float](repeating: 0, count: ntok * rows)
-            var scratch = [Float](repeating: 0, count: Int(BK_LOWBIT_ROWS + BK_SCRATCH_ROWS) * cols)
-            let ran = bytes.withUnsafeBytes { b in
-                bk_lowbit_rows_dot(kernel, b.baseAddress!, bytes.count / rows, Int64(rows), Int64(cols), x, Int64(cols), Int64(ntok), &y, Int64(rows), &scratch)
-            }
-            #expect(ran == 1)
-            for t in 0..<ntok {
-                for r in 0..<rows {
-                    var s = 0.0
-                    for c in 0..<cols { s += Double(w[r * cols + c]) * Double(x[t * cols + c]) }
-                    #expect(abs(Double(y[t * rows + r]) - s) <= 1e-4 * max(1, abs(s)), "\(name) \(ntok) tokens: row \(r) token \(t): \(y[t * rows + r]) vs \(s)")
-                }
-            }
-        }
+        LowBitFixtures.checkProducts(bytes, w, kernel: kernel, rows: rows, cols: cols, label: name)
     }
 }

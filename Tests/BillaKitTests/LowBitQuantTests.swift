@@ -6,6 +6,27 @@ import Testing
 /// Q2_K, Q3_K_S/M/L, IQ4_NL and IQ4_XS against llama-quantize itself (llama.cpp as vendored by
 /// llama-cpp-python 0.3.36), and gguf-py's dequantizers: scripts/fixtures/make_lowbit_fixtures.py.
 enum LowBitFixtures {
+    /// The verifier's products of quantized rows (lowbit.c widens them, then f32 products), for one token and for a
+    /// prompt, against dot products of the dequantized rows `w`.
+    static func checkProducts(_ bytes: [UInt8], _ w: [Float], kernel: Int32, rows: Int, cols: Int, label: String) {
+        for ntok in [1, 7] {
+            let x = (0..<(ntok * cols)).map { Float(($0 * 7) % 17) / 17 - 0.5 }
+            var y = [Float](repeating: 0, count: ntok * rows)
+            var scratch = [Float](repeating: 0, count: Int(BK_LOWBIT_ROWS + BK_SCRATCH_ROWS) * cols)
+            let ran = bytes.withUnsafeBytes { b in
+                bk_lowbit_rows_dot(kernel, b.baseAddress!, bytes.count / rows, Int64(rows), Int64(cols), x, Int64(cols), Int64(ntok), &y, Int64(rows), &scratch)
+            }
+            #expect(ran == 1)
+            for t in 0..<ntok {
+                for r in 0..<rows {
+                    var s = 0.0
+                    for c in 0..<cols { s += Double(w[r * cols + c]) * Double(x[t * cols + c]) }
+                    #expect(abs(Double(y[t * rows + r]) - s) <= 1e-4 * max(1, abs(s)), "\(label) \(ntok) tokens: row \(r) token \(t): \(y[t * rows + r]) vs \(s)")
+                }
+            }
+        }
+    }
+
     static func path(_ name: String) -> String { QuantFixtures.path("lowbit/" + name) }
 
     struct Golden: Decodable {
@@ -311,21 +332,6 @@ struct LowBitQuantTests {
         let bytes = Quantizer.quantize(values, cols: cols, to: q)
         let w = Quantizer.dequantize(bytes, from: q)
         let kernel = try #require(KernelType.of(dtype))
-        for ntok in [1, 7] {
-            let x = (0..<(ntok * cols)).map { Float(($0 * 7) % 17) / 17 - 0.5 }
-            var y = [Float](repeating: 0, count: ntok * rows)
-            var scratch = [Float](repeating: 0, count: Int(BK_LOWBIT_ROWS + BK_SCRATCH_ROWS) * cols)
-            let ran = bytes.withUnsafeBytes { b in
-                bk_lowbit_rows_dot(kernel, b.baseAddress!, bytes.count / rows, Int64(rows), Int64(cols), x, Int64(cols), Int64(ntok), &y, Int64(rows), &scratch)
-            }
-            #expect(ran == 1)
-            for t in 0..<ntok {
-                for r in 0..<rows {
-                    var s = 0.0
-                    for c in 0..<cols { s += Double(w[r * cols + c]) * Double(x[t * cols + c]) }
-                    #expect(abs(Double(y[t * rows + r]) - s) <= 1e-4 * max(1, abs(s)), "\(dtype) \(ntok) tokens: row \(r) token \(t): \(y[t * rows + r]) vs \(s)")
-                }
-            }
-        }
+        LowBitFixtures.checkProducts(bytes, w, kernel: kernel, rows: rows, cols: cols, label: "\(dtype)")
     }
 }
